@@ -1,0 +1,50 @@
+# prodmatch: every command a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= synthetic
+SCALE ?= demo
+SEED ?= 0
+
+.PHONY: help install test test-all lint format data data-full demo evaluate sweep bench reproduce reproduce-quick clean
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+install:  ## create .venv and install prodmatch with its dev tools (editable)
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+
+test:  ## fast test suite
+	$(PY) -m pytest -q
+
+test-all:  ## every test, the slow end-to-end ones included
+	$(PY) -m pytest -q -m "slow or not slow"
+
+lint:  ## ruff lint + format check
+	$(PY) -m ruff check src tests train.py evaluate.py
+	$(PY) -m ruff format --check src tests train.py evaluate.py
+
+format:  ## apply ruff's fixes and formatting
+	$(PY) -m ruff check --fix src tests train.py evaluate.py
+	$(PY) -m ruff format src tests train.py evaluate.py
+
+data:  ## generate the synthetic demo catalog into data/synthetic/
+	$(PY) -m prodmatch.data.synthetic --out data/synthetic --seed $(SEED) --scale $(SCALE)
+
+data-full:  ## generate the study-sized synthetic catalog into data/synthetic_full/
+	$(PY) -m prodmatch.data.synthetic --out data/synthetic_full --seed $(SEED) --scale full
+
+demo:  ## the offline demo: train on the synthetic catalog, ANNOY Acc@10 before vs after
+	$(PY) train.py
+
+evaluate:  ## off-the-shelf evaluation (EXPERIMENT=img|title_cat|...)
+	$(PY) evaluate.py experiment=$(or $(EXPERIMENT),title_cat_tfidf) data=$(DATA)
+
+bench:  ## search/encoding benchmarks, results written to bench/results.md
+	$(PY) -m prodmatch.bench --out bench/results.md
+
+clean:  ## remove runs, caches and generated data
+	rm -rf logs/* multirun/* wandb outputs .pytest_cache .ruff_cache data/cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
