@@ -1,0 +1,164 @@
+"""Hydra entry points: `python train.py ...` and `python evaluate.py ...` (both accept `-m` sweeps)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from prodmatch.errors import ProdmatchError
+from prodmatch.tracking import wandb_offline
+
+log = logging.getLogger("prodmatch")
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
+
+
+def user_error(err: BaseException) -> ProdmatchError | None:
+    """The ProdmatchError behind an exception, if any (Hydra wraps errors raised in constructors)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, ProdmatchError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def run_job(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> dict[str, float]:
+    """Run one Hydra job: expected errors become one line and a non-zero exit; W&B is always finished."""
+    from prodmatch.tracking import finish_wandb
+
+    failed = True
+    try:
+        metrics = task(cfg)
+        failed = False
+        return metrics
+    except Exception as exc:
+        err = user_error(exc)
+        if err is None:
+            raise
+        log.error("%s", err)
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        finish_wandb(failed)
+
+
+def run_evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Evaluate off-the-shelf encoders (or a trained checkpoint's) and write the run's artifacts."""
+    from hydra.utils import instantiate
+    from pytorch_lightning import seed_everything
+
+    from prodmatch.encoders.base import EmbeddingCache
+    from prodmatch.encoders.registry import EncoderRegistry
+    from prodmatch.retrieval.pipeline import retrieval_metrics, write_artifacts
+    from prodmatch.tracking import build_loggers, log_examples, log_metrics
+
+    seed_everything(cfg.seed, workers=True, verbose=False)
+    pipeline = instantiate(cfg.retrieval)
+    encoders = EncoderRegistry(cfg.encoders)
+    if cfg.ckpt_path:
+        from prodmatch.models.loading import load_trained_encoder
+
+        trained, modality = load_trained_encoder(cfg.ckpt_path)
+        # The trained encoder stands in for the off-the-shelf one of its modality, and is also `model`.
+        encoders = encoders.with_extra(model=trained, **{modality: trained})
+    queries, database = instantiate(cfg.data).load(require_images=pipeline.needs_images)
+    loggers = build_loggers(cfg.logger)
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    cache = EmbeddingCache(Path(cfg.paths.cache_dir) / "embeddings") if cfg.cache else None
+    result = pipeline.run(queries, database, encoders, cache)
+    metrics = retrieval_metrics(result)
+    write_artifacts(result, metrics, cfg.paths.output_dir)
+    log_metrics(loggers, metrics)
+    log_examples(loggers, result, cfg.log_examples)
+    print(format_summary(cfg, metrics, before=None))
+    return metrics
+
+
+def run_train(cfg: DictConfig) -> dict[str, float]:
+    """Fit the configured model on the database catalog; the retrieval callback scores it before and after."""
+    from hydra.utils import instantiate
+    from pytorch_lightning import seed_everything
+
+    from prodmatch.encoders.registry import EncoderRegistry
+    from prodmatch.tracking import build_loggers
+
+    seed_everything(cfg.seed, workers=True, verbose=False)
+    pipeline = instantiate(cfg.retrieval)
+    model = instantiate(cfg.model)
+    needs_images = pipeline.needs_images or model.modality == "image"
+    queries, database = instantiate(cfg.data).load(require_images=needs_images)
+    datamodule = instantiate(cfg.datamodule, database=database)
+
+    callbacks_cfg = dict(cfg.get("callbacks") or {})
+    retrieval_cfg = callbacks_cfg.pop("retrieval", None)
+    callbacks = [instantiate(node) for node in callbacks_cfg.values() if node is not None]
+    if retrieval_cfg is not None:
+        retrieval_cb = instantiate(
+            retrieval_cfg,
+            pipeline=pipeline,
+            queries=queries,
+            database=database,
+            encoders=EncoderRegistry(cfg.encoders),
+            output_dir=cfg.paths.output_dir,
+            cache_dir=str(Path(cfg.paths.cache_dir) / "embeddings"),
+        )
+        callbacks.append(retrieval_cb)
+    loggers = build_loggers(cfg.logger)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+
+    # Read back what rank 0 wrote: with spawned DDP workers this process's callback never saw the metrics.
+    metrics_path = Path(cfg.paths.output_dir) / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    if trainer.is_global_zero and metrics:
+        print(format_summary(cfg, metrics, before="before_fit/"))
+    return metrics
+
+
+def format_summary(cfg: DictConfig, metrics: Mapping[str, Any], before: str | None) -> str:
+    """A short human summary: Acc@10 overall and per target (before vs after fit for training runs)."""
+    key = "retrieval/acc@10"
+    targets = sorted(k[len(key) + 1 :] for k in metrics if k.startswith(key + "/"))
+    lines = [f"{cfg.experiment_name} on {cfg.data.name}: {cfg.task_name} run in {cfg.paths.output_dir}"]
+    if before is not None and before + key in metrics:
+        lines.append(f"{'Acc@10':<34}{'before fit':>12}{'after fit':>12}")
+        rows = [("overall", key)] + [(t, f"{key}/{t}") for t in targets]
+        lines += [
+            f"  {name:<32}{100 * metrics[before + k]:>11.2f}%{100 * metrics[k]:>11.2f}%" for name, k in rows
+        ]
+    else:
+        lines.append(f"{'Acc@10':<34}{100 * metrics[key]:>11.2f}%")
+        lines += [f"  {t:<32}{100 * metrics[f'{key}/{t}']:>11.2f}%" for t in targets]
+    extras = [
+        k for k in ("retrieval/ann_recall@10", "retrieval/sku_recall@10", "retrieval/sku_mrr") if k in metrics
+    ]
+    lines += [f"{k.split('/', 1)[1]:<34}{metrics[k]:>12.4f}" for k in extras]
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def train(cfg: DictConfig) -> float | None:
+    """`python train.py`: train a model variant (the offline demo with no arguments)."""
+    metrics = run_job(run_train, cfg)
+    return metrics.get("retrieval/acc@10")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+def evaluate(cfg: DictConfig) -> float | None:
+    """`python evaluate.py experiment=...`: off-the-shelf retrieval evaluation."""
+    metrics = run_job(run_evaluate, cfg)
+    return metrics.get("retrieval/acc@10")
