@@ -19,7 +19,14 @@ log = logging.getLogger("prodmatch")
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
+
+def if_pretrained(when_pretrained: Any, when_local: Any, *, _root_: DictConfig) -> Any:
+    """`${if_pretrained:a,b}`: a with pretrained weights, b for locally built random-init models."""
+    return when_pretrained if _root_.pretrained else when_local
+
+
 OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
+OmegaConf.register_new_resolver("if_pretrained", if_pretrained, replace=True)
 
 
 def user_error(err: BaseException) -> ProdmatchError | None:
@@ -52,18 +59,16 @@ def run_job(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> 
         finish_wandb(failed)
 
 
-def run_evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Evaluate off-the-shelf encoders (or a trained checkpoint's) and write the run's artifacts."""
+def retrieve(cfg: DictConfig, k: int | None = None):
+    """Load the catalogs and run the configured retrieval (a trained checkpoint's encoder where given)."""
     from hydra.utils import instantiate
     from pytorch_lightning import seed_everything
 
     from prodmatch.encoders.base import EmbeddingCache
     from prodmatch.encoders.registry import EncoderRegistry
-    from prodmatch.retrieval.pipeline import retrieval_metrics, write_artifacts
-    from prodmatch.tracking import build_loggers, log_examples, log_metrics
 
     seed_everything(cfg.seed, workers=True, verbose=False)
-    pipeline = instantiate(cfg.retrieval)
+    pipeline = instantiate(cfg.retrieval, **({} if k is None else {"k": k}))
     encoders = EncoderRegistry(cfg.encoders)
     if cfg.ckpt_path:
         from prodmatch.models.loading import load_trained_encoder
@@ -72,18 +77,41 @@ def run_evaluate(cfg: DictConfig) -> dict[str, float]:
         # The trained encoder stands in for the off-the-shelf one of its modality, and is also `model`.
         encoders = encoders.with_extra(model=trained, **{modality: trained})
     queries, database = instantiate(cfg.data).load(require_images=pipeline.needs_images)
+    cache = EmbeddingCache(Path(cfg.paths.cache_dir) / "embeddings") if cfg.cache else None
+    return pipeline.run(queries, database, encoders, cache)
+
+
+def run_evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Evaluate off-the-shelf encoders (or a trained checkpoint's) and write the run's artifacts."""
+    from prodmatch.retrieval.pipeline import retrieval_metrics, write_artifacts
+    from prodmatch.tracking import build_loggers, log_examples, log_metrics
+
     loggers = build_loggers(cfg.logger)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-
-    cache = EmbeddingCache(Path(cfg.paths.cache_dir) / "embeddings") if cfg.cache else None
-    result = pipeline.run(queries, database, encoders, cache)
+    result = retrieve(cfg)
     metrics = retrieval_metrics(result)
     write_artifacts(result, metrics, cfg.paths.output_dir)
     log_metrics(loggers, metrics)
     log_examples(loggers, result, cfg.log_examples)
     print(format_summary(cfg, metrics, before=None))
     return metrics
+
+
+def run_match(cfg: DictConfig) -> dict[str, float]:
+    """Write every query card's top-N database matches with scores and key columns to `cfg.out`."""
+    from prodmatch.errors import ConfigError
+    from prodmatch.retrieval.pipeline import export_frame, retrieval_metrics
+
+    if int(cfg.top_n) < 1:
+        raise ConfigError(f"top_n={cfg.top_n} must be >= 1")
+    result = retrieve(cfg, k=int(cfg.top_n))
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    export = export_frame(result)
+    export.to_csv(out, index=False)
+    print(f"{len(export)} matches of {len(result.queries)} query cards ({result.description}) -> {out}")
+    return retrieval_metrics(result)
 
 
 def run_train(cfg: DictConfig) -> dict[str, float]:
@@ -117,6 +145,8 @@ def run_train(cfg: DictConfig) -> dict[str, float]:
         callbacks.append(retrieval_cb)
     loggers = build_loggers(cfg.logger)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # evaluate.py / match.py rebuild the module from this and a checkpoint (see models/loading.py).
+    OmegaConf.save(cfg.model, Path(cfg.paths.output_dir) / "model.yaml", resolve=True)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
@@ -155,6 +185,12 @@ def train(cfg: DictConfig) -> float | None:
     """`python train.py`: train a model variant (the offline demo with no arguments)."""
     metrics = run_job(run_train, cfg)
     return metrics.get("retrieval/acc@10")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="match")
+def match(cfg: DictConfig) -> None:
+    """`python match.py experiment=... top_n=N`: top-N matches of every query card to a CSV."""
+    run_job(run_match, cfg)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")

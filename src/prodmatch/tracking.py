@@ -133,5 +133,11 @@ def finish_wandb(failed: bool) -> None:
         import wandb
     except ImportError:  # pragma: no cover - wandb is a dependency
         return
-    if wandb.run is not None:
-        wandb.finish(exit_code=1 if failed else 0)
+    run = wandb.run
+    if run is None:
+        return
+    offline = run.settings.mode in ("offline", "dryrun")
+    run_dir = Path(run.dir).parent
+    wandb.finish(exit_code=1 if failed else 0)
+    if offline:
+        print(f"W&B run saved offline: upload with `wandb sync {run_dir}`")

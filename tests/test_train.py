@@ -1,0 +1,151 @@
+"""train.py end to end on the tiny catalog: callback metrics, artifacts, checkpoints, sweeps, W&B runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import REPO_ROOT, tiny_overrides
+from prodmatch.cli import run_evaluate, run_job, run_train
+
+# A few steps only: these tests check wiring and contracts, not learning (tests/test_models.py does that).
+FAST = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=3",
+    "+trainer.limit_val_batches=1",
+    "datamodule.pairs_per_epoch=48",
+    "datamodule.batch_size=16",
+    "log_examples=2",
+    "trainer.log_every_n_steps=1",
+]
+
+
+def _wandb_exit_codes(run_dir: Path) -> list[int]:
+    codes = []
+    for log in sorted(run_dir.glob("wandb/offline-run-*/logs/debug.log")):
+        codes += [
+            int(line.rsplit(":", 1)[1]) for line in log.read_text().splitlines() if "got exitcode:" in line
+        ]
+    return codes
+
+
+def _check_train_artifacts(out: Path, targets: set[str]) -> dict[str, float]:
+    metrics = json.loads((out / "metrics.json").read_text())
+    for prefix in ("", "before_fit/"):
+        assert 0 <= metrics[f"{prefix}retrieval/acc@10"] <= 1
+        assert {f"{prefix}retrieval/acc@10/{t}" for t in targets} <= set(metrics)
+        assert {f"{prefix}retrieval/ann_recall@10", f"{prefix}retrieval/sku_recall@10"} <= set(metrics)
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert (out / "model.yaml").is_file()
+    assert len(pd.read_csv(out / "matches.csv")) > 0
+    return metrics
+
+
+@pytest.mark.parametrize("model", ["resnet_contrastive", "resnet_class", "sbert"])
+def test_train_writes_metrics_and_a_checkpoint_that_evaluates_identically(
+    compose_cfg, tiny_catalogs, tmp_path, model
+):
+    cfg = compose_cfg("train", [f"model={model}", *FAST])
+    returned = run_job(run_train, cfg)
+    metrics = _check_train_artifacts(tmp_path, set(tiny_catalogs[0].targets))
+    assert returned == pytest.approx(metrics)
+    assert _wandb_exit_codes(tmp_path) == [0]
+    csv = pd.read_csv(tmp_path / "csv" / "metrics.csv")
+    assert {"train/loss", "val/loss", "before_fit/retrieval/acc@10", "retrieval/acc@10"} <= set(csv.columns)
+
+    # evaluate.py on the last checkpoint embeds exactly as the callback did at fit end.
+    view = "image" if model.startswith("resnet") else "title"
+    eval_dir = tmp_path / "eval"
+    eval_cfg = compose_cfg(
+        "evaluate",
+        [
+            f"ckpt_path={tmp_path}/checkpoints/last.ckpt",
+            f"experiment={'img' if view == 'image' else 'title'}",
+            "logger=none",
+            "cache=false",
+            f"paths.output_dir={eval_dir}",
+        ],
+    )
+    evaluated = run_evaluate(eval_cfg)
+    for key in ("retrieval/acc@10", "retrieval/sku_mrr"):
+        assert evaluated[key] == pytest.approx(metrics[key], abs=1e-9), key
+
+
+def test_evaluate_of_a_bad_checkpoint_path_is_a_clear_error(compose_cfg, tmp_path):
+    cfg = compose_cfg("evaluate", [f"ckpt_path={tmp_path}/missing.ckpt", "logger=none"])
+    with pytest.raises(SystemExit):
+        run_job(run_evaluate, cfg)
+
+
+def test_failed_job_marks_its_wandb_run_failed(compose_cfg, tmp_path):
+    cfg = compose_cfg("evaluate", ["retrieval.channels=[{encoder: clip, view: title}]"])
+    with pytest.raises(SystemExit):
+        run_job(run_evaluate, cfg)
+    assert _wandb_exit_codes(tmp_path) == [1]
+
+
+def test_resume_from_checkpoint(compose_cfg, tmp_path):
+    cfg = compose_cfg("train", ["model=resnet_cos", *FAST, "logger=none"])
+    run_train(cfg)
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    resumed = compose_cfg(
+        "train",
+        [
+            "model=resnet_cos",
+            *FAST,
+            "trainer.max_epochs=2",
+            "logger=none",
+            f"ckpt_path={ckpt}",
+            "callbacks.retrieval.before_fit=false",
+        ],
+    )
+    run_train(resumed)
+    import torch
+
+    assert torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"] == 1
+
+
+def test_sweep_runs_one_job_and_one_finished_wandb_run_per_model(tiny_data_dir, tmp_path):
+    args = [a for a in tiny_overrides(tiny_data_dir, tmp_path) if not a.startswith("paths.output_dir")]
+    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "train.py"),
+            "-m",
+            "model=resnet_contrastive,resnet_cos",
+            *args,
+            *FAST,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted((tmp_path / "multirun").glob("*/*/*/metrics.json"))
+    assert len(jobs) == 2
+    groups = set()
+    for metrics_path in jobs:
+        job = metrics_path.parent
+        _check_train_artifacts(job, set())
+        assert _wandb_exit_codes(job) == [0]
+        # The W&B run's config (logged at init) names its group: one group for the whole sweep.
+        debug = next(job.glob("wandb/offline-run-*/logs/debug.log")).read_text()
+        groups.add(re.search(r"'group': '([^']+)'", debug).group(1))
+    assert len(groups) == 1
+    assert len({j.parent.parent for j in jobs}) == 1, "both jobs live in one sweep dir"
+    losses = {OmegaConf.load(j.parent / "model.yaml").loss._target_ for j in jobs}
+    assert losses == {
+        "prodmatch.models.losses.ContrastiveLoss",
+        "prodmatch.models.losses.CosineSimilarityLoss",
+    }
