@@ -230,19 +230,25 @@ def retrieval_metrics(result: RetrievalResult, prefix: str = "retrieval/") -> di
     )
 
 
+def _ranked_pairs(result: RetrievalResult) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Flat (query position, rank, database position, score) of every returned match, padding skipped."""
+    q, k = result.ids.shape
+    valid = (result.ids >= 0).ravel()
+    qpos = np.repeat(np.arange(q), k)[valid]
+    rank = np.tile(np.arange(1, k + 1), q)[valid]
+    return qpos, rank, result.ids.ravel()[valid], result.scores.ravel()[valid].astype(np.float64)
+
+
 def matches_frame(result: RetrievalResult) -> pd.DataFrame:
     """One row per (query, rank) with CSV row positions and titles/targets of both sides (contract)."""
-    q, k = result.ids.shape
-    valid = result.ids >= 0
-    qpos = np.repeat(np.arange(q), k)[valid.ravel()]
-    dpos = result.ids[valid]
+    qpos, rank, dpos, score = _ranked_pairs(result)
     qframe, dframe = result.queries.frame, result.database.frame
     return pd.DataFrame(
         {
             "query_idx": result.queries.row_ids[qpos],
-            "rank": np.tile(np.arange(1, k + 1), q)[valid.ravel()],
+            "rank": rank,
             "db_idx": result.database.row_ids[dpos],
-            "score": np.round(result.scores[valid].astype(np.float64), 6),
+            "score": np.round(score, 6),
             "query_title": qframe["title"].to_numpy(dtype=object)[qpos],
             "db_title": dframe["title"].to_numpy(dtype=object)[dpos],
             "query_target": qframe["target"].to_numpy(dtype=object)[qpos],
@@ -250,6 +256,24 @@ def matches_frame(result: RetrievalResult) -> pd.DataFrame:
         },
         columns=list(MATCH_COLUMNS),
     )
+
+
+EXPORT_COLUMNS = ("title", "price", "dealer", "target", "cat_1", "cat_2", "cat_3", "img_ref", "sku")
+
+
+def export_frame(result: RetrievalResult) -> pd.DataFrame:
+    """The business export: each query card's top-N with scores and both cards' key columns."""
+    qpos, rank, dpos, score = _ranked_pairs(result)
+    columns: dict[str, np.ndarray] = {"query_idx": result.queries.row_ids[qpos]}
+    qframe, dframe = result.queries.frame, result.database.frame
+    for col in ("title", "price", "dealer", "sku"):
+        if col in qframe:
+            columns[f"query_{col}"] = qframe[col].to_numpy(dtype=object)[qpos]
+    columns |= {"rank": rank, "score": np.round(score, 6), "db_idx": result.database.row_ids[dpos]}
+    for col in EXPORT_COLUMNS:
+        if col in dframe:
+            columns[f"db_{col}"] = dframe[col].to_numpy(dtype=object)[dpos]
+    return pd.DataFrame(columns)
 
 
 def write_artifacts(

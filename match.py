@@ -1,0 +1,6 @@
+"""Write the top-N matches of every company card to a CSV: `python match.py experiment=title_cat top_n=20`."""
+
+from prodmatch.cli import match
+
+if __name__ == "__main__":
+    match()
