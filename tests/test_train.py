@@ -149,3 +149,27 @@ def test_sweep_runs_one_job_and_one_finished_wandb_run_per_model(tiny_data_dir, 
         "prodmatch.models.losses.ContrastiveLoss",
         "prodmatch.models.losses.CosineSimilarityLoss",
     }
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_matches_single_process_evaluation(tiny_data_dir, tmp_path):
+    """The callback's sharded, all-gathered embeddings give the metrics one process gets from the same weights."""
+    args = [a for a in tiny_overrides(tiny_data_dir, tmp_path) if not a.startswith("paths.output_dir")]
+    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train.py"), "trainer=ddp_cpu", *args, *FAST, "logger=csv"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
+    ddp_metrics = json.loads((run_dir / "metrics.json").read_text())
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "evaluate.py"), *args, f"ckpt_path={run_dir}/checkpoints/last.ckpt",
+         "experiment=img", "logger=none", "cache=false", f"paths.output_dir={tmp_path}/eval",
+         f"hydra.run.dir={tmp_path}/eval"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    for key, value in single.items():
+        assert ddp_metrics[key] == pytest.approx(value, abs=1e-9), key
