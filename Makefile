@@ -42,6 +42,12 @@ demo:  ## the offline demo: train on the synthetic catalog, ANNOY Acc@10 before 
 evaluate:  ## off-the-shelf evaluation (EXPERIMENT=img|title_cat|...)
 	$(PY) evaluate.py experiment=$(or $(EXPERIMENT),title_cat_tfidf) data=$(DATA)
 
+reproduce:  ## the study's whole comparison -> reports/results.md + results.png (DATA=sportdoma: your real files)
+	$(PY) -m prodmatch.reproduce --profile $(DATA) $(OVERRIDES)
+
+reproduce-quick:  ## smoke version of `reproduce` (tiny catalog, minutes) -> reports/quick/
+	$(PY) -m prodmatch.reproduce --profile quick $(OVERRIDES)
+
 bench:  ## search/encoding benchmarks, results written to bench/results.md
 	$(PY) -m prodmatch.bench --out bench/results.md
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
@@ -39,15 +40,48 @@ def user_error(err: BaseException) -> ProdmatchError | None:
     return None
 
 
+DONE_MARKER = "done.json"
+# Keys that name or group a run without changing its results: a resumed job may differ in them.
+_VOLATILE_KEYS = ("group", "resume")
+
+
+def config_fingerprint(cfg: DictConfig) -> str:
+    """Hash of the resolved config minus naming/grouping keys: same fingerprint, same results."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    for key in _VOLATILE_KEYS:
+        data.pop(key, None)
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def finished_metrics(cfg: DictConfig) -> dict[str, float] | None:
+    """The metrics of an earlier finished job with this config in this run dir, if there is one."""
+    out = Path(cfg.paths.output_dir)
+    done, metrics = out / DONE_MARKER, out / "metrics.json"
+    if not (done.is_file() and metrics.is_file()):
+        return None
+    if json.loads(done.read_text()).get("config") != config_fingerprint(cfg):
+        return None
+    return json.loads(metrics.read_text())
+
+
 def run_job(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> dict[str, float]:
-    """Run one Hydra job: expected errors become one line and a non-zero exit; W&B is always finished."""
+    """Run one Hydra job: expected errors become one line and a non-zero exit; W&B is always finished.
+
+    With `resume=true` a job whose run dir already holds finished results of the same config returns them
+    instead of recomputing (so an interrupted sweep with fixed job dirs picks up where it stopped).
+    """
     from prodmatch.tracking import finish_wandb
 
+    if cfg.get("resume"):
+        earlier = finished_metrics(cfg)
+        if earlier is not None:
+            log.info("reusing the finished run in %s", cfg.paths.output_dir)
+            print(f"{cfg.experiment_name}: reusing the finished run in {cfg.paths.output_dir}")
+            return earlier
     failed = True
     try:
         metrics = task(cfg)
         failed = False
-        return metrics
     except Exception as exc:
         err = user_error(exc)
         if err is None:
@@ -57,6 +91,9 @@ def run_job(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> 
         raise SystemExit(1) from None
     finally:
         finish_wandb(failed)
+    marker = Path(cfg.paths.output_dir) / DONE_MARKER
+    marker.write_text(json.dumps({"config": config_fingerprint(cfg)}))
+    return metrics
 
 
 def retrieve(cfg: DictConfig, k: int | None = None):
