@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -13,9 +12,8 @@ from prodmatch.data.pairs import pair_labels
 from prodmatch.encoders.text import (
     DEFAULT_MODEL,
     TextEncoder,
-    default_cache_dir,
     load_sentence_model,
-    local_model_key,
+    local_model_dir,
     local_sentence_model,
 )
 from prodmatch.errors import ConfigError
@@ -95,10 +93,7 @@ class SbertModule(ProdmatchModule):
         texts = database.texts(hp.tokenizer_view)
         model = local_sentence_model(texts, hp.cache_dir, hp.pooling, seed=hp.seed, device="cpu", **hp.local)
         # Recorded so that a checkpoint can reload the same tokenizer and architecture (see __init__).
-        # (the dir name follows local_sentence_model's naming of its cache entries)
-        key = local_model_key(texts, hp.pooling, hp.seed, **hp.local)
-        cache_root = Path(hp.cache_dir).expanduser() if hp.cache_dir else default_cache_dir()
-        hp.local_model_dir = str(cache_root / f"local-bert-{key}")
+        hp.local_model_dir = str(local_model_dir(texts, hp.cache_dir, hp.pooling, seed=hp.seed, **hp.local))
         return model
 
     def build_model(self, database: Catalog) -> SentenceTransformer:
