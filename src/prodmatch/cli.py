@@ -75,8 +75,7 @@ def run_job(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> 
     if cfg.get("resume"):
         earlier = finished_metrics(cfg)
         if earlier is not None:
-            log.info("reusing the finished run in %s", cfg.paths.output_dir)
-            print(f"{cfg.experiment_name}: reusing the finished run in {cfg.paths.output_dir}")
+            log.info("%s: reusing the finished run in %s", cfg.experiment_name, cfg.paths.output_dir)
             return earlier
     failed = True
     try:
