@@ -291,7 +291,9 @@ def _section_table(part: pd.DataFrame) -> list[str]:
     return _md_table(header, columns)
 
 
-def results_markdown(table: pd.DataFrame, title: str, note: str, png_name: str | None = None) -> str:
+def results_markdown(
+    table: pd.DataFrame, title: str, note: str, png_name: str | None = None, base: Path | None = None
+) -> str:
     """The markdown report of a build_table() frame."""
     lines = [f"# {title}", "", f"> {note}", ""]
     lines += [
@@ -315,7 +317,9 @@ def results_markdown(table: pd.DataFrame, title: str, note: str, png_name: str |
         lines += ["## Acc@10 per target", "", *_md_table(header, cols), ""]
     if not ran.empty:
         lines += ["## Runs", ""]
-        lines += [f"- `{e}`: `{d}`" for e, d in zip(ran["experiment"], ran["run_dir"], strict=True)]
+        # Relative to the report's folder, so a committed report names no machine-specific paths.
+        dirs = [os.path.relpath(d, base) if base is not None else str(d) for d in ran["run_dir"]]
+        lines += [f"- `{e}`: `{d}`" for e, d in zip(ran["experiment"], dirs, strict=True)]
         lines.append("")
     return "\n".join(lines)
 
@@ -364,7 +368,7 @@ def write_results(df: pd.DataFrame, out_md: Path, out_png: Path, title: str, not
     out_md.parent.mkdir(parents=True, exist_ok=True)
     plot_results(table, out_png, title, note)
     png_name = Path(os.path.relpath(out_png, out_md.parent)).as_posix()
-    out_md.write_text(results_markdown(table, title, note, png_name), encoding="utf-8")
+    out_md.write_text(results_markdown(table, title, note, png_name, base=out_md.parent), encoding="utf-8")
     log.info(
         "wrote %s and %s (%d rows, %d run)", out_md, out_png, len(table), int((table["status"] == "ok").sum())
     )
