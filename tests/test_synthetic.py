@@ -110,9 +110,11 @@ def test_targets_and_dealers(frames) -> None:
     assert set(synthetic.QUERY_TARGETS) == STUDY_TARGETS
     assert set(synthetic.DATABASE_ONLY_TARGETS) == db_targets - STUDY_TARGETS
     assert database["dealer"].nunique() >= 6 and "sportdoma" not in set(database["dealer"])
-    # every shop uses the category columns its own way: the (cat_1, cat_2, cat_3) patterns differ per shop
+    # shops use the category columns loosely: one category under several cat_1 names, and generic cat_1
+    # sections ("Кардиотренажеры", "Тренажеры") holding several categories
     treadmills = database[database["target"] == "begovye_dorozhki"]
-    assert treadmills.groupby("dealer")["cat_1"].first().nunique() >= 4
+    assert treadmills["cat_1"].nunique() >= 4
+    assert database.groupby("cat_1")["target"].nunique().max() >= 4
     assert (database[["cat_2", "cat_3"]] == "").any().all()  # some shops leave category levels empty
 
 
@@ -138,7 +140,9 @@ def test_titles_of_one_model_differ_across_shops(frames) -> None:
     nouns = ("дорожка", "тренажер", "степпер", "мультистанция", "батут", "скамья", "орбитрек", "велоэргометр")
     lowered = database["title"].str.lower()
     no_noun = ~lowered.str.contains("|".join(nouns))
-    assert 0.05 < no_noun.mean() < 0.5
+    assert 0.25 < no_noun.mean() < 0.8
+    # shops name categories with synonyms the company does not use
+    assert lowered.str.contains("орбитрек|эллипсоид|тредмил").any()
     # brands make several categories, so a brand alone does not give the category
     brand = company["cat_3"].str.upper()
     assert (company.groupby(brand)["target"].nunique() >= 2).any()
@@ -254,3 +258,22 @@ def test_load_catalog_keeps_every_row(tiny: Path) -> None:
         assert cat.report.rows_kept == cat.report.rows_in == len(pd.read_csv(tiny / name))
         assert not cat.report.dropped
         assert cat.skus is not None and len(cat.skus) == len(cat)
+
+
+def test_text_matching_is_hard_but_informative(tiny: Path) -> None:
+    """TF-IDF on title_cat finds mostly, but not only, the right category; categories beat titles alone."""
+    catalog = pytest.importorskip("prodmatch.data.catalog")
+    from prodmatch.encoders.tfidf import TfidfEncoder
+    from prodmatch.retrieval.index import ExactIndex
+    from prodmatch.retrieval.metrics import acc_at_k
+
+    queries = catalog.load_catalog(tiny / "company_data.csv", require_images=False, check_images="none")
+    database = catalog.load_catalog(tiny / "comparable_data.csv", require_images=False, check_images="none")
+    chance = float(pd.Series(database.targets).value_counts(normalize=True).reindex(queries.targets).mean())
+    acc = {}
+    for view in ("title", "title_cat"):
+        encoder = TfidfEncoder(dim=128, seed=0)
+        encoder.prepare([queries, database], view)
+        ids, _ = ExactIndex().build(encoder.encode(database, view)).search(encoder.encode(queries, view), 10)
+        acc[view] = acc_at_k(queries.targets, database.targets, ids, k=10)[0]
+    assert 2 * chance < acc["title"] < acc["title_cat"] < 0.98, (chance, acc)

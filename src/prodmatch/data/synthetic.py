@@ -6,11 +6,15 @@ shop ``sportdoma`` as the queries (``company_data.csv``) and six other shops as 
 
 * text: per-shop title templates (category word first or last, upper case, generic "Тренажер", titles
   without any category word, model-code spellings such as ``T-300`` / ``T300`` / ``T 300``), per-shop use of
-  ``cat_1..cat_3`` (brand, sub-category, model or empty), per-shop characteristics formatting, and brands
-  that make several categories;
-* images: per-category silhouettes whose shape and colours are traits of the SKU, photographed differently
-  by every shop (size, aspect, background, scale, offset, rotation, mirroring, watermark, noise) and saved
-  as JPEG / PNG / WEBP in RGB, L, P, RGBA (transparent background) and CMYK modes.
+  ``cat_1..cat_3`` (generic sections holding several categories, brand or series levels, empty levels,
+  mis-filed cards), "vague" cards that name no category at all, brands that make many categories with model
+  numbers reused across them, and long characteristics dominated by fields every category has, the brand's
+  blurb and shop service text;
+* images: per-category silhouettes whose shape is the category's and whose proportions and colours (one
+  palette for all categories) are traits of the SKU, photographed differently by every shop (size, aspect,
+  plain / gradient / room / cluttered / textured background, scale from small to tightly cropped, offset,
+  rotation, mirroring, watermark, noise) and saved as JPEG / PNG / WEBP in RGB, L, P, RGBA (transparent
+  background) and CMYK modes. Colour, background and layout therefore say little about the category.
 
 The ``sku`` column is the ground truth: one value per product model, equal across shops.
 Output is a pure function of ``(seed, scale)``: every random draw comes from numpy Generators seeded from
@@ -30,7 +34,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -41,7 +45,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from prodmatch.errors import CatalogError, ConfigError, ProdmatchError
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MARKER = ".synthetic.json"
 QUERY_DEALER = "sportdoma"
 COLUMNS: tuple[str, ...] = (
@@ -110,7 +114,7 @@ CATEGORIES: tuple[_Category, ...] = (
         subcats=("Электрические беговые дорожки", "Механические беговые дорожки", "Складные беговые дорожки"),
         descr=("беговая дорожка электрическая", "беговая дорожка механическая", "беговая дорожка складная"),
         extras=("(с углом наклона)", "механическая", "складная"),
-        alt=("Тредмил", "Дорожка беговая", "Беговой тренажер"),
+        alt=("Тредмил", "Дорожка беговая", "Беговой тренажер", "Дорожка"),
         prefixes=("T", "TR", "R", "F", "ST"),
         price=(75000, 0.55),
         aspect=1.35,
@@ -127,7 +131,7 @@ CATEGORIES: tuple[_Category, ...] = (
         subcats=("Магнитные эллиптические тренажеры", "Электромагнитные эллиптические тренажеры"),
         descr=("эллиптический тренажер магнитный", "эллиптический тренажер электромагнитный"),
         extras=("", "с автонаклоном"),
-        alt=("Орбитрек", "Эллипсоид", "Кросстренер"),
+        alt=("Орбитрек", "Эллипсоид", "Кросстренер", "Эллипс"),
         prefixes=("E", "X", "EL", "CE", "V"),
         price=(55000, 0.55),
         aspect=1.25,
@@ -144,7 +148,7 @@ CATEGORIES: tuple[_Category, ...] = (
         subcats=("Велоэргометры", "Колодочные велотренажеры", "Горизонтальные велотренажеры"),
         descr=("велотренажер вертикальный", "спин-байк", "велотренажер горизонтальный"),
         extras=("Велоэргометр", "Спин-байк", "горизонтальный"),
-        alt=("Велоэргометр", "Велотренажер магнитный", "Спинбайк"),
+        alt=("Велоэргометр", "Спин-байк", "Велотренажёр", "Спинбайк"),
         prefixes=("B", "U", "SB", "BK", "V", "X"),
         price=(35000, 0.6),
         aspect=0.95,
@@ -166,7 +170,7 @@ CATEGORIES: tuple[_Category, ...] = (
         ),
         descr=("скамья для жима", "скамья Скотта", "стойка для приседаний", "тренажер для ног"),
         extras=("Скамья для жима", "Скамья Скотта", "Стойка для приседаний", "Жим ногами"),
-        alt=("Скамья", "Силовой тренажер", "Стойка"),
+        alt=("Скамья", "Силовой тренажер", "Стойка", "Тренажер"),
         prefixes=("PL", "GB", "BW", "PB", "SC", "G", "M"),
         price=(45000, 0.8),
         aspect=1.2,
@@ -183,7 +187,7 @@ CATEGORIES: tuple[_Category, ...] = (
         subcats=("Силовые комплексы", "Мультистанции"),
         descr=("силовой комплекс", "мультистанция"),
         extras=("Силовой комплекс", ""),
-        alt=("Силовой комплекс", "Многофункциональный тренажер", "Кроссовер"),
+        alt=("Силовой комплекс", "Многофункциональный тренажер", "Кроссовер", "Силовая станция"),
         prefixes=("G", "M", "MS", "D"),
         price=(110000, 0.7),
         aspect=1.0,
@@ -200,7 +204,7 @@ CATEGORIES: tuple[_Category, ...] = (
         subcats=("Магнитные гребные тренажеры", "Механические гребные тренажеры", "Водные гребные тренажеры"),
         descr=("гребной тренажер магнитный", "гребной тренажер воздушный", "гребной тренажер водный"),
         extras=("", "воздушный", "с водным сопротивлением"),
-        alt=("Гребной тренажёр", "Тренажер гребля"),
+        alt=("Гребной тренажёр", "Тренажер для гребли", "Гребля"),
         prefixes=("R", "RW", "WR"),
         price=(70000, 0.6),
         aspect=2.4,
@@ -217,7 +221,7 @@ CATEGORIES: tuple[_Category, ...] = (
         subcats=("Гидравлические степперы", "Министепперы", "Лестницы"),
         descr=("степпер с поручнем", "министеппер", "степпер лестница"),
         extras=("с поручнем", "Министеппер", "лестница"),
-        alt=("Степ-тренажер", "Кардиостеппер"),
+        alt=("Степ-тренажер", "Кардиостеппер", "Степ-машина"),
         prefixes=("S", "SC", "ST", "E"),
         price=(30000, 0.9),
         aspect=0.75,
@@ -373,6 +377,8 @@ class _Sku:
     color: str
     specs: list[tuple[str, str]]
     traits: dict[str, Any]
+    generic: list[tuple[str, str]] = field(default_factory=list)  # specs every category has
+    about: str = ""  # the brand's blurb, the same for all its categories
 
 
 def _dims(rng: np.random.Generator, lo: tuple[int, int, int], hi: tuple[int, int, int]) -> str:
@@ -519,6 +525,79 @@ def _specs(rng: np.random.Generator, target: str, variant: int) -> list[tuple[st
     return out
 
 
+def _generic_specs(rng: np.random.Generator, sku: _Sku) -> list[tuple[str, str]]:
+    """Fields every card has whatever the category; their values follow brand, colour or chance."""
+    weight = int(_uni(rng, 12, 160))
+    return [
+        (
+            "Назначение",
+            _pick(rng, ("для дома", "для дома и фитнес-клуба", "полупрофессиональное", "коммерческое")),
+        ),
+        (
+            "Производитель",
+            f"{sku.brand[0]} ({_pick(rng, ('Германия', 'США', 'Тайвань', 'Китай', 'Россия'))})",
+        ),
+        ("Цвет рамы", sku.color),
+        (
+            "Материал рамы",
+            _pick(rng, ("сталь", "сталь с порошковым покрытием", "алюминий", "сталь, пластик")),
+        ),
+        ("Вес нетто", f"{weight} кг"),
+        ("Вес брутто", f"{weight + int(_uni(rng, 3, 15))} кг"),
+        ("Размер упаковки", _dims(rng, (40, 30, 15), (220, 100, 60))),
+        ("Комплектация", _pick(rng, ("тренажер, инструкция", "тренажер, инструкция, крепеж", "базовая"))),
+        ("Сертификат", _pick(rng, ("EAC", "CE, EAC", "ISO 9001", "ТР ТС"))),
+        ("Сборка", _pick(rng, ("требуется", "частичная", "по запросу"))),
+    ]
+
+
+# Shop service text; every shop (the company too) writes some of it on every card, so in long texts
+# the shared boilerplate outweighs the few category-specific words.
+_BOILERPLATE: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "Доставка {} бесплатно при заказе от 10 000 руб.",
+        ("по Москве", "по Москве и области", "в пределах МКАД"),
+    ),
+    ("Сборка и установка {} по запросу.", ("тренажера специалистом", "мастером", "в день доставки")),
+    (
+        "Официальная гарантия {}.",
+        ("производителя", "магазина", "производителя, сервис в авторизованных центрах"),
+    ),
+    ("Оплата {}.", ("наличными или картой", "в кредит или рассрочку 0% на 12 месяцев", "по счету для юрлиц")),
+    ("Возврат и обмен товара надлежащего качества в течение {} дней.", ("7", "14", "30")),
+    ("Товар сертифицирован и соответствует требованиям {}.", ("ТР ТС", "ГОСТ", "ЕАЭС")),
+    (
+        "Перед покупкой проконсультируйтесь с {}.",
+        ("менеджерами по телефону 8-800", "нашими консультантами", "врачом"),
+    ),
+    (
+        "Производитель оставляет за собой право изменять {} без уведомления.",
+        ("комплектацию", "внешний вид", "характеристики"),
+    ),
+    ("Цвет изделия на {} может отличаться от реального.", ("фото", "фотографиях", "мониторе")),
+    ("Самовывоз {}.", ("со склада в день заказа", "из пункта выдачи", "из шоурума")),
+    (
+        "Подходит для {}.",
+        ("регулярных тренировок всей семьи", "похудения и поддержания формы", "дома и офиса"),
+    ),
+    ("Инструкция {} в комплекте.", ("по сборке на русском языке", "по эксплуатации", "и крепеж")),
+    ("{} конструкция и современный дизайн.", ("Надежная", "Прочная", "Компактная")),
+    (
+        "Перед началом тренировок рекомендуется {}.",
+        ("консультация врача", "разминка", "прочитать инструкцию"),
+    ),
+    ("Доставка по России {}.", ("транспортными компаниями", "за 3-10 дней", "курьерской службой")),
+    (
+        "Подъем на этаж {}.",
+        ("бесплатно при наличии лифта", "оплачивается отдельно", "по тарифам службы доставки"),
+    ),
+    ("Скидка {} при заказе на сайте.", ("5%", "3%", "до 10%")),
+    ("Тренажер {} на нашем складе.", ("в наличии", "под заказ", "есть")),
+    ("Упаковка: {}.", ("картонная коробка", "2 коробки", "коробка и пленка")),
+    ("Сервисный центр {}.", ("в Москве", "в Санкт-Петербурге", "в вашем городе")),
+)
+
+
 def _traits(rng: np.random.Generator, variant: int) -> dict[str, Any]:
     """Drawing traits of one SKU: frame/accent colours, proportions, variant."""
     fi = int(rng.integers(len(_FRAMES)))
@@ -546,6 +625,27 @@ def _sibling_traits(rng: np.random.Generator, base: dict[str, Any]) -> dict[str,
     return out
 
 
+def _brand_about(rng: np.random.Generator, brand: str, series: list[str]) -> str:
+    """A brand's marketing paragraph; shops paste it into every card of the brand, whatever the category."""
+    country = _pick(rng, ("Германии", "США", "Тайваня", "Италии", "России", "Нидерландов"))
+    year = int(rng.integers(1975, 2016))
+    motto = _pick(
+        rng,
+        (
+            "качество, проверенное временем",
+            "технологии для вашего здоровья",
+            "спорт для всей семьи",
+            "профессиональный уровень дома",
+            "надежность и комфорт",
+        ),
+    )
+    return (
+        f"{brand} — бренд спортивного оборудования из {country}, основан в {year} году. "
+        f"Линейки {brand} {', '.join(series)}: {motto}. Продукция {brand} выпускается на собственных "
+        f"заводах и проходит контроль качества {brand} Quality Control."
+    )
+
+
 def _make_code(rng: np.random.Generator, prefix: str, style: int, number: int) -> str:
     if style == 0:
         return f"{prefix}-{number}"
@@ -562,21 +662,30 @@ def _build_skus(rng: np.random.Generator, counts: dict[str, int]) -> list[_Sku]:
         for i, b in enumerate(_BRANDS)
     }
     brand_style = {b[0]: int(rng.integers(3)) for b in _BRANDS}
+    # a brand reuses its model numbers (and often its own code letters) in every category it makes, so
+    # "X T-300" may be a treadmill and "X E-300" or even "X NF-300" an elliptical: codes mislead text matching
+    numbers = (10, 20, 30, 50, 70, 100, 200, 300, 400, 500, 600, 700, 800, 900)
+    brand_numbers = {b[0]: [int(_pick(rng, numbers)) for _ in range(3)] for b in _BRANDS}
+    brand_prefix = {b[0]: "".join(ch for ch in b[0].upper() if ch.isalpha())[:2] for b in _BRANDS}
+    about = {b[0]: _brand_about(rng, b[0], brand_series[b[0]]) for b in _BRANDS}
     used: set[tuple[str, str]] = set()
     skus: list[_Sku] = []
     for cat in CATEGORIES:
-        makers = [b for b in _BRANDS if any(_T[k] == cat.target for k in b[2])]
+        # a brand mostly makes its own categories but now and then a model of any other one
+        share = _norm([3.0 if any(_T[k] == cat.target for k in b[2]) else 1.0 for b in _BRANDS])
         made = 0
         while made < counts[cat.target]:
-            brand = makers[int(rng.integers(len(makers)))]
-            series = _pick(rng, brand_series[brand[0]]) if rng.random() < 0.6 else ""
-            prefix = _pick(rng, cat.prefixes)
+            brand = _BRANDS[int(rng.choice(len(_BRANDS), p=share))]
+            series = _pick(rng, brand_series[brand[0]]) if rng.random() < 0.75 else ""
+            prefix = brand_prefix[brand[0]] if rng.random() < 0.65 else _pick(rng, cat.prefixes)
             variant = int(rng.integers(len(cat.subcats)))
             base_traits = _traits(rng, variant)
             base_price = float(np.exp(rng.normal(np.log(cat.price[0]), cat.price[1])))
-            number = int(_pick(rng, (10, 20, 30, 50, 70, 100, 200, 300, 400, 500, 600, 700, 800, 900)))
-            number += int(rng.integers(0, 10)) * (10 if number >= 100 else 1)
-            for member in range(int(rng.integers(1, 4))):
+            if rng.random() < 0.7:
+                number = int(_pick(rng, brand_numbers[brand[0]]))
+            else:
+                number = int(_pick(rng, numbers)) + int(rng.integers(0, 10)) * 10
+            for member in range(int(rng.integers(1, 3))):
                 if made >= counts[cat.target]:
                     break
                 code = _make_code(
@@ -601,6 +710,8 @@ def _build_skus(rng: np.random.Generator, counts: dict[str, int]) -> list[_Sku]:
                     traits=traits,
                 )
                 sku.specs = _specs(rng, cat.target, variant)
+                sku.generic = _generic_specs(rng, sku)
+                sku.about = about[brand[0]]
                 skus.append(sku)
                 made += 1
     return skus
@@ -626,7 +737,11 @@ class _Dealer:
     photo: dict[str, Any]
     formats: tuple[tuple[str, str, float], ...]  # (PIL format, mode, weight)
     ext_jpeg: str = "jpg"
-    misfile: float = 0.04  # share of cards filed under a look-alike category
+    misfile: float = 0.08  # share of cards filed under a look-alike category
+    boiler: tuple[int, int] = (2, 16)  # service sentences per card
+    boiler_first: bool = False  # service text before the characteristics
+    about: float = 0.6  # share of cards carrying the brand's blurb
+    vague: float = 0.35  # share of cards naming no category at all (title and category levels)
 
 
 _DEALERS: tuple[_Dealer, ...] = (
@@ -647,10 +762,11 @@ _DEALERS: tuple[_Dealer, ...] = (
         price_round="90",
         price_bias=0.0,
         photo={
-            "bg": ("white",),
+            "bg": ("white", "white", "grey"),
             "size": (360, 600),
             "aspect": (1.0, 4 / 3),
-            "scale": (0.72, 0.9),
+            "scale": (0.5, 0.95),
+            "shift": 0.12,
             "rot": 1.0,
             "flip": 0.0,
             "quality": (88, 92),
@@ -667,23 +783,25 @@ _DEALERS: tuple[_Dealer, ...] = (
         weight=0.22,
         sells=(),
         templates=(
-            ("{noun} {brand} {series} {code}", 0.6),
-            ("{noun} {brand} {code} {suffix}", 0.2),
-            ("{generic} {brand} {series} {code}", 0.2),
+            ("{noun} {brand} {series} {code}", 0.25),
+            ("{alt} {brand} {code} {suffix}", 0.15),
+            ("{generic} {brand} {series} {code}", 0.25),
+            ("{brand} {series} {code} {suffix}", 0.35),
         ),
         code_style=("keep", "nohyphen"),
         brand_style="canonical",
         cats="group_plural_brand",
         spec_format=(": ", "; ", False),
-        spec_share=0.8,
+        spec_share=0.5,
         spec_empty=0.02,
         price_round="90",
         price_bias=0.02,
         photo={
-            "bg": ("white", "grey"),
+            "bg": ("white", "grey", "room"),
             "size": (300, 500),
             "aspect": (1.0,),
-            "scale": (0.65, 0.85),
+            "scale": (0.45, 1.05),
+            "shift": 0.15,
             "rot": 2.0,
             "flip": 0.1,
             "quality": (80, 90),
@@ -697,20 +815,21 @@ _DEALERS: tuple[_Dealer, ...] = (
         name="fitmarket",
         weight=0.2,
         sells=(),
-        templates=(("{BRAND} {series} {code} {descr}", 0.55), ("{BRAND} {code} {suffix}", 0.45)),
+        templates=(("{BRAND} {series} {code} {descr}", 0.25), ("{BRAND} {series} {code} {suffix}", 0.75)),
         code_style=("keep", "space"),
         brand_style="upper",
         cats="plural_brand_model",
         spec_format=(" — ", ". ", False),
-        spec_share=0.6,
+        spec_share=0.4,
         spec_empty=0.05,
         price_round="00",
         price_bias=-0.03,
         photo={
-            "bg": ("transparent",),
+            "bg": ("transparent", "clutter"),
             "size": (240, 480),
             "aspect": (4 / 3, 3 / 2),
-            "scale": (0.75, 0.95),
+            "scale": (0.7, 1.2),
+            "shift": 0.12,
             "rot": 0.0,
             "flip": 0.5,
             "quality": (90, 90),
@@ -724,20 +843,25 @@ _DEALERS: tuple[_Dealer, ...] = (
         name="kardiomir",
         weight=0.16,
         sells=tuple(c.target for c in CATEGORIES if c.target not in ("batuty", "multistantsii")),
-        templates=(("Тренажер {brand} {code} (арт. {art})", 0.45), ("{noun} {brand} {code} {suffix}", 0.55)),
+        templates=(
+            ("Тренажер {brand} {code} (арт. {art})", 0.4),
+            ("{alt} {brand} {code} {suffix}", 0.35),
+            ("{noun} {brand} {code}", 0.25),
+        ),
         code_style=("keep", "lower"),
         brand_style="title",
         cats="generic_subcat",
         spec_format=(": ", ", ", True),
-        spec_share=0.45,
+        spec_share=0.35,
         spec_empty=0.05,
         price_round="1",
         price_bias=0.04,
         photo={
-            "bg": ("gradient", "tint"),
+            "bg": ("gradient", "tint", "clutter", "dark"),
             "size": (200, 420),
             "aspect": (1.0, 3 / 4),
-            "scale": (0.55, 0.8),
+            "scale": (0.3, 0.65),
+            "shift": 0.22,
             "rot": 3.0,
             "flip": 0.2,
             "quality": (70, 85),
@@ -752,20 +876,24 @@ _DEALERS: tuple[_Dealer, ...] = (
         name="atletplus",
         weight=0.14,
         sells=tuple(c.target for c in CATEGORIES if c.target != "batuty"),
-        templates=(("{noun} {brand} {code} {series} {suffix}", 1.0),),
+        templates=(
+            ("{noun} {brand} {code} {series} {suffix}", 0.4),
+            ("{brand} {code} {series} {suffix}", 0.6),
+        ),
         code_style=("keep", "nohyphen"),
         brand_style="upper",
         cats="plural_only",
         spec_format=(": ", " | ", False),
-        spec_share=0.7,
+        spec_share=0.4,
         spec_empty=0.0,
         price_round="00",
         price_bias=0.01,
         photo={
-            "bg": ("white", "studio"),
+            "bg": ("studio", "room", "white"),
             "size": (320, 500),
             "aspect": (1.0,),
-            "scale": (0.7, 0.9),
+            "scale": (0.55, 0.95),
+            "shift": 0.15,
             "rot": 1.5,
             "flip": 0.0,
             "quality": (85, 95),
@@ -788,15 +916,16 @@ _DEALERS: tuple[_Dealer, ...] = (
         brand_style="alt",
         cats="site_group_lower",
         spec_format=(": ", "; ", False),
-        spec_share=0.4,
+        spec_share=0.3,
         spec_empty=0.3,
         price_round="90",
         price_bias=-0.02,
         photo={
-            "bg": ("grey", "tint", "white"),
+            "bg": ("grey", "clutter", "texture", "room"),
             "size": (200, 400),
             "aspect": (4 / 3, 1.0, 3 / 4),
-            "scale": (0.5, 0.85),
+            "scale": (0.4, 1.1),
+            "shift": 0.2,
             "rot": 4.0,
             "flip": 0.3,
             "quality": (60, 80),
@@ -811,20 +940,25 @@ _DEALERS: tuple[_Dealer, ...] = (
         name="olimpsport",
         weight=0.12,
         sells=tuple(c.target for c in CATEGORIES if c.target != "steppery"),
-        templates=(("{noun} {brand} {code} {suffix}, {color}", 0.6), ("{noun} {brand} {series} {code}", 0.4)),
+        templates=(
+            ("{noun} {brand} {code} {suffix}, {color}", 0.3),
+            ("{generic} {brand} {series} {code}", 0.3),
+            ("{brand} {series} {code}, {color}", 0.4),
+        ),
         code_style=("space", "keep"),
         brand_style="title",
         cats="brand_plural_subcat",
         spec_format=(":", "\n", False),
-        spec_share=0.9,
+        spec_share=0.25,
         spec_empty=0.0,
         price_round="90",
         price_bias=0.03,
         photo={
-            "bg": ("gradient", "white"),
+            "bg": ("gradient", "white", "room", "dark"),
             "size": (280, 500),
             "aspect": (1.0, 16 / 9),
-            "scale": (0.6, 0.85),
+            "scale": (0.5, 0.9),
+            "shift": 0.15,
             "rot": 2.0,
             "flip": 0.15,
             "quality": (75, 90),
@@ -836,6 +970,7 @@ _DEALERS: tuple[_Dealer, ...] = (
     ),
 )
 _GENERIC = {_CARDIO: "Кардиотренажер", _STRENGTH: "Силовой тренажер", _OUTDOOR: "Батут"}
+_GENERIC_CAT1 = {_CARDIO: "Кардиотренажеры", _STRENGTH: "Тренажеры", _OUTDOOR: "Тренажеры"}
 # look-alike categories, for shops that file a product in the wrong place
 _CONFUSABLE = {
     "begovye_dorozhki": "ellipticheskie_trenazhery",
@@ -868,11 +1003,17 @@ def _brand_text(sku: _Sku, style: str) -> str:
     return {"canonical": canonical, "alt": alt, "upper": canonical.upper(), "title": canonical.title()}[style]
 
 
-def _title(rng: np.random.Generator, dealer: _Dealer, sku: _Sku) -> str:
+_CATEGORY_FIELDS = ("{noun}", "{sd_noun}", "{alt}", "{descr}", "{extra}", "{generic}")
+
+
+def _title(rng: np.random.Generator, dealer: _Dealer, sku: _Sku, vague: bool = False) -> str:
+    """A shop's title; a `vague` card names no category (brand, series and model only) where the shop can."""
     cat = _CAT[sku.target]
-    template = dealer.templates[
-        int(rng.choice(len(dealer.templates), p=_norm([w for _, w in dealer.templates])))
-    ][0]
+    templates = dealer.templates
+    if vague:
+        plain = tuple(t for t in templates if not any(f in t[0] for f in _CATEGORY_FIELDS))
+        templates = plain or templates
+    template = templates[int(rng.choice(len(templates), p=_norm([w for _, w in templates])))][0]
     fields = {
         "noun": cat.noun,
         "sd_noun": cat.sd_noun,
@@ -884,7 +1025,7 @@ def _title(rng: np.random.Generator, dealer: _Dealer, sku: _Sku) -> str:
         "extra": cat.extras[sku.variant],
         "extra_sd": cat.extras[sku.variant] if rng.random() < 0.5 else "",
         "descr": cat.descr[sku.variant],
-        "generic": _GENERIC[cat.group],
+        "generic": _pick(rng, (_GENERIC[cat.group], "Тренажер")),
         "alt": _pick(rng, cat.alt),
         "art": sku.article,
         "color": sku.color,
@@ -898,25 +1039,31 @@ def _norm(w: Sequence[float]) -> np.ndarray:
     return a / a.sum()
 
 
-def _cats(rng: np.random.Generator, dealer: _Dealer, sku: _Sku) -> tuple[str, str, str]:
+def _cats(rng: np.random.Generator, dealer: _Dealer, sku: _Sku, vague: bool = False) -> tuple[str, str, str]:
     cat, variant = _CAT[sku.target], sku.variant
+    if vague:  # filed under a catch-all section, by brand and series
+        section = _pick(rng, (_GENERIC_CAT1[cat.group], "Тренажеры", ""))
+        return section, _brand_text(sku, dealer.brand_style), sku.series
     if rng.random() < dealer.misfile:  # filed under a look-alike category by the shop
         cat, variant = _CAT[_CONFUSABLE[sku.target]], 0
     sub, brand = cat.subcats[variant], _brand_text(sku, dealer.brand_style)
     layout = dealer.cats
     if layout == "sportdoma":
         return cat.sd_cat1, sub, sku.brand[0].upper()
+    # shops use their levels loosely: a generic group for several categories, brand or series in place of a
+    # sub-category, empty levels; only some cards name the category itself
+    u = rng.random()
     if layout == "group_plural_brand":
-        return cat.group, cat.plural, brand
+        return cat.group, cat.plural if u < 0.5 else brand, brand if u < 0.5 else sku.series
     if layout == "plural_brand_model":
-        return cat.plural, brand, f"{sku.series} {sku.code}".strip()
+        return cat.plural if u < 0.5 else "Тренажеры", brand, f"{sku.series} {sku.code}".strip()
     if layout == "generic_subcat":
-        return "Тренажеры", sub, ""
+        return _GENERIC_CAT1[cat.group], sub if u < 0.3 else brand, ""
     if layout == "plural_only":
-        return cat.plural, "", ""
+        return cat.plural if u < 0.5 else cat.group, "", ""
     if layout == "site_group_lower":
-        return "Спорт и отдых", cat.group, cat.plural.lower()
-    return brand, cat.plural, sub  # brand_plural_subcat
+        return "Спорт и отдых", cat.group, cat.plural.lower() if u < 0.5 else ""
+    return brand, cat.plural if u < 0.5 else cat.group, sub if u < 0.25 else ""  # brand_plural_subcat
 
 
 def _caracteristics(rng: np.random.Generator, dealer: _Dealer, sku: _Sku) -> str:
@@ -924,14 +1071,26 @@ def _caracteristics(rng: np.random.Generator, dealer: _Dealer, sku: _Sku) -> str
         return ""
     kv, sep, lower = dealer.spec_format
     specs = sku.specs
-    if dealer.spec_share < 1.0:
+    if dealer.name != QUERY_DEALER and rng.random() < 0.55:
+        specs = [specs[int(rng.integers(len(specs)))]]  # a short card: general fields and one specific
+    elif dealer.spec_share < 1.0:
         keep = max(2, int(round(len(specs) * dealer.spec_share)))
         specs = [specs[i] for i in sorted(rng.choice(len(specs), size=keep, replace=False))]
+    generic = [kv_ for kv_ in sku.generic if rng.random() < 0.85]
+    # most shops put the general fields first; the category-specific ones follow or are mixed in
+    items = generic + specs if rng.random() < 0.7 else specs + generic
+    lo, hi = dealer.boiler
+    picks = rng.choice(len(_BOILERPLATE), size=int(rng.integers(lo, hi + 1)), replace=False)
+    service = " ".join(_BOILERPLATE[int(i)][0].format(_pick(rng, _BOILERPLATE[int(i)][1])) for i in picks)
+    if rng.random() < dealer.about:
+        service = f"{sku.about} {service}"
     if dealer.name == QUERY_DEALER:
         # sportdoma glues some items together without a space, as in the real cards
-        return "".join(f"{k}{kv}{v}" + ("" if rng.random() < 0.3 else " ") for k, v in specs).strip()
+        text = "".join(f"{k}{kv}{v}" + ("" if rng.random() < 0.3 else " ") for k, v in items).strip()
+        return f"{text} {service}".strip()
     tail = "." if sep.startswith(".") else ""
-    return sep.join(f"{k.lower() if lower else k}{kv}{v.rstrip(tail) if tail else v}" for k, v in specs)
+    text = sep.join(f"{k.lower() if lower else k}{kv}{v.rstrip(tail) if tail else v}" for k, v in items)
+    return f"{service} {text}".strip() if dealer.boiler_first else f"{text}{sep}{service}".strip()
 
 
 def _price(rng: np.random.Generator, dealer: _Dealer, sku: _Sku) -> int:
@@ -1233,14 +1392,101 @@ def _background(rng: np.random.Generator, kind: str, w: int, h: int) -> Image.Im
     if kind == "tint":
         c = tuple(int(v) for v in rng.integers(215, 256, 3))
         return Image.new("RGBA", (w, h), (*c, 255))
+    if kind == "room":
+        return _room(rng, w, h)
+    if kind == "clutter":
+        return _clutter(rng, w, h)
+    if kind == "texture":
+        return _texture(rng, w, h)
+    if kind == "dark":
+        top = rng.integers(60, 180, 3).astype(np.float32)
+        return _ramp(top, top - rng.integers(20, 60, 3).astype(np.float32), w, h)
     # gradient / studio: vertical ramp from light to darker
     top = rng.integers(225, 256, 3).astype(np.float32)
-    bottom = top - rng.integers(25, 70, 3).astype(np.float32)
-    ramp = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
-    arr = top[None, None, :] * (1 - ramp) + bottom[None, None, :] * ramp
-    arr = np.broadcast_to(arr, (h, w, 3)).astype(np.uint8)
+    return _ramp(top, top - rng.integers(25, 70, 3).astype(np.float32), w, h)
+
+
+def _palette_colour(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A colour of the shared palette (frames and accents of every category): colour says nothing of it."""
+    base = _FRAMES[int(rng.integers(len(_FRAMES)))][1] if rng.random() < 0.5 else _pick(rng, _ACCENTS)
+    return tuple(int(v) for v in np.clip(np.asarray(base) + rng.integers(-30, 31, 3), 0, 255))
+
+
+def _room(rng: np.random.Generator, w: int, h: int) -> Image.Image:
+    """Lifestyle shot: a wall, a floor from a random height, a skirting board, maybe a window or a plant pot."""
+    wall = tuple(int(v) for v in rng.integers(150, 250, 3))
+    floor = tuple(int(v) for v in rng.integers(70, 200, 3))
+    img = Image.new("RGBA", (w, h), (*wall, 255))
+    d = ImageDraw.Draw(img)
+    y = int(h * rng.uniform(0.5, 0.85))
+    d.rectangle([0, y, w, h], fill=(*floor, 255))
+    for _ in range(int(rng.integers(0, 12))):  # floor boards
+        x = int(w * rng.random())
+        d.line(
+            [(x, y), (x + int(w * rng.uniform(-0.3, 0.3)), h)], fill=(*(max(0, c - 25) for c in floor), 255)
+        )
+    d.rectangle([0, y - max(2, h // 60), w, y], fill=(235, 235, 235, 255))
+    if rng.random() < 0.5:
+        x0, y0 = int(w * rng.uniform(0, 0.7)), int(h * rng.uniform(0.02, 0.2))
+        d.rectangle(
+            [x0, y0, x0 + int(w * 0.25), y0 + int(y * 0.4)],
+            fill=(215, 230, 245, 255),
+            outline=(250, 250, 250, 255),
+            width=max(2, w // 80),
+        )
+    if rng.random() < 0.4:
+        x0 = int(w * rng.choice((0.02, 0.85)))
+        d.rectangle([x0, y - h // 8, x0 + w // 12, y], fill=(*_palette_colour(rng), 255))
+        d.ellipse([x0 - w // 20, y - h // 3, x0 + w // 8, y - h // 9], fill=(50, 120, 60, 255))
+    return img
+
+
+def _clutter(rng: np.random.Generator, w: int, h: int) -> Image.Image:
+    """A busy background: a tint with random shapes in the palette's colours (posters, boxes, banners)."""
+    img = Image.new("RGBA", (w, h), (*(int(v) for v in rng.integers(170, 256, 3)), 255))
+    d = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(4, 14))):
+        x0, y0 = int(w * rng.random()), int(h * rng.random())
+        x1, y1 = x0 + int(w * rng.uniform(0.05, 0.4)), y0 + int(h * rng.uniform(0.05, 0.4))
+        col = (*_palette_colour(rng), 255)
+        kind = int(rng.integers(3))
+        if kind == 0:
+            d.rectangle([x0, y0, x1, y1], fill=col)
+        elif kind == 1:
+            d.ellipse([x0, y0, x1, y1], fill=col)
+        else:
+            d.line([(x0, y0), (x1, y1)], fill=col, width=max(2, int(min(w, h) * rng.uniform(0.01, 0.04))))
+    return img
+
+
+def _texture(rng: np.random.Generator, w: int, h: int) -> Image.Image:
+    """Stripes or tiles (a gym floor, a shelf, a tiled wall)."""
+    a = rng.integers(120, 250, 3)
+    b = np.clip(a - rng.integers(15, 60, 3), 0, 255)
+    period = int(rng.integers(6, 40))
+    yy, xx = np.mgrid[0:h, 0:w]
+    if rng.random() < 0.5:
+        mask = ((yy // period + xx // period) % 2).astype(bool)
+    else:
+        mask = (((xx + yy * float(rng.uniform(-1, 1))) // period) % 2).astype(bool)
+    arr = np.where(mask[..., None], a[None, None, :], b[None, None, :]).astype(np.uint8)
     alpha = np.full((h, w, 1), 255, np.uint8)
     return Image.fromarray(np.concatenate([arr, alpha], axis=2), "RGBA")
+
+
+def _ramp(top: np.ndarray, bottom: np.ndarray, w: int, h: int) -> Image.Image:
+    """Vertical colour ramp."""
+    ramp = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
+    arr = top[None, None, :] * (1 - ramp) + bottom[None, None, :] * ramp
+    arr = np.broadcast_to(np.clip(arr, 0, 255), (h, w, 3)).astype(np.uint8)
+    alpha = np.full((h, w, 1), 255, np.uint8)
+    return Image.fromarray(np.concatenate([arr, alpha], axis=2), "RGBA")
+
+
+def _place(size: int, extent: int, shift: float) -> int:
+    """Offset of an object of `extent` in a frame of `size`, shifted off-centre; a larger object is cut."""
+    pos = int((size - extent) / 2 + shift * size)
+    return min(max(min(0, size - extent), pos), max(0, size - extent))
 
 
 def _render(spec: tuple[Any, ...]) -> None:
@@ -1276,14 +1522,16 @@ def _render(spec: tuple[Any, ...]) -> None:
     angle = float(rng.uniform(-photo["rot"], photo["rot"]))
     if abs(angle) > 0.2:
         obj = obj.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True)
-    ox = min(max(0, int((w - obj.width) / 2 + rng.uniform(-0.08, 0.08) * w)), max(0, w - obj.width))
-    oy = min(max(0, int((h - obj.height) / 2 + rng.uniform(-0.06, 0.06) * h)), max(0, h - obj.height))
+    shift = float(photo.get("shift", 0.08))
+    ox = _place(w, obj.width, rng.uniform(-shift, shift))
+    oy = _place(h, obj.height, rng.uniform(-shift, shift) * 0.75)
     if rng.random() < photo["shadow"]:
         ImageDraw.Draw(canvas).ellipse(
             [ox + obj.width * 0.05, oy + obj.height * 0.92, ox + obj.width * 0.95, oy + obj.height * 1.02],
             fill=(200, 200, 200, 255),
         )
-    canvas.alpha_composite(obj, (ox, oy))
+    # a tight crop (object larger than the frame) cuts the object at the borders
+    canvas.alpha_composite(obj, (max(0, ox), max(0, oy)), (max(0, -ox), max(0, -oy)))
     if rng.random() < photo["watermark"]:
         _watermark(rng, canvas, photo.get("mark", "shop"))
     quality = int(rng.integers(photo["quality"][0], photo["quality"][1] + 1))
@@ -1395,13 +1643,15 @@ def _plan(seed: int, scale: Scale) -> tuple[list[dict[str, Any]], list[dict[str,
 
 def _card(rng: np.random.Generator, dealer: _Dealer, sku: _Sku, seen: set[str]) -> dict[str, Any]:
     """One shop's card of a SKU; `seen` holds the SKU's titles so far (shops word the same model differently)."""
-    title = _title(rng, dealer, sku)
+    # a vague card names no category in its title nor in its category levels
+    vague = dealer.name != QUERY_DEALER and rng.random() < dealer.vague
+    title = _title(rng, dealer, sku, vague)
     for _ in range(8):
         if title not in seen:
             break
-        title = _title(rng, dealer, sku)
+        title = _title(rng, dealer, sku, vague)
     seen.add(title)
-    cat_1, cat_2, cat_3 = _cats(rng, dealer, sku)
+    cat_1, cat_2, cat_3 = _cats(rng, dealer, sku, vague)
     return {
         "title": title,
         "price": _price(rng, dealer, sku),
