@@ -114,7 +114,12 @@ def test_resume_from_checkpoint(compose_cfg, tmp_path):
 
 
 def test_sweep_runs_one_job_and_one_finished_wandb_run_per_model(tiny_data_dir, tmp_path):
-    args = [a for a in tiny_overrides(tiny_data_dir, tmp_path) if not a.startswith("paths.output_dir")]
+    # As a user types it: no path overrides besides the data, run from the project dir (here tmp_path).
+    args = [
+        a
+        for a in tiny_overrides(tiny_data_dir, tmp_path)
+        if not a.startswith(("paths.output_dir", "paths.root_dir"))
+    ]
     env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
         [
@@ -158,16 +163,32 @@ def test_ddp_on_two_cpu_processes_matches_single_process_evaluation(tiny_data_di
     env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / "train.py"), "trainer=ddp_cpu", *args, *FAST, "logger=csv"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
     ddp_metrics = json.loads((run_dir / "metrics.json").read_text())
     proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "evaluate.py"), *args, f"ckpt_path={run_dir}/checkpoints/last.ckpt",
-         "experiment=img", "logger=none", "cache=false", f"paths.output_dir={tmp_path}/eval",
-         f"hydra.run.dir={tmp_path}/eval"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            str(REPO_ROOT / "evaluate.py"),
+            *args,
+            f"ckpt_path={run_dir}/checkpoints/last.ckpt",
+            "experiment=img",
+            "logger=none",
+            "cache=false",
+            f"paths.output_dir={tmp_path}/eval",
+            f"hydra.run.dir={tmp_path}/eval",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     single = json.loads((tmp_path / "eval" / "metrics.json").read_text())
