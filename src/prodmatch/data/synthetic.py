@@ -43,23 +43,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
+from prodmatch.data.catalog import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from prodmatch.errors import CatalogError, ConfigError, ProdmatchError
 
 GENERATOR_VERSION = 2
 MARKER = ".synthetic.json"
 QUERY_DEALER = "sportdoma"
-COLUMNS: tuple[str, ...] = (
-    "title",
-    "price",
-    "cat_1",
-    "cat_2",
-    "cat_3",
-    "caracteristics",
-    "img_ref",
-    "target",
-    "dealer",
-    "sku",
-)
+COLUMNS: tuple[str, ...] = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)  # the study's schema + sku
 
 
 @dataclass(frozen=True)

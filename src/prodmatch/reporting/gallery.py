@@ -25,20 +25,11 @@ from PIL import Image, ImageDraw, ImageOps
 from prodmatch.errors import CatalogError, ConfigError, ProdmatchError
 from prodmatch.reporting.results import config_value, load_run_config, runtime_cwd
 from prodmatch.reporting.study import STUDY_QUERY_IDS
+from prodmatch.retrieval.pipeline import MATCH_COLUMNS
 
 log = logging.getLogger("prodmatch.reporting")
 
 MATCHES_FILE = "matches.csv"
-MATCH_COLUMNS = (
-    "query_idx",
-    "rank",
-    "db_idx",
-    "score",
-    "query_title",
-    "db_title",
-    "query_target",
-    "db_target",
-)
 CARD_COLUMNS = ("title", "price", "target", "dealer", "img_ref", "sku")
 THUMB_PX = 160
 GALLERY_TABLE_COLUMNS = (
