@@ -23,12 +23,12 @@ test-all:  ## every test, the slow end-to-end ones included
 	$(PY) -m pytest -q -m "slow or not slow"
 
 lint:  ## ruff lint + format check
-	$(PY) -m ruff check src tests train.py evaluate.py
-	$(PY) -m ruff format --check src tests train.py evaluate.py
+	$(PY) -m ruff check src tests train.py evaluate.py match.py
+	$(PY) -m ruff format --check src tests train.py evaluate.py match.py
 
 format:  ## apply ruff's fixes and formatting
-	$(PY) -m ruff check --fix src tests train.py evaluate.py
-	$(PY) -m ruff format src tests train.py evaluate.py
+	$(PY) -m ruff check --fix src tests train.py evaluate.py match.py
+	$(PY) -m ruff format src tests train.py evaluate.py match.py
 
 data:  ## generate the synthetic demo catalog into data/synthetic/
 	$(PY) -m prodmatch.data.synthetic --out data/synthetic --seed $(SEED) --scale $(SCALE)

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger, WandbLogger
 
+from prodmatch.reporting.study import STUDY_QUERY_IDS
 from prodmatch.retrieval.pipeline import RetrievalResult
 
 log = logging.getLogger("prodmatch")
@@ -39,11 +40,17 @@ def log_metrics(loggers: Sequence[Logger], metrics: Mapping[str, float], step: i
         lg.save()
 
 
-def example_positions(n_queries: int, n: int) -> np.ndarray:
-    """`n` query positions spread evenly over the catalog (deterministic, so runs compare row by row)."""
+def example_positions(n_queries: int, n: int, first: Sequence[int] = STUDY_QUERY_IDS) -> np.ndarray:
+    """`n` query positions: the study's visually checked ids (clipped to the catalog), then evenly spread ones.
+
+    Deterministic, so runs compare row by row, and the same queries as the HTML galleries.
+    """
     if n <= 0 or n_queries == 0:
         return np.zeros(0, dtype=np.int64)
-    return np.unique(np.linspace(0, n_queries - 1, num=min(n, n_queries)).round().astype(np.int64))
+    chosen = list(dict.fromkeys(min(int(i), n_queries - 1) for i in first))[:n]
+    spread = np.linspace(0, n_queries - 1, num=min(n, n_queries)).round().astype(np.int64)
+    chosen += [int(i) for i in spread if int(i) not in chosen][: n - len(chosen)]
+    return np.asarray(chosen, dtype=np.int64)
 
 
 def _thumbnail(path: Path) -> Any:

@@ -1,0 +1,44 @@
+"""The W&B example-queries table: which queries, which columns, thumbnails for image runs."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from prodmatch.encoders.tfidf import TfidfEncoder
+from prodmatch.retrieval.index import AnnoyIndex
+from prodmatch.retrieval.pipeline import RetrievalPipeline
+from prodmatch.tracking import example_positions, example_rows
+
+
+def test_example_queries_start_with_the_study_ids_clipped_then_spread():
+    assert example_positions(1000, 4).tolist() == [0, 500, 621, 626]
+    assert example_positions(49, 3).tolist() == [0, 48, 24]
+    assert example_positions(3, 8).tolist() == [0, 2, 1]
+    assert example_positions(0, 8).size == 0
+
+
+def _result(catalogs, view: str, encoder):
+    pipe = RetrievalPipeline(channels=[{"encoder": "enc", "view": view}], index=lambda: AnnoyIndex(n_trees=5))
+    return pipe.run(*catalogs, {"enc": encoder})
+
+
+def test_text_table_has_one_row_per_query_and_rank(tiny_catalogs):
+    result = _result(tiny_catalogs, "title", TfidfEncoder(dim=None))
+    columns, rows = example_rows(result, 3)
+    assert "query_image" not in columns and len(rows) == 3 * 10
+    row = dict(zip(columns, rows[0], strict=True))
+    queries, database = tiny_catalogs
+    assert row["query_title"] == queries.frame.at[0, "title"]
+    assert row["db_title"] == database.frame.at[int(result.ids[0, 0]), "title"]
+    assert row["rank"] == 1 and np.isclose(row["score"], result.scores[0, 0])
+    assert row["same_target"] == (queries.targets[0] == database.targets[result.ids[0, 0]])
+
+
+def test_image_table_carries_thumbnails(tiny_catalogs):
+    from prodmatch.encoders.image import ImageEncoder
+
+    result = _result(tiny_catalogs, "image", ImageEncoder(pretrained=False, image_size=32, num_workers=0))
+    columns, rows = example_rows(result, 1)
+    images = [row[columns.index(c)] for row in rows for c in ("query_image", "db_image")]
+    assert all(isinstance(im, Image.Image) and max(im.size) <= 128 for im in images)
