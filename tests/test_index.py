@@ -188,10 +188,26 @@ def test_bench_smoke(tmp_path, capsys):
     from prodmatch import bench
 
     out = tmp_path / "bench" / "results.md"
-    text = bench.main(["--out", str(out), "--queries", "30", "--db", "300", "--dim", "16", "--repeats", "1"])
+    text = bench.main(
+        [
+            "--out",
+            str(out),
+            "--queries",
+            "30",
+            "--db",
+            "300",
+            "--dim",
+            "16",
+            "--repeats",
+            "1",
+            "--encode-images",
+            "4",
+        ]
+    )
     assert out.read_text() == text and "| benchmark | size | time | notes |" in text
     assert "recall@10 vs exact" in text and "same top-10 as ExactIndex: yes" in text
     assert "same value as metric_dict: yes" in text
+    assert "batching is" in text
     assert text in capsys.readouterr().out
     rows = bench.run_benches(bench.BenchConfig(queries=5, db=40, dim=8, repeats=1), [bench.bench_fusion])
     assert len(rows) == 1 and rows[0].seconds > 0

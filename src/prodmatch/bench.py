@@ -46,6 +46,8 @@ class BenchConfig:
     loop_queries: int = 200
     n_targets: int = 8
     seed: int = 0
+    encode_images: int = 256  # ResNet18 forward passes for the batched-encoding comparison
+    encode_size: int = 64  # the synthetic catalog's working image size
 
 
 @dataclass
@@ -234,8 +236,33 @@ def bench_fusion(ctx: BenchContext) -> list[Row]:
     return [Row(f"rerank top-{cfg.rerank_k} -> top-{cfg.k}", size, seconds, "gather + einsum + stable sort")]
 
 
+def bench_encoding(ctx: BenchContext) -> list[Row]:
+    """ResNet18 embedding of decoded images: batches of 64 (as the encoders do) vs one image at a time."""
+    import torch
+    from torchvision.models import resnet18
+
+    cfg = ctx.cfg
+    torch.manual_seed(cfg.seed)
+    model = resnet18(weights=None).eval()
+    model.fc = torch.nn.Identity()
+    images = torch.randn(cfg.encode_images, 3, cfg.encode_size, cfg.encode_size)
+
+    def run(batch: int) -> None:
+        with torch.inference_mode():
+            for start in range(0, len(images), batch):
+                model(images[start : start + batch])
+
+    size = f"{cfg.encode_images} images x {cfg.encode_size} px"
+    batched, _ = timed(lambda: run(64), cfg.repeats)
+    single, _ = timed(lambda: run(1), cfg.repeats)
+    return [
+        Row("ResNet18 encoding, batch 64", size, batched, f"{cfg.encode_images / batched:.0f} images/s"),
+        Row("ResNet18 encoding, one at a time", size, single, f"batching is {single / batched:.1f}x faster"),
+    ]
+
+
 BenchFn = Callable[[BenchContext], list[Row]]
-BENCHES: list[BenchFn] = [bench_exact, bench_naive, bench_annoy, bench_metrics, bench_fusion]
+BENCHES: list[BenchFn] = [bench_exact, bench_naive, bench_annoy, bench_metrics, bench_fusion, bench_encoding]
 
 
 def run_benches(cfg: BenchConfig, benches: list[BenchFn] | None = None) -> list[Row]:
@@ -276,7 +303,7 @@ def _fmt_seconds(s: float) -> str:
 def to_markdown(rows: list[Row], cfg: BenchConfig, info: dict[str, str]) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        "# prodmatch search benchmarks",
+        "# prodmatch search and encoding benchmarks",
         "",
         f"`python -m prodmatch.bench`, {stamp}. Synthetic clustered float32 unit vectors: {cfg.queries} queries, "
         f"{cfg.db} database items, {cfg.dim}-d ({cfg.text_dim}-d for the re-ranking modality), top-{cfg.k}. "
@@ -301,8 +328,16 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--dim", type=int, default=defaults.dim)
     parser.add_argument("--repeats", type=int, default=defaults.repeats)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--encode-images", type=int, default=defaults.encode_images)
     args = parser.parse_args(argv)
-    cfg = BenchConfig(queries=args.queries, db=args.db, dim=args.dim, repeats=args.repeats, seed=args.seed)
+    cfg = BenchConfig(
+        queries=args.queries,
+        db=args.db,
+        dim=args.dim,
+        repeats=args.repeats,
+        seed=args.seed,
+        encode_images=args.encode_images,
+    )
     text = to_markdown(run_benches(cfg), cfg, machine_info())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
