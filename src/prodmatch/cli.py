@@ -1,4 +1,4 @@
-"""Hydra entry points: `python train.py ...` and `python evaluate.py ...` (both accept `-m` sweeps)."""
+"""Hydra entry points: `python train.py`, `python evaluate.py` and `python match.py` (all accept `-m` sweeps)."""
 
 from __future__ import annotations
 
