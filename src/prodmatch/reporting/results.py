@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -352,7 +353,7 @@ def plot_results(table: pd.DataFrame, out_png: Path, title: str, note: str) -> P
         ax.axhline(n_fine_tuned - 0.5, color="grey", lw=0.8, ls="--")
     ax.set_xlim(0, 110)
     ax.set_xlabel("Acc@10, %")
-    ax.set_title(f"{title}\n{note}", fontsize=10)
+    ax.set_title(f"{title}\n{textwrap.fill(note, 90)}", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: never covers a bar
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
