@@ -194,3 +194,23 @@ def test_ddp_on_two_cpu_processes_matches_single_process_evaluation(tiny_data_di
     single = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     for key, value in single.items():
         assert ddp_metrics[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path):
+    cfg = compose_cfg(
+        "train",
+        [
+            "model=resnet_cos",
+            *FAST,
+            "trainer.max_epochs=2",
+            "logger=csv",
+            "callbacks.retrieval.every_n_epochs=1",
+        ],
+    )
+    run_train(cfg)
+    csv = pd.read_csv(tmp_path / "csv" / "metrics.csv")
+    per_epoch = csv["epoch/retrieval/acc@10"].dropna()
+    assert len(per_epoch) == 2
+    # The last periodic evaluation sees the same weights as the fit-end one.
+    final = json.loads((tmp_path / "metrics.json").read_text())["retrieval/acc@10"]
+    assert per_epoch.iloc[-1] == pytest.approx(final)
