@@ -85,8 +85,7 @@ def run_job(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> 
         err = user_error(exc)
         if err is None:
             raise
-        log.error("%s", err)
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)  # the one line the user needs; no traceback
         raise SystemExit(1) from None
     finally:
         finish_wandb(failed)
