@@ -146,3 +146,16 @@ def test_matches_skip_padding_when_database_is_smaller_than_k(tiny_catalogs, enc
     frame = matches_frame(result)
     assert len(frame) == len(queries) * 6
     assert frame["db_idx"].isin(small_db.row_ids).all()
+
+
+def test_query_targets_missing_from_the_database_are_counted_and_logged(tiny_catalogs, encoders, caplog):
+    from prodmatch.retrieval.pipeline import warn_unmatched_targets
+
+    queries, database = tiny_catalogs
+    target = queries.targets[0]
+    kept = database.subset(np.flatnonzero(database.targets != target))
+    with caplog.at_level("WARNING", logger="prodmatch.retrieval"):
+        unmatched = warn_unmatched_targets(queries, kept)
+    assert unmatched == {target: int((queries.targets == target).sum())}
+    assert target in caplog.text and "count as misses" in caplog.text
+    assert warn_unmatched_targets(queries, database) == {}

@@ -167,6 +167,7 @@ class RetrievalPipeline:
         cache: EmbeddingCache | None = None,
     ) -> RetrievalResult:
         """Embed, search, fuse and return the top-k of every query."""
+        warn_unmatched_targets(queries, database)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         vectors = [self.embed(ch, [queries, database], encoders, cache) for ch in self.channels]
@@ -212,6 +213,22 @@ class RetrievalPipeline:
             uses_images=self.needs_images,
             timings=timings,
         )
+
+
+def warn_unmatched_targets(queries: Catalog, database: Catalog) -> dict[str, int]:
+    """Count (and log) query cards whose target no database card has: their Acc@10 is 0 by construction."""
+    targets, counts = np.unique(queries.targets.astype(str), return_counts=True)
+    missing = ~np.isin(targets, database.targets.astype(str))
+    unmatched = dict(zip(targets[missing].tolist(), counts[missing].tolist(), strict=True))
+    if unmatched:
+        log.warning(
+            "%d of %d query cards have a target no database card has (%s): they count as misses in Acc@10; "
+            "check the target names of both catalogs",
+            sum(unmatched.values()),
+            len(queries),
+            ", ".join(f"{t}: {n}" for t, n in unmatched.items()),
+        )
+    return unmatched
 
 
 def retrieval_metrics(result: RetrievalResult, prefix: str = "retrieval/") -> dict[str, float]:
