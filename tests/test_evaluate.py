@@ -195,3 +195,29 @@ def test_match_rejects_bad_top_n(compose_cfg):
     cfg = compose_cfg("match", ["experiment=title_tfidf", "top_n=0"])
     with pytest.raises(SystemExit):
         run_job(run_match, cfg)
+
+
+def test_corrupt_image_found_while_encoding_is_one_line_naming_the_file(tiny_data_dir, tmp_path):
+    """A file that exists but does not decode fails in a DataLoader worker: still one line, no traceback."""
+    import shutil
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(tiny_data_dir / "synthetic", data_dir / "synthetic")
+    ref = pd.read_csv(data_dir / "synthetic" / "company_data.csv")["img_ref"].iloc[3]
+    (data_dir / "synthetic" / ref).write_bytes(b"not an image")
+    args = [
+        *(a for a in tiny_overrides(data_dir, tmp_path) if not a.startswith("paths.output_dir")),
+        "experiment=img",
+        "logger=none",
+        "cache=false",
+        "num_workers=1",
+    ]
+    proc = _run_cli("evaluate.py", args, cwd=tmp_path)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and Path(ref).name in errors[0] and "data.check_images=decode" in errors[0]
+    assert "Traceback" not in proc.stderr
+
+    proc = _run_cli("evaluate.py", [*args, "data.check_images=decode"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "1 dropped (unreadable_image: 1 [rows 3])" in proc.stdout + proc.stderr

@@ -30,6 +30,15 @@ OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
 OmegaConf.register_new_resolver("if_pretrained", if_pretrained, replace=True)
 
 
+def one_line(err: BaseException) -> str:
+    """The error's own message, without the worker traceback PyTorch's DataLoader wraps around it."""
+    text = str(err).strip()
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        # The last line is "<module>.<Class>: <original message>".
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    return text
+
+
 def user_error(err: BaseException) -> ProdmatchError | None:
     """The ProdmatchError behind an exception, if any (Hydra wraps errors raised in constructors)."""
     seen: BaseException | None = err
@@ -85,7 +94,7 @@ def run_job(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> 
         err = user_error(exc)
         if err is None:
             raise
-        print(f"error: {err}", file=sys.stderr)  # the one line the user needs; no traceback
+        print(f"error: {one_line(err)}", file=sys.stderr)  # the one line the user needs; no traceback
         raise SystemExit(1) from None
     finally:
         finish_wandb(failed)

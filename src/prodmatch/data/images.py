@@ -82,7 +82,10 @@ def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:
 
 def _unreadable(path: Path, err: BaseException) -> ImageError:
     reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return ImageError(f"{path}: image cannot be read: {reason}; fix or remove the row")
+    return ImageError(
+        f"{path}: image cannot be read: {reason}; fix or remove the row, or run with data.check_images=decode "
+        f"to drop unreadable images at load (counted in the load report)"
+    )
 
 
 def _scale_to_uint8(arr: np.ndarray, bits16: bool) -> np.ndarray:
