@@ -42,3 +42,17 @@ def test_image_table_carries_thumbnails(tiny_catalogs):
     columns, rows = example_rows(result, 1)
     images = [row[columns.index(c)] for row in rows for c in ("query_image", "db_image")]
     assert all(isinstance(im, Image.Image) and max(im.size) <= 128 for im in images)
+
+
+def test_wandb_is_offline_unless_asked_for_online(monkeypatch, compose_cfg):
+    from prodmatch.tracking import wandb_offline
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert wandb_offline()
+    assert compose_cfg("evaluate").logger.wandb.offline is True
+    for mode, offline in (("online", False), ("run", False), ("offline", True), ("disabled", True)):
+        monkeypatch.setenv("WANDB_MODE", mode)
+        assert wandb_offline() is offline
+    monkeypatch.setenv("WANDB_MODE", "online")
+    assert compose_cfg("evaluate").logger.wandb.offline is False
+    assert compose_cfg("evaluate", ["logger.wandb.offline=true"]).logger.wandb.offline is True
