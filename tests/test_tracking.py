@@ -56,3 +56,13 @@ def test_wandb_is_offline_unless_asked_for_online(monkeypatch, compose_cfg):
     monkeypatch.setenv("WANDB_MODE", "online")
     assert compose_cfg("evaluate").logger.wandb.offline is False
     assert compose_cfg("evaluate", ["logger.wandb.offline=true"]).logger.wandb.offline is True
+
+
+def test_wandb_mode_disabled_drops_only_the_wandb_logger(monkeypatch, compose_cfg):
+    from pytorch_lightning.loggers import CSVLogger
+
+    from prodmatch.tracking import build_loggers
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    loggers = build_loggers(compose_cfg("evaluate").logger)
+    assert [type(lg) for lg in loggers] == [CSVLogger]

@@ -30,7 +30,12 @@ def build_loggers(logger_cfg: DictConfig | Mapping[str, Any] | None) -> list[Log
     """Instantiate every logger of the `logger` config group (an empty group means no tracking)."""
     if not logger_cfg:
         return []
-    return [instantiate(node) for node in logger_cfg.values() if node is not None]
+    nodes = [node for node in logger_cfg.values() if node is not None]
+    if os.environ.get("WANDB_MODE", "").lower() == "disabled":
+        # Respect it: an offline WandbLogger would switch WANDB_MODE to "dryrun" and write a run anyway.
+        log.info("W&B logging is off (WANDB_MODE=disabled)")
+        nodes = [node for node in nodes if not str(node.get("_target_", "")).endswith("WandbLogger")]
+    return [instantiate(node) for node in nodes]
 
 
 def log_metrics(loggers: Sequence[Logger], metrics: Mapping[str, float], step: int | None = None) -> None:
