@@ -7,6 +7,7 @@ are forced (HF_HUB_OFFLINE, an empty torch hub dir, a failing download).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from urllib.error import URLError
@@ -409,3 +410,15 @@ def test_cache_with_image_encoder(catalog: Catalog, tmp_path: Path):
     reseeded = Counting(image_encoder(seed=1))
     assert not np.allclose(cache.get_or_compute(reseeded, catalog, "image"), first)
     assert reseeded.calls == 1
+
+
+def test_image_cache_misses_when_an_image_file_is_replaced(tmp_path: Path):
+    catalog = load_catalog(write_catalog(tmp_path), tmp_path)  # a private copy: this test edits an image
+    cache = EmbeddingCache(tmp_path / "cache")
+    encoder = Counting(image_encoder(seed=0))
+    cache.get_or_compute(encoder, catalog, "image")
+    path = catalog.image_paths()[0]
+    Image.new("RGB", (40, 40), (250, 10, 10)).save(path, format=Image.open(path).format)
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    cache.get_or_compute(encoder, catalog, "image")
+    assert encoder.calls == 2, "a replaced image must be re-encoded, not served from the cache"

@@ -112,6 +112,15 @@ def short_reason(err: BaseException, limit: int = 200) -> str:
     return reason if len(reason) <= limit else reason[: limit - 3] + "..."
 
 
+def image_files_stamp(catalog: Catalog) -> str:
+    """Hash of every image file's size and modification time (a stat per file, no reads)."""
+    try:
+        stats = [os.stat(p) for p in catalog.image_paths()]
+    except OSError:
+        return "unreadable"  # encoding names the missing file with a clear error
+    return stable_hash(*((st.st_size, st.st_mtime_ns) for st in stats))
+
+
 class EmbeddingCache:
     """Embeddings on disk keyed by (encoder config, catalog content, view), so repeated runs skip encoding.
 
@@ -129,7 +138,9 @@ class EmbeddingCache:
         key = encoder.cache_key(view)
         if self.root is None or key is None:
             return None
-        digest = stable_hash(key, catalog.fingerprint(), view)[:40]
+        # Image embeddings also depend on the files: an image replaced in place must not hit a stale entry.
+        files = image_files_stamp(catalog) if view == "image" else ""
+        digest = stable_hash(key, catalog.fingerprint(), view, files)[:40]
         return self.root / f"{type(encoder).__name__.lower()}-{view}-{digest}.npy"
 
     def get_or_compute(self, encoder: Encoder, catalog: Catalog, view: str) -> np.ndarray:
