@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ def if_pretrained(when_pretrained: Any, when_local: Any, *, _root_: DictConfig) 
     """`${if_pretrained:a,b}`: a with pretrained weights, b for locally built random-init models."""
     return when_pretrained if _root_.pretrained else when_local
 
+
+# Lightning's own internals trip this torch deprecation on every fit; it says nothing about the user's run.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
 OmegaConf.register_new_resolver("if_pretrained", if_pretrained, replace=True)
