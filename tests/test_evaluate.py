@@ -221,3 +221,25 @@ def test_corrupt_image_found_while_encoding_is_one_line_naming_the_file(tiny_dat
     proc = _run_cli("evaluate.py", [*args, "data.check_images=decode"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "1 dropped (unreadable_image: 1 [rows 3])" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("data", "folder", "scale"),
+    [
+        ("synthetic", "synthetic", "demo"),
+        ("synthetic_full", "synthetic_full", "full"),
+        ("sportdoma", "sportdoma", None),
+    ],
+)
+def test_data_configs_point_at_their_own_folder(compose_cfg, data, folder, scale):
+    cfg = compose_cfg("evaluate", [f"data={data}"], tiny=False)
+    for key in ("queries_csv", "database_csv"):
+        assert Path(cfg.data[key]).parent.name == folder
+    assert Path(cfg.data.image_root).name == folder
+    assert (cfg.data.synthetic.scale if cfg.data.synthetic else None) == scale
+
+
+def test_real_data_missing_is_one_line_naming_where_files_go(compose_cfg, tmp_path):
+    cfg = compose_cfg("evaluate", ["data=sportdoma", f"paths.data_dir={tmp_path}", "logger=none"])
+    with pytest.raises(SystemExit):
+        run_job(run_evaluate, cfg)
