@@ -239,7 +239,13 @@ def test_data_configs_point_at_their_own_folder(compose_cfg, data, folder, scale
     assert (cfg.data.synthetic.scale if cfg.data.synthetic else None) == scale
 
 
-def test_real_data_missing_is_one_line_naming_where_files_go(compose_cfg, tmp_path):
-    cfg = compose_cfg("evaluate", ["data=sportdoma", f"paths.data_dir={tmp_path}", "logger=none"])
+def test_real_data_missing_is_one_line_naming_where_files_go(compose_cfg, tmp_path, capsys):
+    cfg = compose_cfg(
+        "evaluate",
+        ["data=sportdoma", f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path}", "logger=none"],
+        tiny=False,
+    )
     with pytest.raises(SystemExit):
         run_job(run_evaluate, cfg)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "company_data.csv: file not found" in err[0] and "data.queries_csv" in err[0]
