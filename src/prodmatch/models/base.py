@@ -103,6 +103,18 @@ class ProdmatchModule(pl.LightningModule):
             )
         return dm
 
+    def pair_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The loss of a batch of pairs (see PairDataModule for the batch layout)."""
+        raise NotImplementedError(f"{type(self).__name__} defines its own training and validation steps")
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.pair_loss(batch)
+        self._log_step("train", loss, len(batch["a"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._log_step("val", self.pair_loss(batch), len(batch["a"]))
+
     def _log_step(self, stage: str, loss: torch.Tensor, batch_size: int) -> None:
         # train/loss per step, val/loss per epoch: each under its plain name (no _step/_epoch suffix).
         self.log(

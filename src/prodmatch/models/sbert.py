@@ -144,14 +144,6 @@ class SbertModule(ProdmatchModule):
         labels = pair_labels(batch["same"], LOSS_ONE_MEANS).to(self.device)
         return self.st_loss([self.features(batch["a"]), self.features(batch["b"])], labels)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.pair_loss(batch)
-        self._log_step("train", loss, len(batch["a"]))
-        return loss
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._log_step("val", self.pair_loss(batch), len(batch["a"]))
-
     # ------------------------------------------------------------------ retrieval
 
     def _require_model(self) -> SentenceTransformer:

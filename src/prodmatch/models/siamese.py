@@ -47,11 +47,3 @@ class SiameseModule(ResNetModule):
 
     def setup(self, stage: str) -> None:
         self._check_datamodule()
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.pair_loss(batch)
-        self._log_step("train", loss, len(batch["a"]))
-        return loss
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._log_step("val", self.pair_loss(batch), len(batch["a"]))
