@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -54,6 +56,37 @@ def tiny_overrides(data_dir: Path, out_dir: Path) -> list[str]:
         "encoders.text.local.vocab_size=2000",
         "encoders.tfidf.dim=64",
     ]
+
+
+def cli_overrides(data_dir: Path, out_dir: Path, root: bool = True) -> list[str]:
+    """`tiny_overrides` for a real entry-point run: Hydra picks the run dir (and, with root=False, the root)."""
+    drop = ("paths.output_dir",) if root else ("paths.output_dir", "paths.root_dir")
+    return [a for a in tiny_overrides(data_dir, out_dir) if not a.startswith(drop)]
+
+
+def run_script(
+    script: str, args: Sequence[str], cwd: Path, timeout: int = 900
+) -> subprocess.CompletedProcess:
+    """Run one of the root entry points (train.py, evaluate.py, ...) as a user would, offline."""
+    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def wandb_exit_codes(run_dir: Path) -> list[int]:
+    """Exit codes W&B recorded for the offline runs under run_dir (one per finished run)."""
+    codes = []
+    for log in sorted(run_dir.glob("wandb/offline-run-*/logs/debug.log")):
+        codes += [
+            int(line.rsplit(":", 1)[1]) for line in log.read_text().splitlines() if "got exitcode:" in line
+        ]
+    return codes
 
 
 @pytest.fixture

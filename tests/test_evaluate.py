@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT, tiny_overrides
+from conftest import cli_overrides, run_script, wandb_exit_codes
 from prodmatch.cli import run_evaluate, run_job
 from prodmatch.retrieval.pipeline import MATCH_COLUMNS
-
-
-def _wandb_exit_codes(run_dir: Path) -> list[int]:
-    """Exit codes W&B recorded for the offline runs under run_dir (one per finished run)."""
-    codes = []
-    for log in sorted(run_dir.glob("wandb/offline-run-*/logs/debug.log")):
-        for line in log.read_text().splitlines():
-            if "got exitcode:" in line:
-                codes.append(int(line.rsplit(":", 1)[1]))
-    return codes
 
 
 def _check_contract(out: Path, queries_targets: set[str]) -> dict[str, float]:
@@ -47,7 +34,7 @@ def test_evaluate_experiment_writes_contract_artifacts(compose_cfg, tiny_catalog
     written = _check_contract(tmp_path, set(tiny_catalogs[0].targets))
     assert written == pytest.approx(metrics)
     # One W&B run, finished cleanly, offline inside the run dir; the CSV logger holds the same numbers.
-    assert _wandb_exit_codes(tmp_path) == [0]
+    assert wandb_exit_codes(tmp_path) == [0]
     csv_metrics = pd.read_csv(tmp_path / "csv" / "metrics.csv")
     assert csv_metrics["retrieval/acc@10"].dropna().iloc[-1] == pytest.approx(metrics["retrieval/acc@10"])
     assert (
@@ -79,21 +66,9 @@ def test_text_only_run_never_needs_images(compose_cfg, tiny_data_dir, tmp_path):
     assert metrics["retrieval/acc@10"] > 0
 
 
-def _run_cli(script: str, args: list[str], cwd: Path, env_extra: dict[str, str] | None = None):
-    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", **(env_extra or {})}
-    return subprocess.run(
-        [sys.executable, str(REPO_ROOT / script), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_evaluate_cli_writes_run_dir_under_logs(tiny_data_dir, tmp_path):
-    args = [a for a in tiny_overrides(tiny_data_dir, tmp_path) if not a.startswith("paths.output_dir")]
-    proc = _run_cli("evaluate.py", [*args, "experiment=title_cat_tfidf"], cwd=tmp_path)
+    args = cli_overrides(tiny_data_dir, tmp_path)
+    proc = run_script("evaluate.py", [*args, "experiment=title_cat_tfidf"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     run_dirs = list((tmp_path / "logs" / "evaluate" / "runs").iterdir())
     assert len(run_dirs) == 1
@@ -120,7 +95,7 @@ def test_missing_column_is_one_line_error_and_nonzero_exit(tiny_data_dir, tmp_pa
         "experiment=title_tfidf",
         "logger=none",
     ]
-    proc = _run_cli("evaluate.py", args, cwd=tmp_path)
+    proc = run_script("evaluate.py", args, cwd=tmp_path)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "'title'" in errors[0] and "company_data.csv" in errors[0]
@@ -128,7 +103,7 @@ def test_missing_column_is_one_line_error_and_nonzero_exit(tiny_data_dir, tmp_pa
 
 
 def test_unknown_experiment_fails_loudly(tmp_path):
-    proc = _run_cli(
+    proc = run_script(
         "evaluate.py", ["experiment=no_such_experiment", f"paths.root_dir={tmp_path}"], cwd=tmp_path
     )
     assert proc.returncode != 0
@@ -136,14 +111,14 @@ def test_unknown_experiment_fails_loudly(tmp_path):
 
 
 def test_misspelled_key_fails_loudly(tmp_path):
-    proc = _run_cli("evaluate.py", ["retrieval.kk=5", f"paths.root_dir={tmp_path}"], cwd=tmp_path)
+    proc = run_script("evaluate.py", ["retrieval.kk=5", f"paths.root_dir={tmp_path}"], cwd=tmp_path)
     assert proc.returncode != 0
     assert "kk" in proc.stderr
 
 
 def test_unreachable_pretrained_weights_is_one_clear_line(tiny_data_dir, tmp_path):
-    args = [a for a in tiny_overrides(tiny_data_dir, tmp_path) if not a.startswith("paths.output_dir")]
-    proc = _run_cli(
+    args = cli_overrides(tiny_data_dir, tmp_path)
+    proc = run_script(
         "evaluate.py",
         [
             *args,
@@ -206,19 +181,19 @@ def test_corrupt_image_found_while_encoding_is_one_line_naming_the_file(tiny_dat
     ref = pd.read_csv(data_dir / "synthetic" / "company_data.csv")["img_ref"].iloc[3]
     (data_dir / "synthetic" / ref).write_bytes(b"not an image")
     args = [
-        *(a for a in tiny_overrides(data_dir, tmp_path) if not a.startswith("paths.output_dir")),
+        *cli_overrides(data_dir, tmp_path),
         "experiment=img",
         "logger=none",
         "cache=false",
         "num_workers=1",
     ]
-    proc = _run_cli("evaluate.py", args, cwd=tmp_path)
+    proc = run_script("evaluate.py", args, cwd=tmp_path)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and Path(ref).name in errors[0] and "data.check_images=decode" in errors[0]
     assert "Traceback" not in proc.stderr
 
-    proc = _run_cli("evaluate.py", [*args, "data.check_images=decode"], cwd=tmp_path)
+    proc = run_script("evaluate.py", [*args, "data.check_images=decode"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "1 dropped (unreadable_image: 1 [rows 3])" in proc.stdout + proc.stderr
 

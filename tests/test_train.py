@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import REPO_ROOT, tiny_overrides
+from conftest import cli_overrides, run_script, wandb_exit_codes
 from prodmatch.cli import run_evaluate, run_job, run_train
 
 # A few steps only: these tests check wiring and contracts, not learning (tests/test_models.py does that).
@@ -26,15 +23,6 @@ FAST = [
     "log_examples=2",
     "trainer.log_every_n_steps=1",
 ]
-
-
-def _wandb_exit_codes(run_dir: Path) -> list[int]:
-    codes = []
-    for log in sorted(run_dir.glob("wandb/offline-run-*/logs/debug.log")):
-        codes += [
-            int(line.rsplit(":", 1)[1]) for line in log.read_text().splitlines() if "got exitcode:" in line
-        ]
-    return codes
 
 
 def _check_train_artifacts(out: Path, targets: set[str]) -> dict[str, float]:
@@ -57,7 +45,7 @@ def test_train_writes_metrics_and_a_checkpoint_that_evaluates_identically(
     returned = run_job(run_train, cfg)
     metrics = _check_train_artifacts(tmp_path, set(tiny_catalogs[0].targets))
     assert returned == pytest.approx(metrics)
-    assert _wandb_exit_codes(tmp_path) == [0]
+    assert wandb_exit_codes(tmp_path) == [0]
     csv = pd.read_csv(tmp_path / "csv" / "metrics.csv")
     assert {"train/loss", "val/loss", "before_fit/retrieval/acc@10", "retrieval/acc@10"} <= set(csv.columns)
 
@@ -89,7 +77,7 @@ def test_failed_job_marks_its_wandb_run_failed(compose_cfg, tmp_path):
     cfg = compose_cfg("evaluate", ["retrieval.channels=[{encoder: clip, view: title}]"])
     with pytest.raises(SystemExit):
         run_job(run_evaluate, cfg)
-    assert _wandb_exit_codes(tmp_path) == [1]
+    assert wandb_exit_codes(tmp_path) == [1]
 
 
 def test_resume_from_checkpoint(compose_cfg, tmp_path):
@@ -115,26 +103,16 @@ def test_resume_from_checkpoint(compose_cfg, tmp_path):
 
 def test_sweep_runs_one_job_and_one_finished_wandb_run_per_model(tiny_data_dir, tmp_path):
     # As a user types it: no path overrides besides the data, run from the project dir (here tmp_path).
-    args = [
-        a
-        for a in tiny_overrides(tiny_data_dir, tmp_path)
-        if not a.startswith(("paths.output_dir", "paths.root_dir"))
-    ]
-    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(
+    args = cli_overrides(tiny_data_dir, tmp_path, root=False)
+    proc = run_script(
+        "train.py",
         [
-            sys.executable,
-            str(REPO_ROOT / "train.py"),
             "-m",
             "model=resnet_contrastive,resnet_cos",
             *args,
             *FAST,
         ],
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted((tmp_path / "multirun").glob("*/*/*/metrics.json"))
@@ -143,7 +121,7 @@ def test_sweep_runs_one_job_and_one_finished_wandb_run_per_model(tiny_data_dir, 
     for metrics_path in jobs:
         job = metrics_path.parent
         _check_train_artifacts(job, set())
-        assert _wandb_exit_codes(job) == [0]
+        assert wandb_exit_codes(job) == [0]
         # The W&B run's config (logged at init) names its group: one group for the whole sweep.
         debug = next(job.glob("wandb/offline-run-*/logs/debug.log")).read_text()
         groups.add(re.search(r"'group': '([^']+)'", debug).group(1))
@@ -159,23 +137,14 @@ def test_sweep_runs_one_job_and_one_finished_wandb_run_per_model(tiny_data_dir, 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_matches_single_process_evaluation(tiny_data_dir, tmp_path):
     """The callback's sharded, all-gathered embeddings give the metrics one process gets from the same weights."""
-    args = [a for a in tiny_overrides(tiny_data_dir, tmp_path) if not a.startswith("paths.output_dir")]
-    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "train.py"), "trainer=ddp_cpu", *args, *FAST, "logger=csv"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    args = cli_overrides(tiny_data_dir, tmp_path)
+    proc = run_script("train.py", ["trainer=ddp_cpu", *args, *FAST, "logger=csv"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
     ddp_metrics = json.loads((run_dir / "metrics.json").read_text())
-    proc = subprocess.run(
+    proc = run_script(
+        "evaluate.py",
         [
-            sys.executable,
-            str(REPO_ROOT / "evaluate.py"),
             *args,
             f"ckpt_path={run_dir}/checkpoints/last.ckpt",
             "experiment=img",
@@ -185,10 +154,6 @@ def test_ddp_on_two_cpu_processes_matches_single_process_evaluation(tiny_data_di
             f"hydra.run.dir={tmp_path}/eval",
         ],
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     single = json.loads((tmp_path / "eval" / "metrics.json").read_text())
