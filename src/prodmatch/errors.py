@@ -26,3 +26,17 @@ class WeightsUnavailableError(ProdmatchError):
 
 class ConfigError(ProdmatchError):
     """A config value is invalid."""
+
+
+def one_line(err: BaseException, limit: int = 300) -> str:
+    """The error's own message as one line: the first non-empty line, shortened.
+
+    PyTorch's DataLoader wraps a worker's exception in "Caught X in DataLoader worker ... Original Traceback";
+    then the original message (the last line, "<module>.<Class>: <message>") is what the user needs.
+    """
+    text = str(err).strip()
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = lines[0] if lines else type(err).__name__
+    return reason if len(reason) <= limit else reason[: limit - 3] + "..."
