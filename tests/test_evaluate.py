@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import cli_overrides, run_script, wandb_exit_codes
 from prodmatch.cli import run_evaluate, run_job
 from prodmatch.retrieval.pipeline import MATCH_COLUMNS
+from tests.helpers.run import cli_overrides, run_script, wandb_exit_codes
 
 
 def _check_contract(out: Path, queries_targets: set[str]) -> dict[str, float]:

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT
 from prodmatch.cli import DONE_MARKER, run_evaluate, run_job
 from prodmatch.reporting.study import EXPERIMENTS, FINE_TUNED, OFF_THE_SHELF, study_figures
 from prodmatch.reproduce import experiments, main
+from tests.helpers.run import REPO_ROOT
 
 
 def test_every_reported_experiment_has_a_config_and_every_config_is_reported():

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import cli_overrides, run_script, wandb_exit_codes
 from prodmatch.cli import run_evaluate, run_job, run_train
+from tests.helpers.run import cli_overrides, run_script, wandb_exit_codes
 
 # A few steps only: these tests check wiring and contracts, not learning (tests/test_models.py does that).
 FAST = [
