@@ -323,7 +323,9 @@ def load_catalog(
     kept = (reasons == "").to_numpy()
     frame = frame[kept].copy()
     frame["row_id"] = np.flatnonzero(kept).astype(np.int64)
-    return Catalog(frame.reset_index(drop=True), image_root=root, name=csv_path.stem, report=report)
+    catalog = Catalog(frame.reset_index(drop=True), image_root=root, name=csv_path.stem, report=report)
+    catalog.csv_path = csv_path.resolve()
+    return catalog
 
 
 # --------------------------------------------------------------------------- Catalog
@@ -345,6 +347,7 @@ class Catalog:
         self.report = report
         self._texts: dict[str, list[str]] = {}
         self._fingerprint: str | None = None
+        self.csv_path: Path | None = None  # the CSV the rows were read from (provenance of saved results)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -413,7 +416,9 @@ class Catalog:
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
         frame = self.frame.iloc[idx.astype(np.int64, copy=False)].reset_index(drop=True)
-        return Catalog(frame, image_root=self.image_root, name=self.name, report=self.report)
+        part = Catalog(frame, image_root=self.image_root, name=self.name, report=self.report)
+        part.csv_path = self.csv_path
+        return part
 
 
 def _column_bytes(values: pd.Series) -> bytes:

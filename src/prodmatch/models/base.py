@@ -12,7 +12,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from prodmatch.encoders.image import ImageEncoder, build_resnet18
+from prodmatch.encoders.image import ImageEncoder
 from prodmatch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[..., Any]
 
+# Where a checkpoint keeps the resolved `model` config (plain data, so weights-only loading can read it).
+MODEL_CONFIG_KEY = "prodmatch_model_config"
 # Scheduler arguments that take the run's total number of optimizer steps (OneCycleLR, linear warmup).
 _TOTAL_STEP_ARGS = ("total_steps", "num_training_steps")
 
@@ -73,11 +75,6 @@ class ProdmatchModule(pl.LightningModule):
         self._scheduler_factory = scheduler
         self._scheduler_interval = scheduler_interval
 
-    @property
-    def train_view(self) -> str | None:
-        """The catalog view this module trains on ("image", or the datamodule's text view)."""
-        return "image" if self.modality == "image" else None
-
     def configure_optimizers(self) -> Any:
         optimizer = self._optimizer_factory(self.parameters())
         if self._scheduler_factory is None:
@@ -87,6 +84,12 @@ class ProdmatchModule(pl.LightningModule):
         scheduler = self._scheduler_factory(optimizer, **kwargs)
         interval = self._scheduler_interval or ("step" if total_arg else "epoch")
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the resolved model config, so the checkpoint alone rebuilds this module (models/loading.py)."""
+        config = getattr(self, "model_config", None)
+        if config is not None:
+            checkpoint[MODEL_CONFIG_KEY] = config
 
     def _datamodule(self) -> PairDataModule | None:
         trainer = self._trainer
@@ -157,24 +160,20 @@ class ModuleEncoder:
 
 
 class ResNetModule(ProdmatchModule):
-    """Base of the image modules: a ResNet18 backbone (Identity head, 512-d) and its retrieval encoder.
+    """Base of the image modules: a ``backbone`` (``model.net``, 512-d) and its retrieval encoder.
 
-    Subclasses call :meth:`save_hyperparameters` with ``pretrained``, ``weights``, ``image_size``,
-    ``encode_batch_size`` and ``encode_num_workers`` among their arguments, then :meth:`_build_backbone`.
+    Subclasses save ``image_size``, ``encode_batch_size`` and ``encode_num_workers`` as hyper-parameters.
     """
 
     modality = "image"
-
-    def _build_backbone(self) -> None:
-        self.backbone = build_resnet18(pretrained=self.hparams.pretrained, weights=self.hparams.weights)
+    backbone: torch.nn.Module
 
     @property
     def encoder(self) -> ModuleEncoder:
-        """The backbone as a retrieval encoder (512-d, L2-normalised), embedding exactly like evaluate.py."""
+        """The backbone as a retrieval encoder (L2-normalised), embedding exactly like evaluate.py."""
         hp = self.hparams
         inner = ImageEncoder(
-            pretrained=hp.pretrained,
-            weights=hp.weights,
+            pretrained=False,
             image_size=hp.image_size,
             batch_size=hp.encode_batch_size,
             num_workers=hp.encode_num_workers,

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from prodmatch.encoders.image import build_resnet18
 from prodmatch.errors import ConfigError
 from prodmatch.models.base import OptimizerFactory, ResNetModule, SchedulerFactory
 
@@ -16,8 +17,8 @@ from prodmatch.models.base import OptimizerFactory, ResNetModule, SchedulerFacto
 class ClassifierModule(ResNetModule):
     """Cross-entropy on the targets of both cards of every pair in a batch.
 
-    ``num_classes``: taken from the datamodule at ``setup`` when None (and then stored in the hyper-parameters,
-    so a checkpoint rebuilds the same head). The study clips gradients at 0.1: ``Trainer(gradient_clip_val=0.1)``.
+    ``num_classes``: the number of database targets (train.py passes the datamodule's count when the config
+    leaves it null, so the saved model config rebuilds the same head). The study clips gradients at 0.1: ``Trainer(gradient_clip_val=0.1)``.
     """
 
     def __init__(
@@ -26,15 +27,14 @@ class ClassifierModule(ResNetModule):
         scheduler: SchedulerFactory | None = None,
         scheduler_interval: str | None = None,
         num_classes: int | None = None,
-        pretrained: bool = True,
-        weights: str = "IMAGENET1K_V1",
+        net: nn.Module | None = None,
         image_size: int = 224,
         encode_batch_size: int = 64,
         encode_num_workers: int = 2,
     ) -> None:
         super().__init__(optimizer, scheduler, scheduler_interval)
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
-        self._build_backbone()
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.backbone = net if net is not None else build_resnet18(pretrained=False)
         self.head: nn.Linear | None = None
         if num_classes is not None:
             self._build_head(num_classes)
@@ -42,7 +42,6 @@ class ClassifierModule(ResNetModule):
     def _build_head(self, num_classes: int) -> None:
         if num_classes < 2:
             raise ConfigError(f"the classifier needs at least 2 targets, got num_classes={num_classes}")
-        self.hparams.num_classes = int(num_classes)
         self.head = nn.Linear(512, int(num_classes))
         self.train_acc = MulticlassAccuracy(num_classes=int(num_classes), average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=int(num_classes), average="micro")
@@ -56,9 +55,9 @@ class ClassifierModule(ResNetModule):
                     "ClassifierModule needs num_classes; pass it or train with a PairDataModule"
                 )
             self._build_head(n)
-        elif n is not None and n != self.hparams.num_classes:
+        elif n is not None and n != self.head.out_features:
             raise ConfigError(
-                f"the classifier has {self.hparams.num_classes} classes but the database has {n} targets; "
+                f"the classifier has {self.head.out_features} classes but the database has {n} targets; "
                 "set model.num_classes=null to take the count from the data"
             )
 

@@ -1,57 +1,84 @@
-"""Rebuild a trained module from a Lightning checkpoint written by train.py, for evaluate.py and match.py."""
+"""Build a training module from config (train.py) and rebuild it from its checkpoint alone (evaluate/match).
+
+train.py instantiates `model` through :func:`instantiate_model`, which keeps the resolved config on the module;
+the module stores it in every checkpoint. :func:`load_trained_module` reads the checkpoint with
+``weights_only=True`` (a checkpoint carrying code is refused, never run), rebuilds the module from the stored
+config without fetching pretrained weights again (every weight comes from the checkpoint) and loads its state.
+"""
 
 from __future__ import annotations
 
-import inspect
+import pickle
 from pathlib import Path
+from typing import Any
 
-import torch
-from hydra.utils import get_class, instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from prodmatch.encoders.base import Encoder
-from prodmatch.errors import ConfigError
-from prodmatch.models.base import ProdmatchModule
-
-MODEL_CONFIG = "model.yaml"  # the resolved `model` config node, written by train.py into its run dir
-_RUNTIME_ARGS = ("loss", "optimizer", "scheduler")  # constructor args that are objects, not hyper-parameters
+from prodmatch.errors import ConfigError, one_line
+from prodmatch.models.base import MODEL_CONFIG_KEY, ProdmatchModule
 
 
-def model_config_path(ckpt_path: Path) -> Path:
-    """Where the training run that wrote `ckpt_path` (under <run>/checkpoints/) keeps its model config."""
-    return ckpt_path.resolve().parent.parent / MODEL_CONFIG
+def instantiate_model(model_cfg: DictConfig | dict[str, Any], **runtime: Any) -> ProdmatchModule:
+    """The configured module, with ``runtime`` values (e.g. num_classes from the data) filled in where null."""
+    from hydra.utils import instantiate
+
+    config = OmegaConf.to_container(OmegaConf.create(model_cfg), resolve=True)
+    config.update({k: v for k, v in runtime.items() if k in config and config[k] is None})
+    module = instantiate(config)
+    module.model_config = config
+    return module
+
+
+def _offline(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with pretrained weights switched off wherever the checkpoint supplies every weight."""
+    out = dict(config)
+    net = out.get("net")
+    if isinstance(net, dict) and "pretrained" in net:
+        out["net"] = {**net, "pretrained": False}
+    return out
+
+
+def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
+    """The checkpoint's contents, loaded weights-only; a file that needs code execution is refused."""
+    import torch
+
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise ConfigError(
+            f"ckpt_path={path}: no such checkpoint; pass a .ckpt from a train run's checkpoints/"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ConfigError(
+            f"ckpt_path={path}: refused, the file holds objects that would run code when loaded "
+            f"({one_line(err, 160)}); only load checkpoints written by prodmatch's train.py"
+        ) from err
+    except (OSError, RuntimeError, EOFError) as err:
+        raise ConfigError(f"ckpt_path={path}: not a readable checkpoint ({one_line(err, 160)})") from err
 
 
 def load_trained_module(ckpt_path: str | Path) -> ProdmatchModule:
-    """The module class and its non-hyper-parameter args from the run's model.yaml, weights from the checkpoint."""
-    ckpt_path = Path(ckpt_path)
-    if not ckpt_path.is_file():
+    """The trained module of a checkpoint written by train.py, in eval mode."""
+    from hydra.utils import instantiate
+
+    checkpoint = read_checkpoint(ckpt_path)
+    config = checkpoint.get(MODEL_CONFIG_KEY)
+    if not isinstance(config, dict):
         raise ConfigError(
-            f"ckpt_path={ckpt_path}: no such checkpoint; pass a .ckpt from a train run's checkpoints/"
+            f"ckpt_path={ckpt_path}: the checkpoint holds no model config; it was not written by this "
+            "version's train.py (retrain, or pass a checkpoint from a current run)"
         )
-    cfg_path = model_config_path(ckpt_path)
-    if not cfg_path.is_file():
-        raise ConfigError(
-            f"ckpt_path={ckpt_path}: {cfg_path} is missing; evaluate checkpoints inside the train run dir "
-            f"(<run>/checkpoints/*.ckpt) that wrote them"
-        )
-    model_cfg = OmegaConf.load(cfg_path)
-    cls = get_class(model_cfg._target_)
-    runtime = {k: instantiate(model_cfg[k]) for k in _RUNTIME_ARGS if model_cfg.get(k) is not None}
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    hparams = dict(checkpoint.get("hyper_parameters", {}))
-    # Every weight comes from the checkpoint: don't fetch pretrained ones again where the architecture is
-    # known without them (ResNet18; a locally built text model, whose dir holds its tokenizer).
-    if cls.modality == "image" or hparams.get("local_model_dir"):
-        hparams["pretrained"] = False
-    # Only constructor arguments: modules also record run facts (e.g. the train view) in their hparams.
-    accepted = inspect.signature(cls.__init__).parameters
-    module = cls(**{k: v for k, v in {**hparams, **runtime}.items() if k in accepted})
+    hparams = checkpoint.get("hyper_parameters", {})
+    local_dir = hparams.get("local_model_dir")  # a locally built text model: its dir holds the tokenizer
+    extra = {"local_model_dir": local_dir, "pretrained": False} if local_dir else {}
+    module = instantiate({**_offline(config), **extra})
     module.load_state_dict(checkpoint["state_dict"])
+    module.model_config = config
     return module.eval()
 
 
-def load_trained_encoder(ckpt_path: str | Path) -> tuple[Encoder, str]:
+def load_trained_encoder(ckpt_path: str | Path) -> tuple[Any, str]:
     """The trained module's encoder and its modality ("image" or "text")."""
     module = load_trained_module(ckpt_path)
     return module.encoder, module.modality

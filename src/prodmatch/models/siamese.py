@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from prodmatch.data.pairs import pair_labels
+from prodmatch.encoders.image import build_resnet18
 from prodmatch.models.base import OptimizerFactory, ResNetModule, SchedulerFactory
 
 
@@ -16,7 +17,8 @@ class SiameseModule(ResNetModule):
 
     ``loss``: :class:`~prodmatch.models.losses.ContrastiveLoss` (resnet_contrastive) or
     :class:`~prodmatch.models.losses.CosineSimilarityLoss` (resnet_cos); its ``one_means`` attribute says how
-    a pair's ``same`` flag becomes its label. ``image_size`` / ``encode_*`` set how :attr:`encoder` embeds.
+    a pair's ``same`` flag becomes its label. ``net``: the backbone (``model.net``: ResNet18 with an Identity head by default); ``image_size`` /
+    ``encode_*`` set how :attr:`encoder` embeds.
     """
 
     def __init__(
@@ -25,15 +27,14 @@ class SiameseModule(ResNetModule):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         scheduler_interval: str | None = None,
-        pretrained: bool = True,
-        weights: str = "IMAGENET1K_V1",
+        net: nn.Module | None = None,
         image_size: int = 224,
         encode_batch_size: int = 64,
         encode_num_workers: int = 2,
     ) -> None:
         super().__init__(optimizer, scheduler, scheduler_interval)
-        self.save_hyperparameters(ignore=["loss", "optimizer", "scheduler"])
-        self._build_backbone()
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"])
+        self.backbone = net if net is not None else build_resnet18(pretrained=False)
         self.loss = loss
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -1,45 +1,30 @@
-"""The one retrieval pipeline: embed, index, search, fuse, score, write artifacts.
+"""The retrieval pipeline: embed each channel, fuse, search the configured index, post-process, return a result.
 
-`evaluate.py` runs it with off-the-shelf encoders; the training callback runs it with the module's own
-encoder. A :class:`RetrievalResult` carries everything later stages need (metrics, matches.csv, galleries,
-W&B tables), so no stage recomputes what another already holds.
+`evaluate.py`, `match.py` and the training callback all run it (through :mod:`prodmatch.retrieval.evaluation`),
+so an off-the-shelf encoder and a module being trained are scored the same way.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from prodmatch.data.catalog import IMAGE_VIEW, TEXT_VIEWS, Catalog
 from prodmatch.encoders.base import EmbeddingCache, Encoder
-from prodmatch.errors import ConfigError
+from prodmatch.errors import CatalogError, ConfigError
 from prodmatch.retrieval.fusion import concat, rerank
 from prodmatch.retrieval.index import AnnoyIndex, ExactIndex
-from prodmatch.retrieval.metrics import metric_dict
+from prodmatch.retrieval.result import RetrievalResult
 
 log = logging.getLogger("prodmatch.retrieval")
 
 FUSIONS = ("none", "concat", "rerank")
-SEARCHES = ("annoy", "exact")
-MATCH_COLUMNS = (
-    "query_idx",
-    "rank",
-    "db_idx",
-    "score",
-    "query_title",
-    "db_title",
-    "query_target",
-    "db_target",
-)
 
 
 @dataclass(frozen=True)
@@ -54,70 +39,62 @@ class Channel:
         return self.view if self.encoder in ("image", "text", "model") else f"{self.view}:{self.encoder}"
 
 
-@dataclass
-class RetrievalResult:
-    """Top-k database rows per query, plus what metrics and reports need."""
-
-    queries: Catalog
-    database: Catalog
-    ids: np.ndarray  # [Q, k] database row positions (in `database`), -1 where fewer than k exist
-    scores: np.ndarray  # [Q, k] cosine similarity of the final ranking
-    ann_ids: np.ndarray  # [Q, k] first-stage ANNOY top-k
-    exact_ids: np.ndarray  # [Q, k] first-stage exact top-k (same vectors)
-    k: int
-    description: str
-    uses_images: bool = False  # whether any channel embedded images (galleries and W&B tables show them)
-    timings: dict[str, float] = field(default_factory=dict)
-
-
 class RetrievalPipeline:
-    """Embeds both catalogs per channel, searches with ANNOY (and exactly, for ann_recall), fuses, keeps top-k."""
+    """Channels -> (fused) first-stage vectors -> index top-k (or top-rerank_k, re-ranked by the second channel).
+
+    ``index`` builds the search index (a partial of a backend from `conf/retrieval/index/`); the ANN's recall
+    against exact search is measured on a seeded sample of ``recall_sample`` queries.
+    """
 
     def __init__(
         self,
-        channels: Sequence[Mapping[str, str]],
+        channels: Sequence[Mapping[str, str]] | None,
         fusion: str = "none",
         k: int = 10,
         rerank_k: int = 40,
         concat_weights: Sequence[float] | None = None,
-        search: str = "annoy",
-        exact_chunk_size: int = 4096,
-        index: Callable[[], AnnoyIndex] | None = None,
+        index: Callable[[], Any] | None = None,
+        recall_sample: int = 1000,
+        seed: int = 0,
     ) -> None:
-        self.channels = [Channel(str(c["encoder"]), str(c["view"])) for c in channels]
+        self.channels = [Channel(str(c["encoder"]), str(c["view"])) for c in channels or ()]
         self.fusion = fusion
-        self.k = int(k)
-        self.rerank_k = int(rerank_k)
+        self.k = k
+        self.rerank_k = rerank_k
         self.concat_weights = None if concat_weights is None else [float(w) for w in concat_weights]
-        self.search = search
-        self.exact_chunk_size = int(exact_chunk_size)
         self.index_factory = index or AnnoyIndex
+        self.recall_sample = recall_sample
+        self.seed = seed
         self._validate()
 
     def _validate(self) -> None:
-        """Fail on a bad retrieval config with a message naming the key and the allowed values."""
+        """Fail on a bad retrieval config with one line naming the key and the allowed values."""
         if self.fusion not in FUSIONS:
             raise ConfigError(f"retrieval.fusion={self.fusion!r} is not one of {', '.join(FUSIONS)}")
-        if self.search not in SEARCHES:
-            raise ConfigError(f"retrieval.search={self.search!r} is not one of {', '.join(SEARCHES)}")
-        wanted = {"none": (1, 1), "concat": (2, 8), "rerank": (2, 2)}[self.fusion]
-        if not wanted[0] <= len(self.channels) <= wanted[1]:
+        for key in ("k", "rerank_k", "recall_sample"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"retrieval.{key}={value!r} must be a positive integer")
+        if not self.channels:
+            raise ConfigError("retrieval.channels is empty; give at least one {encoder, view} channel")
+        lo, hi = {"none": (1, 1), "concat": (2, 8), "rerank": (2, 2)}[self.fusion]
+        if not lo <= len(self.channels) <= hi:
+            need = str(lo) if lo == hi else f"{lo}-{hi}"
             raise ConfigError(
-                f"retrieval.fusion={self.fusion} needs {wanted[0]}"
-                f"{'' if wanted[0] == wanted[1] else f'-{wanted[1]}'} channels, got {len(self.channels)}"
+                f"retrieval.fusion={self.fusion} needs {need} channels, got {len(self.channels)}; "
+                "fix retrieval.channels or retrieval.fusion"
             )
         for ch in self.channels:
             if ch.view != IMAGE_VIEW and ch.view not in TEXT_VIEWS:
                 raise ConfigError(
-                    f"retrieval channel view {ch.view!r} is not one of {IMAGE_VIEW}, {', '.join(TEXT_VIEWS)}"
+                    f"retrieval.channels: view {ch.view!r} is not one of {IMAGE_VIEW}, {', '.join(TEXT_VIEWS)}"
                 )
-        if self.k < 1:
-            raise ConfigError(f"retrieval.k={self.k} must be >= 1")
         if self.fusion == "rerank" and self.rerank_k < self.k:
             raise ConfigError(f"retrieval.rerank_k={self.rerank_k} must be >= retrieval.k={self.k}")
         if self.concat_weights is not None and len(self.concat_weights) != len(self.channels):
             raise ConfigError(
-                f"retrieval.concat_weights has {len(self.concat_weights)} weights for {len(self.channels)} channels"
+                f"retrieval.concat_weights has {len(self.concat_weights)} weights for {len(self.channels)} "
+                "channels; give one weight per channel"
             )
 
     @property
@@ -138,40 +115,21 @@ class RetrievalPipeline:
             return f"{labels[0]} top-{self.rerank_k}, re-ranked by {labels[1]}"
         return labels[0]
 
-    def embed(
-        self,
-        channel: Channel,
-        catalogs: Sequence[Catalog],
-        encoders: Mapping[str, Encoder],
-        cache: EmbeddingCache | None = None,
-    ) -> list[np.ndarray]:
-        """Embed each catalog with the channel's encoder (fitted on all of them first, where it fits)."""
-        if channel.encoder not in encoders:
-            raise ConfigError(
-                f"retrieval channel names encoder {channel.encoder!r}, which is not configured "
-                f"(known: {', '.join(sorted(encoders))})"
-            )
-        encoder = encoders[channel.encoder]
-        prepare = getattr(encoder, "prepare", None)
-        if prepare is not None:
-            prepare(catalogs, channel.view)
-        if cache is None:
-            return [encoder.encode(cat, channel.view) for cat in catalogs]
-        return [cache.get_or_compute(encoder, cat, channel.view) for cat in catalogs]
-
     def run(
         self,
         queries: Catalog,
         database: Catalog,
         encoders: Mapping[str, Encoder],
         cache: EmbeddingCache | None = None,
+        strict: bool = False,
     ) -> RetrievalResult:
-        """Embed, search, fuse and return the top-k of every query."""
+        """Embed, search, re-rank and return the ranking of every query (at least k deep)."""
         warn_unmatched_targets(queries, database)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        vectors = [self.embed(ch, [queries, database], encoders, cache) for ch in self.channels]
+        vectors = [embed_channel(ch, queries, database, encoders, cache) for ch in self.channels]
         timings["embed_s"] = time.perf_counter() - t0
+        queries, database, vectors, data = drop_unembedded(queries, database, vectors, strict)
 
         if self.fusion == "concat":
             first_q = concat([v[0] for v in vectors], self.concat_weights)
@@ -179,131 +137,103 @@ class RetrievalPipeline:
         else:
             first_q, first_db = vectors[0]
         depth = self.rerank_k if self.fusion == "rerank" else self.k
-
         t0 = time.perf_counter()
-        exact_ids, exact_scores = (
-            ExactIndex(chunk_size=self.exact_chunk_size).build(first_db).search(first_q, depth)
-        )
-        timings["exact_search_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        ann = self.index_factory()
-        ann.build(first_db)
-        ann_ids, ann_scores = ann.search(first_q, depth)
-        timings["annoy_build_search_s"] = time.perf_counter() - t0
-
-        ids, scores = (ann_ids, ann_scores) if self.search == "annoy" else (exact_ids, exact_scores)
+        index = self.index_factory()
+        index.build(first_db)
+        ids, scores = index.search(first_q, depth)
+        timings["search_s"] = time.perf_counter() - t0
+        search = {"index": type(index).__name__, **self._recall(index, first_q, first_db, ids)}
         if self.fusion == "rerank":
             ids, scores = rerank(ids, vectors[1][0], vectors[1][1], self.k)
         log.info(
             "retrieval %s: %d queries x %d database cards, %s",
-            self.description,
-            len(queries),
-            len(database),
+            self.description, len(queries), len(database),
             ", ".join(f"{k}={v:.2f}" for k, v in timings.items()),
-        )
+        )  # fmt: skip
         return RetrievalResult(
             queries=queries,
             database=database,
-            ids=ids[:, : self.k],
-            scores=scores[:, : self.k],
-            ann_ids=ann_ids[:, : self.k],
-            exact_ids=exact_ids[:, : self.k],
+            ids=ids,
+            scores=scores,
             k=self.k,
             description=self.description,
+            channels=[{"encoder": c.encoder, "view": c.view} for c in self.channels],
             uses_images=self.needs_images,
+            search=search,
+            data=data,
             timings=timings,
         )
 
+    def _recall(self, index: Any, q: np.ndarray, db: np.ndarray, ids: np.ndarray) -> dict[str, float]:
+        """The index's recall@k against exact search on a seeded sample of queries (1.0 for exact search)."""
+        k = min(self.k, ids.shape[1])
+        if isinstance(index, ExactIndex):
+            return {f"ann_recall@{self.k}": 1.0, "ann_recall_sample": len(q)}
+        n = min(self.recall_sample, len(q))
+        sample = np.sort(np.random.default_rng(self.seed).choice(len(q), size=n, replace=False))
+        exact_ids, _ = ExactIndex().build(db).search(q[sample], k)
+        from prodmatch.retrieval.metrics import ann_recall
+
+        return {f"ann_recall@{self.k}": ann_recall(ids[sample, :k], exact_ids, k), "ann_recall_sample": n}
+
+
+def embed_channel(
+    channel: Channel,
+    queries: Catalog,
+    database: Catalog,
+    encoders: Mapping[str, Encoder],
+    cache: EmbeddingCache | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both catalogs' vectors for one channel: the view becomes the encoder's inputs, fitted where it fits."""
+    if channel.encoder not in encoders:
+        raise ConfigError(
+            f"retrieval channel names encoder {channel.encoder!r}, which is not configured "
+            f"(known: {', '.join(sorted(encoders))}); fix retrieval.channels or add it under encoders"
+        )
+    encoder = encoders[channel.encoder]
+    prepare = getattr(encoder, "prepare", None)
+    if prepare is not None:
+        prepare([queries, database], channel.view)
+    if cache is None:
+        return encoder.encode(queries, channel.view), encoder.encode(database, channel.view)
+    return (
+        cache.get_or_compute(encoder, queries, channel.view),
+        cache.get_or_compute(encoder, database, channel.view),
+    )
+
+
+def drop_unembedded(
+    queries: Catalog, database: Catalog, vectors: list[tuple[np.ndarray, np.ndarray]], strict: bool
+) -> tuple[Catalog, Catalog, list[tuple[np.ndarray, np.ndarray]], dict[str, int]]:
+    """Drop cards whose input could not be read while embedding (NaN rows); count them, or fail when strict."""
+    bad = [functools.reduce(np.logical_or, [~np.isfinite(v[i]).all(axis=1) for v in vectors]) for i in (0, 1)]
+    data = {
+        f"dropped/unreadable_image/{name}": int(b.sum())
+        for name, b in zip(("queries", "database"), bad, strict=True)
+    }
+    if not any(b.any() for b in bad):
+        return queries, database, vectors, data
+    detail = ", ".join(f"{n} {name}" for name, n in data.items() if n)
+    if strict:
+        raise CatalogError(
+            f"images that passed the load check could not be decoded while embedding ({detail}); replace "
+            "them, or run with data.strict=false to drop and count them"
+        )
+    log.warning("dropped cards whose image could not be decoded while embedding: %s", detail)
+    keep_q, keep_db = ~bad[0], ~bad[1]
+    vectors = [(q[keep_q], db[keep_db]) for q, db in vectors]
+    return queries.subset(keep_q), database.subset(keep_db), vectors, data
+
 
 def warn_unmatched_targets(queries: Catalog, database: Catalog) -> dict[str, int]:
-    """Count (and log) query cards whose target no database card has: their Acc@10 is 0 by construction."""
+    """Count (and log) query cards whose target no database card has: their Acc@k is 0 by construction."""
     targets, counts = np.unique(queries.targets.astype(str), return_counts=True)
     missing = ~np.isin(targets, database.targets.astype(str))
     unmatched = dict(zip(targets[missing].tolist(), counts[missing].tolist(), strict=True))
     if unmatched:
         log.warning(
-            "%d of %d query cards have a target no database card has (%s): they count as misses in Acc@10; "
+            "%d of %d query cards have a target no database card has (%s): they count as misses in Acc@k; "
             "check the target names of both catalogs",
-            sum(unmatched.values()),
-            len(queries),
-            ", ".join(f"{t}: {n}" for t, n in unmatched.items()),
-        )
+            sum(unmatched.values()), len(queries), ", ".join(f"{t}: {n}" for t, n in unmatched.items()),
+        )  # fmt: skip
     return unmatched
-
-
-def retrieval_metrics(result: RetrievalResult, prefix: str = "retrieval/") -> dict[str, float]:
-    """The contract's flat metric keys for one result (sku metrics only where both catalogs have `sku`)."""
-    with_sku = result.queries.skus is not None and result.database.skus is not None
-    return metric_dict(
-        result.queries.targets,
-        result.database.targets,
-        result.ids,
-        k=result.k,
-        query_skus=result.queries.skus if with_sku else None,
-        db_skus=result.database.skus if with_sku else None,
-        ann_ids=result.ann_ids,
-        exact_ids=result.exact_ids,
-        prefix=prefix,
-    )
-
-
-def _ranked_pairs(result: RetrievalResult) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Flat (query position, rank, database position, score) of every returned match, padding skipped."""
-    q, k = result.ids.shape
-    valid = (result.ids >= 0).ravel()
-    qpos = np.repeat(np.arange(q), k)[valid]
-    rank = np.tile(np.arange(1, k + 1), q)[valid]
-    return qpos, rank, result.ids.ravel()[valid], result.scores.ravel()[valid].astype(np.float64)
-
-
-def matches_frame(result: RetrievalResult) -> pd.DataFrame:
-    """One row per (query, rank) with CSV row positions and titles/targets of both sides (contract)."""
-    qpos, rank, dpos, score = _ranked_pairs(result)
-    qframe, dframe = result.queries.frame, result.database.frame
-    return pd.DataFrame(
-        {
-            "query_idx": result.queries.row_ids[qpos],
-            "rank": rank,
-            "db_idx": result.database.row_ids[dpos],
-            "score": np.round(score, 6),
-            "query_title": qframe["title"].to_numpy(dtype=object)[qpos],
-            "db_title": dframe["title"].to_numpy(dtype=object)[dpos],
-            "query_target": qframe["target"].to_numpy(dtype=object)[qpos],
-            "db_target": dframe["target"].to_numpy(dtype=object)[dpos],
-        },
-        columns=list(MATCH_COLUMNS),
-    )
-
-
-EXPORT_COLUMNS = ("title", "price", "dealer", "target", "cat_1", "cat_2", "cat_3", "img_ref", "sku")
-
-
-def export_frame(result: RetrievalResult) -> pd.DataFrame:
-    """The business export: each query card's top-N with scores and both cards' key columns."""
-    qpos, rank, dpos, score = _ranked_pairs(result)
-    columns: dict[str, np.ndarray] = {"query_idx": result.queries.row_ids[qpos]}
-    qframe, dframe = result.queries.frame, result.database.frame
-    for col in ("title", "price", "dealer", "sku"):
-        if col in qframe:
-            columns[f"query_{col}"] = qframe[col].to_numpy(dtype=object)[qpos]
-    columns |= {"rank": rank, "score": np.round(score, 6), "db_idx": result.database.row_ids[dpos]}
-    for col in EXPORT_COLUMNS:
-        if col in dframe:
-            columns[f"db_{col}"] = dframe[col].to_numpy(dtype=object)[dpos]
-    return pd.DataFrame(columns)
-
-
-def write_artifacts(
-    result: RetrievalResult, metrics: Mapping[str, Any], run_dir: str | Path
-) -> tuple[Path, Path]:
-    """Write the contract's metrics.json and matches.csv into the run dir (timings go to timings.json)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = run_dir / "metrics.json"
-    # Non-finite values (e.g. sku metrics when no query's SKU is in the database) become JSON null.
-    clean = {k: float(v) if math.isfinite(float(v)) else None for k, v in metrics.items()}
-    metrics_path.write_text(json.dumps(clean, indent=2, sort_keys=True))
-    matches_path = run_dir / "matches.csv"
-    matches_frame(result).to_csv(matches_path, index=False)
-    (run_dir / "timings.json").write_text(json.dumps(result.timings, indent=2))
-    return metrics_path, matches_path
