@@ -49,7 +49,9 @@ def compose_cfg(tiny_data_dir: Path, tmp_path: Path) -> Callable[..., DictConfig
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    import prodmatch.cli  # noqa: F401  (registers the config resolvers)
+    from prodmatch.utils.resolvers import register_resolvers
+
+    register_resolvers()
 
     def _compose(config_name: str, overrides: Sequence[str] = (), tiny: bool = True) -> DictConfig:
         GlobalHydra.instance().clear()

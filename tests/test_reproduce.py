@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from prodmatch.cli import DONE_MARKER, run_evaluate, run_job
+
 from prodmatch.reporting.study import EXPERIMENTS, FINE_TUNED, OFF_THE_SHELF, study_figures
 from prodmatch.reproduce import experiments, main
 from tests.helpers.run import REPO_ROOT

@@ -50,6 +50,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
     from pytorch_lightning import seed_everything
 
+    from prodmatch.callbacks.retrieval import RetrievalCallback
     from prodmatch.models.loading import instantiate_model
     from prodmatch.tracking import build_loggers
     from prodmatch.utils import instantiators as inst
@@ -63,7 +64,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.datamodule, database=database)
     model = instantiate_model(cfg.model, num_classes=datamodule.num_classes)
     config = inst.resolved(cfg)
-    callbacks = _callbacks(cfg, {"retrieval": {"queries": queries, "database": database, "config": config}})
+    callbacks = _callbacks(cfg, {"retrieval": {"queries": queries, "database": database}})
+    retrieval = next((cb for cb in callbacks if isinstance(cb, RetrievalCallback)), None)
+    if retrieval is not None:
+        retrieval.run_config = config
     loggers = build_loggers(cfg.logger, cfg.paths.output_dir)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for lg in loggers:
@@ -71,7 +75,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     with fitting(trainer):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
 
-    retrieval = next((cb for cb in callbacks if hasattr(cb, "pipeline") and hasattr(cb, "metrics")), None)
     metrics = dict(retrieval.metrics) if retrieval is not None else dict(trainer.callback_metrics)
     if trainer.is_global_zero and retrieval is not None:
         title = f"{cfg.experiment_name} on {cfg.data.name}: {cfg.task_name} run in {cfg.paths.output_dir}"

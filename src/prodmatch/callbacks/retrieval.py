@@ -44,7 +44,7 @@ class RetrievalCallback(pl.Callback):
         cache: bool = True,
         cache_dir: str | Path | None = None,
         strict: bool = False,
-        config: dict[str, Any] | None = None,
+        run_config: dict[str, Any] | None = None,
     ) -> None:
         from prodmatch.encoders.registry import EncoderRegistry
 
@@ -58,7 +58,7 @@ class RetrievalCallback(pl.Callback):
         self.log_examples = int(log_examples)
         self.cache_dir = Path(cache_dir) if cache and cache_dir else None
         self.strict = strict
-        self.config = config
+        self.run_config = run_config  # the resolved config, saved with the result (provenance)
         self.metrics: dict[str, float] = {}  # before-fit and final metrics, what the task returns
 
     def evaluate(
@@ -82,7 +82,7 @@ class RetrievalCallback(pl.Callback):
             result = self.pipeline.run(self.queries, self.database, encoders, cache, strict=self.strict)
         finally:
             module.train(was_training)
-        result.config = self.config
+        result.config = self.run_config
         return result, score(result, prefix=prefix)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -22,7 +22,12 @@ def instantiate_model(model_cfg: DictConfig | dict[str, Any], **runtime: Any) ->
     """The configured module, with ``runtime`` values (e.g. num_classes from the data) filled in where null."""
     from hydra.utils import instantiate
 
-    config = OmegaConf.to_container(OmegaConf.create(model_cfg), resolve=True)
+    # resolved in place: the node's interpolations (${pretrained}, ${data.image_size}) point at the root config
+    config = (
+        OmegaConf.to_container(model_cfg, resolve=True)
+        if isinstance(model_cfg, DictConfig)
+        else dict(model_cfg)
+    )
     config.update({k: v for k, v in runtime.items() if k in config and config[k] is None})
     module = instantiate(config)
     module.model_config = config

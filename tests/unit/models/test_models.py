@@ -97,7 +97,7 @@ def _check_unit_vectors(vectors: np.ndarray, rows: int, dim: int) -> None:
 )
 def test_siamese_overfits_a_batch(database, loss) -> None:
     pl.seed_everything(0)
-    module = SiameseModule(loss, ADAM, pretrained=False, image_size=32)
+    module = SiameseModule(loss, ADAM, image_size=32)
     losses = _overfit(module, _image_dm(database), steps=6)
     assert _falls(losses, 0.5), losses
 
@@ -105,9 +105,7 @@ def test_siamese_overfits_a_batch(database, loss) -> None:
 def test_siamese_fit_logs_and_encodes(database, queries) -> None:
     pl.seed_everything(0)
     step_lr = functools.partial(torch.optim.lr_scheduler.StepLR, step_size=7, gamma=0.3)
-    module = SiameseModule(
-        ContrastiveLoss(), ADAM, step_lr, pretrained=False, image_size=32, encode_num_workers=0
-    )
+    module = SiameseModule(ContrastiveLoss(), ADAM, step_lr, image_size=32, encode_num_workers=0)
     dm = _image_dm(database, augment=True)
     trainer = _trainer(
         max_epochs=2, limit_train_batches=2, limit_val_batches=1, reload_dataloaders_every_n_epochs=1
@@ -127,7 +125,7 @@ def test_seeded_random_init_is_deterministic() -> None:
     weights = []
     for _ in range(2):
         pl.seed_everything(3)
-        weights.append(SiameseModule(CosineSimilarityLoss(), ADAM, pretrained=False).backbone.conv1.weight)
+        weights.append(SiameseModule(CosineSimilarityLoss(), ADAM).backbone.conv1.weight)
     torch.testing.assert_close(weights[0], weights[1])
 
 
@@ -136,23 +134,25 @@ def test_pretrained_backbone_from_a_local_weights_file(tmp_path) -> None:
     state = build_resnet18(pretrained=False).state_dict()
     torch.save(state, tmp_path / "resnet18.pth")
     pl.seed_everything(6)
-    module = ClassifierModule(ADAM, pretrained=True, weights=str(tmp_path / "resnet18.pth"), num_classes=3)
+    module = ClassifierModule(
+        ADAM, net=build_resnet18(pretrained=True, weights=str(tmp_path / "resnet18.pth")), num_classes=3
+    )
     torch.testing.assert_close(module.backbone.conv1.weight, state["conv1.weight"])
 
 
 def test_classifier_overfits_and_takes_classes_from_data(database) -> None:
     pl.seed_everything(0)
-    module = ClassifierModule(ADAM, pretrained=False, image_size=32)
+    module = ClassifierModule(ADAM, image_size=32)
     dm = _image_dm(database)
     losses = _overfit(module, dm, steps=6)
-    assert module.hparams.num_classes == dm.num_classes and module.head.out_features == dm.num_classes
+    assert module.head.out_features == dm.num_classes
     assert _falls(losses, 0.5), losses
 
 
 def test_classifier_fit_with_one_cycle_logs_accuracy(database, queries) -> None:
     pl.seed_everything(0)
     one_cycle = functools.partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=1e-3)
-    module = ClassifierModule(ADAM, one_cycle, pretrained=False, image_size=32, encode_num_workers=0)
+    module = ClassifierModule(ADAM, one_cycle, image_size=32, encode_num_workers=0)
     trainer = _trainer(
         max_epochs=2,
         limit_train_batches=2,
@@ -170,7 +170,7 @@ def test_classifier_fit_with_one_cycle_logs_accuracy(database, queries) -> None:
 
 
 def test_modules_refuse_the_other_modality(database) -> None:
-    module = ClassifierModule(ADAM, pretrained=False, num_classes=3)
+    module = ClassifierModule(ADAM, num_classes=3)
     text_dm = PairDataModule(database, modality="text", num_workers=0)
     with pytest.raises(ConfigError, match="modality"):
         _trainer(max_epochs=1, limit_train_batches=1).fit(module, datamodule=text_dm)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 
-from prodmatch.cli import run_evaluate, run_job, run_train
+from prodmatch.evaluate import evaluate
+from prodmatch.train import train
 from tests.helpers.run import cli_overrides, run_script, wandb_exit_codes
 
-# A few steps only: these tests check wiring and contracts, not learning (tests/test_models.py does that).
+# A few steps only: these tests check wiring and contracts, not learning (tests/unit/models does that).
 FAST = [
     "trainer.max_epochs=1",
     "+trainer.limit_train_batches=3",
@@ -32,7 +32,10 @@ def _check_train_artifacts(out: Path, targets: set[str]) -> dict[str, float]:
         assert {f"{prefix}retrieval/acc@10/{t}" for t in targets} <= set(metrics)
         assert {f"{prefix}retrieval/ann_recall@10", f"{prefix}retrieval/sku_recall@10"} <= set(metrics)
     assert (out / "checkpoints" / "last.ckpt").is_file()
-    assert (out / "model.yaml").is_file()
+    import torch
+
+    checkpoint = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["prodmatch_model_config"]["_target_"].startswith("prodmatch.models.")
     assert len(pd.read_csv(out / "matches.csv")) > 0
     return metrics
 
@@ -42,7 +45,7 @@ def test_train_writes_metrics_and_a_checkpoint_that_evaluates_identically(
     compose_cfg, tiny_catalogs, tmp_path, model
 ):
     cfg = compose_cfg("train", [f"model={model}", *FAST])
-    returned = run_job(run_train, cfg)
+    returned = train(cfg)
     metrics = _check_train_artifacts(tmp_path, set(tiny_catalogs[0].targets))
     assert returned == pytest.approx(metrics)
     assert wandb_exit_codes(tmp_path) == [0]
@@ -62,7 +65,7 @@ def test_train_writes_metrics_and_a_checkpoint_that_evaluates_identically(
             f"paths.output_dir={eval_dir}",
         ],
     )
-    evaluated = run_evaluate(eval_cfg)
+    evaluated = evaluate(eval_cfg)
     for key in ("retrieval/acc@10", "retrieval/sku_mrr"):
         assert evaluated[key] == pytest.approx(metrics[key], abs=1e-9), key
 
@@ -70,19 +73,19 @@ def test_train_writes_metrics_and_a_checkpoint_that_evaluates_identically(
 def test_evaluate_of_a_bad_checkpoint_path_is_a_clear_error(compose_cfg, tmp_path):
     cfg = compose_cfg("evaluate", [f"ckpt_path={tmp_path}/missing.ckpt", "logger=none"])
     with pytest.raises(SystemExit):
-        run_job(run_evaluate, cfg)
+        evaluate(cfg)
 
 
 def test_failed_job_marks_its_wandb_run_failed(compose_cfg, tmp_path):
     cfg = compose_cfg("evaluate", ["retrieval.channels=[{encoder: clip, view: title}]"])
     with pytest.raises(SystemExit):
-        run_job(run_evaluate, cfg)
+        evaluate(cfg)
     assert wandb_exit_codes(tmp_path) == [1]
 
 
 def test_resume_from_checkpoint(compose_cfg, tmp_path):
     cfg = compose_cfg("train", ["model=resnet_cos", *FAST, "logger=none"])
-    run_train(cfg)
+    train(cfg)
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     resumed = compose_cfg(
         "train",
@@ -95,10 +98,10 @@ def test_resume_from_checkpoint(compose_cfg, tmp_path):
             "callbacks.retrieval.before_fit=false",
         ],
     )
-    run_train(resumed)
+    train(resumed)
     import torch
 
-    assert torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"] == 1
+    assert torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"] == 1
 
 
 def test_sweep_runs_one_job_and_one_finished_wandb_run_per_model(tiny_data_dir, tmp_path):
@@ -127,7 +130,14 @@ def test_sweep_runs_one_job_and_one_finished_wandb_run_per_model(tiny_data_dir, 
         groups.add(re.search(r"'group': '([^']+)'", debug).group(1))
     assert len(groups) == 1
     assert len({j.parent.parent for j in jobs}) == 1, "both jobs live in one sweep dir"
-    losses = {OmegaConf.load(j.parent / "model.yaml").loss._target_ for j in jobs}
+    import torch
+
+    losses = {
+        torch.load(j.parent / "checkpoints" / "last.ckpt", weights_only=True)["prodmatch_model_config"][
+            "loss"
+        ]["_target_"]
+        for j in jobs
+    }
     assert losses == {
         "prodmatch.models.losses.ContrastiveLoss",
         "prodmatch.models.losses.CosineSimilarityLoss",
@@ -172,7 +182,7 @@ def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path):
             "callbacks.retrieval.every_n_epochs=1",
         ],
     )
-    run_train(cfg)
+    train(cfg)
     csv = pd.read_csv(tmp_path / "csv" / "metrics.csv")
     per_epoch = csv["epoch/retrieval/acc@10"].dropna()
     assert len(per_epoch) == 2

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from prodmatch.encoders.tfidf import TfidfEncoder
+from prodmatch.retrieval.examples import example_positions
 from prodmatch.retrieval.index import AnnoyIndex
 from prodmatch.retrieval.pipeline import RetrievalPipeline
-from prodmatch.tracking import example_positions, example_rows
+from prodmatch.tracking import example_rows
 
 
 def test_example_queries_start_with_the_study_ids_clipped_then_spread():
@@ -45,7 +47,7 @@ def test_image_table_carries_thumbnails(tiny_catalogs):
 
 
 def test_wandb_is_offline_unless_asked_for_online(monkeypatch, compose_cfg):
-    from prodmatch.tracking import wandb_offline
+    from prodmatch.utils.resolvers import wandb_offline
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     assert wandb_offline()
@@ -65,4 +67,25 @@ def test_wandb_mode_disabled_drops_only_the_wandb_logger(monkeypatch, compose_cf
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
     loggers = build_loggers(compose_cfg("evaluate").logger)
-    assert [type(lg) for lg in loggers] == [CSVLogger]
+    assert len(loggers) == 1 and isinstance(loggers[0], CSVLogger)
+
+
+def test_csv_log_of_a_resumed_run_is_continued_not_deleted(tmp_path):
+    from prodmatch.tracking.csv_logger import AppendingCSVLogger
+
+    first = AppendingCSVLogger(save_dir=tmp_path, name="csv", version="")
+    first.log_metrics({"train/loss": 1.0}, step=0)
+    first.save()
+    resumed = AppendingCSVLogger(save_dir=tmp_path, name="csv", version="")
+    resumed.log_metrics({"train/loss": 0.5}, step=1)
+    resumed.save()
+    frame = pd.read_csv(tmp_path / "csv" / "metrics.csv")
+    assert frame["train/loss"].tolist() == [1.0, 0.5] and frame["step"].tolist() == [0, 1]
+
+
+def test_wandb_run_id_is_stored_once_per_run_dir(tmp_path):
+    from prodmatch.tracking.loggers import wandb_run_id
+
+    first = wandb_run_id(tmp_path)
+    assert wandb_run_id(tmp_path) == first and len(first) == 8
+    assert wandb_run_id(tmp_path / "other") != first

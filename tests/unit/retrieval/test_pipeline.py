@@ -10,18 +10,15 @@ import pytest
 
 from prodmatch.encoders.tfidf import TfidfEncoder
 from prodmatch.errors import ConfigError
-from prodmatch.retrieval.index import AnnoyIndex
-from prodmatch.retrieval.pipeline import (
-    MATCH_COLUMNS,
-    RetrievalPipeline,
-    matches_frame,
-    retrieval_metrics,
-    write_artifacts,
-)
+from prodmatch.retrieval.artifacts import MATCH_COLUMNS, matches_frame
+from prodmatch.retrieval.evaluation import record, score
+from prodmatch.retrieval.index import AnnoyIndex, ExactIndex
+from prodmatch.retrieval.pipeline import RetrievalPipeline
 
 
-def _pipeline(channels, **kw) -> RetrievalPipeline:
-    return RetrievalPipeline(channels=channels, index=lambda: AnnoyIndex(n_trees=20, seed=0), **kw)
+def _pipeline(channels, exact: bool = False, **kw) -> RetrievalPipeline:
+    index = ExactIndex if exact else (lambda: AnnoyIndex(n_trees=20, seed=0))
+    return RetrievalPipeline(channels=channels, index=index, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +33,11 @@ def encoders():
         ({"channels": [{"encoder": "tfidf", "view": "title"}], "fusion": "rerank"}, "needs 2 channels"),
         ({"channels": [{"encoder": "tfidf", "view": "colour"}]}, "view 'colour'"),
         ({"channels": [{"encoder": "tfidf", "view": "title"}], "k": 0}, "retrieval.k"),
-        ({"channels": [{"encoder": "tfidf", "view": "title"}], "search": "faiss"}, "retrieval.search"),
+        (
+            {"channels": [{"encoder": "tfidf", "view": "title"}], "recall_sample": 0},
+            "retrieval.recall_sample",
+        ),
+        ({"channels": [], "fusion": "none"}, "retrieval.channels"),
     ],
 )
 def test_bad_config_is_one_clear_error(kwargs, message):
@@ -55,9 +56,13 @@ def test_single_channel_result_and_contract_metrics(tiny_catalogs, encoders):
     result = _pipeline([{"encoder": "tfidf", "view": "title_cat"}]).run(queries, database, encoders)
     assert result.ids.shape == result.scores.shape == (len(queries), 10)
     assert (np.diff(result.scores, axis=1) <= 1e-6).all(), "scores must be sorted best first"
-    metrics = retrieval_metrics(result)
+    metrics = score(result)
     targets = set(queries.targets)
     expected = {"retrieval/acc@10", "retrieval/ann_recall@10", "retrieval/sku_recall@10", "retrieval/sku_mrr"}
+    expected |= {
+        "retrieval/ann_recall_sample",
+        *(f"data/dropped/unreadable_image/{r}" for r in ("queries", "database")),
+    }
     expected |= {f"retrieval/acc@10/{t}" for t in targets}
     assert set(metrics) == expected
     # Acc@10 recomputed from the returned ids, the study's definition.
@@ -71,10 +76,11 @@ def test_single_channel_result_and_contract_metrics(tiny_catalogs, encoders):
 def test_exact_search_gives_full_ann_recall_and_matches_annoy_closely(tiny_catalogs, encoders):
     queries, database = tiny_catalogs
     ch = [{"encoder": "tfidf", "view": "title"}]
-    exact = _pipeline(ch, search="exact").run(queries, database, encoders)
-    ann = _pipeline(ch, search="annoy").run(queries, database, encoders)
-    np.testing.assert_array_equal(exact.ids, exact.exact_ids)
-    assert retrieval_metrics(ann)["retrieval/ann_recall@10"] > 0.9
+    exact = _pipeline(ch, exact=True).run(queries, database, encoders)
+    ann = _pipeline(ch).run(queries, database, encoders)
+    assert score(exact)["retrieval/ann_recall@10"] == 1.0
+    assert score(ann)["retrieval/ann_recall@10"] > 0.9
+    assert score(ann)["retrieval/ann_recall_sample"] == len(queries)
 
 
 def test_rerank_keeps_first_stage_candidates_ordered_by_second_channel(tiny_catalogs, encoders):
@@ -83,10 +89,10 @@ def test_rerank_keeps_first_stage_candidates_ordered_by_second_channel(tiny_cata
         [{"encoder": "tfidf", "view": "title"}, {"encoder": "tfidf_full", "view": "text_all"}],
         fusion="rerank",
         rerank_k=20,
-        search="exact",
+        exact=True,
     )
     result = pipe.run(queries, database, encoders)
-    first = _pipeline([{"encoder": "tfidf", "view": "title"}], k=20, search="exact").run(
+    first = _pipeline([{"encoder": "tfidf", "view": "title"}], k=20, exact=True).run(
         queries, database, encoders
     )
     for q in range(len(queries)):
@@ -100,13 +106,11 @@ def test_rerank_keeps_first_stage_candidates_ordered_by_second_channel(tiny_cata
 
 def test_concat_of_one_view_twice_equals_single_channel(tiny_catalogs, encoders):
     queries, database = tiny_catalogs
-    single = _pipeline([{"encoder": "tfidf", "view": "title"}], search="exact").run(
-        queries, database, encoders
-    )
+    single = _pipeline([{"encoder": "tfidf", "view": "title"}], exact=True).run(queries, database, encoders)
     double = _pipeline(
         [{"encoder": "tfidf", "view": "title"}, {"encoder": "tfidf", "view": "title"}],
         fusion="concat",
-        search="exact",
+        exact=True,
     ).run(queries, database, encoders)
     np.testing.assert_allclose(double.scores, single.scores, atol=1e-5)
 
@@ -114,8 +118,8 @@ def test_concat_of_one_view_twice_equals_single_channel(tiny_catalogs, encoders)
 def test_artifacts_follow_the_contract(tiny_catalogs, encoders, tmp_path):
     queries, database = tiny_catalogs
     result = _pipeline([{"encoder": "tfidf", "view": "title"}]).run(queries, database, encoders)
-    metrics = retrieval_metrics(result)
-    write_artifacts(result, metrics, tmp_path)
+    metrics = score(result)
+    record(result, metrics, tmp_path)
     assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
     matches = pd.read_csv(tmp_path / "matches.csv")
     assert tuple(matches.columns) == MATCH_COLUMNS
@@ -140,7 +144,7 @@ def test_artifacts_follow_the_contract(tiny_catalogs, encoders, tmp_path):
 def test_matches_skip_padding_when_database_is_smaller_than_k(tiny_catalogs, encoders):
     queries, database = tiny_catalogs
     small_db = database.subset(np.arange(6))
-    result = _pipeline([{"encoder": "tfidf_full", "view": "title"}], search="exact").run(
+    result = _pipeline([{"encoder": "tfidf_full", "view": "title"}], exact=True).run(
         queries, small_db, encoders
     )
     frame = matches_frame(result)

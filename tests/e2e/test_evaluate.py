@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prodmatch.cli import run_evaluate, run_job
-from prodmatch.retrieval.pipeline import MATCH_COLUMNS
+from prodmatch.evaluate import evaluate
+from prodmatch.match import match
+from prodmatch.retrieval.artifacts import MATCH_COLUMNS
 from tests.helpers.run import cli_overrides, run_script, wandb_exit_codes
 
 
@@ -29,7 +30,7 @@ def _check_contract(out: Path, queries_targets: set[str]) -> dict[str, float]:
 )
 def test_evaluate_experiment_writes_contract_artifacts(compose_cfg, tiny_catalogs, tmp_path, experiment):
     cfg = compose_cfg("evaluate", [f"experiment={experiment}"])
-    metrics = run_job(run_evaluate, cfg)
+    metrics = evaluate(cfg)
     assert cfg.experiment_name == experiment
     written = _check_contract(tmp_path, set(tiny_catalogs[0].targets))
     assert written == pytest.approx(metrics)
@@ -37,17 +38,14 @@ def test_evaluate_experiment_writes_contract_artifacts(compose_cfg, tiny_catalog
     assert wandb_exit_codes(tmp_path) == [0]
     csv_metrics = pd.read_csv(tmp_path / "csv" / "metrics.csv")
     assert csv_metrics["retrieval/acc@10"].dropna().iloc[-1] == pytest.approx(metrics["retrieval/acc@10"])
-    assert (
-        tmp_path / ".hydra"
-    ).exists() or True  # written by Hydra itself in real runs (see subprocess test)
 
 
 def test_evaluate_is_reproducible_and_uses_the_cache(compose_cfg, tmp_path):
     cfg = compose_cfg("evaluate", ["experiment=title", "logger=none"])
-    first = run_evaluate(cfg)
+    first = evaluate(cfg)
     cached = list((tmp_path / "cache" / "embeddings").rglob("*.npy"))
     assert cached, "embeddings must be cached"
-    second = run_evaluate(cfg)
+    second = evaluate(cfg)
     assert first == second
 
 
@@ -62,7 +60,7 @@ def test_text_only_run_never_needs_images(compose_cfg, tiny_data_dir, tmp_path):
         "evaluate",
         ["experiment=title_tfidf", "logger=none", f"paths.data_dir={dst.parent}", "data.synthetic=null"],
     )
-    metrics = run_evaluate(cfg)
+    metrics = evaluate(cfg)
     assert metrics["retrieval/acc@10"] > 0
 
 
@@ -136,11 +134,9 @@ def test_unreachable_pretrained_weights_is_one_clear_line(tiny_data_dir, tmp_pat
 
 
 def test_match_exports_top_n_with_key_columns(compose_cfg, tiny_catalogs, tmp_path):
-    from prodmatch.cli import run_match
-
     out = tmp_path / "export" / "top.csv"
     cfg = compose_cfg("match", ["experiment=title_cat_tfidf", "top_n=3", f"out={out}"])
-    run_job(run_match, cfg)
+    match(cfg)
     export = pd.read_csv(out)
     queries, database = tiny_catalogs
     assert len(export) == 3 * len(queries)
@@ -165,11 +161,9 @@ def test_match_exports_top_n_with_key_columns(compose_cfg, tiny_catalogs, tmp_pa
 
 
 def test_match_rejects_bad_top_n(compose_cfg):
-    from prodmatch.cli import run_match
-
     cfg = compose_cfg("match", ["experiment=title_tfidf", "top_n=0"])
     with pytest.raises(SystemExit):
-        run_job(run_match, cfg)
+        match(cfg)
 
 
 def test_corrupt_image_found_while_encoding_is_one_line_naming_the_file(tiny_data_dir, tmp_path):
@@ -221,6 +215,6 @@ def test_real_data_missing_is_one_line_naming_where_files_go(compose_cfg, tmp_pa
         tiny=False,
     )
     with pytest.raises(SystemExit):
-        run_job(run_evaluate, cfg)
+        evaluate(cfg)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "company_data.csv: file not found" in err[0] and "data.queries_csv" in err[0]

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+import math
+import signal
+
+import pytest
+from omegaconf import open_dict
+
+from prodmatch.errors import ConfigError
+from prodmatch.utils import task as task_module
+from prodmatch.utils.signals import Interrupted
+from prodmatch.utils.task import STATUS_FILE, task_wrapper
+
+
+def _status(tmp_path) -> dict:
+    return json.loads((tmp_path / STATUS_FILE).read_text())
+
+
+def _writes_metrics(calls: list):
+    @task_wrapper
+    def task(cfg):
+        calls.append(cfg)
+        metrics = {"retrieval/acc@10": 0.5}
+        (tmp := cfg.paths.output_dir) and (__import__("pathlib").Path(tmp) / "metrics.json").write_text(
+            json.dumps(metrics)
+        )
+        return metrics
+
+    return task
+
+
+def test_expected_error_is_one_line_and_exit_1_in_a_single_run(compose_cfg, tmp_path, capsys):
+    @task_wrapper
+    def task(cfg):
+        raise ConfigError("retrieval.k=0 must be a positive integer")
+
+    with pytest.raises(SystemExit) as exc:
+        task(compose_cfg("evaluate", ["logger=none"]))
+    assert exc.value.code == 1
+    assert capsys.readouterr().err.strip() == "error: retrieval.k=0 must be a positive integer"
+    assert _status(tmp_path) == {
+        "status": "failed",
+        "experiment": "custom",
+        "error": "retrieval.k=0 must be a positive integer",
+    }
+
+
+def test_expected_error_in_a_sweep_job_returns_no_metrics_so_the_sweep_goes_on(
+    compose_cfg, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(task_module, "in_multirun", lambda: True)
+
+    @task_wrapper
+    def task(cfg):
+        raise ConfigError("bad value")
+
+    cfg = compose_cfg("evaluate", ["logger=none"])
+    assert task(cfg) == {}
+    from prodmatch.utils.instantiators import objective
+
+    assert math.isnan(objective({}, cfg.optimized_metric))  # Optuna records the trial as failed
+    assert _status(tmp_path)["status"] == "failed"
+
+
+def test_a_signal_stop_exits_128_plus_signal_and_is_recorded(compose_cfg, tmp_path, capsys):
+    @task_wrapper
+    def task(cfg):
+        raise Interrupted(signal.SIGTERM)
+
+    with pytest.raises(SystemExit) as exc:
+        task(compose_cfg("evaluate", ["logger=none"]))
+    assert exc.value.code == 128 + signal.SIGTERM
+    assert _status(tmp_path)["status"] == "interrupted" and "SIGTERM" in capsys.readouterr().err
+
+
+def test_a_bug_keeps_its_traceback_and_is_recorded_as_failed(compose_cfg, tmp_path):
+    @task_wrapper
+    def task(cfg):
+        raise ZeroDivisionError("division by zero")
+
+    with pytest.raises(ZeroDivisionError):
+        task(compose_cfg("evaluate", ["logger=none"]))
+    assert _status(tmp_path)["error"] == "ZeroDivisionError: division by zero"
+
+
+def test_reuse_needs_the_same_config_catalog_and_version(compose_cfg, tmp_path, caplog):
+    caplog.set_level("INFO", logger="prodmatch")
+    calls: list = []
+    task = _writes_metrics(calls)
+    cfg = compose_cfg("evaluate", ["logger=none", "resume=true", "experiment=title_tfidf"])
+    task(cfg)
+    task(cfg)
+    assert len(calls) == 1, "a finished run with everything equal is reused"
+    # naming keys (the W&B group) do not matter
+    with open_dict(cfg):
+        cfg.group = "another_group"
+    task(cfg)
+    assert len(calls) == 1
+    # another k is another run
+    task(compose_cfg("evaluate", ["logger=none", "resume=true", "experiment=title_tfidf", "retrieval.k=5"]))
+    assert len(calls) == 2 and "config changed" in caplog.text
+
+
+def test_reuse_stops_when_the_catalog_changes(compose_cfg, tmp_path, tiny_data_dir, caplog):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data_dir / "synthetic", data / "synthetic")
+    caplog.set_level("INFO", logger="prodmatch")
+    calls: list = []
+    task = _writes_metrics(calls)
+    overrides = ["logger=none", "resume=true", f"paths.data_dir={data}", "data.synthetic=null"]
+    task(compose_cfg("evaluate", overrides))
+    csv = data / "synthetic" / "comparable_data.csv"
+    lines = csv.read_text().splitlines(keepends=True)
+    csv.write_text("".join(lines[:60]))  # cut the database
+    task(compose_cfg("evaluate", overrides))
+    assert len(calls) == 2 and "catalog changed" in caplog.text
