@@ -39,7 +39,7 @@ def test_experiment_composes_and_instantiates(compose_cfg, task, experiment):
         model = instantiate_model(cfg.model, num_classes=3)
         assert model.model_config["_target_"] == cfg.model._target_
         instantiate(cfg.trainer, logger=False, enable_progress_bar=False)
-        for name, node in cfg.callbacks.items():
+        for node in cfg.callbacks.values():
             instantiate(node)
     pipeline = instantiate(cfg.retrieval)
     assert pipeline.k == cfg.retrieval.k and pipeline.channels
