@@ -32,18 +32,32 @@ def cli_overrides(data_dir: Path, out_dir: Path, root: bool = True) -> list[str]
     return [a for a in tiny_overrides(data_dir, out_dir) if not a.startswith(drop)]
 
 
+OFFLINE_ENV = {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+
+
 def run_script(
     script: str, args: Sequence[str], cwd: Path, timeout: int = 900
 ) -> subprocess.CompletedProcess:
     """Run one of the root entry points (train.py, evaluate.py, ...) as a user would, offline."""
-    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / script), *args],
         cwd=cwd,
-        env=env,
+        env={**os.environ, **OFFLINE_ENV},
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def start_script(script: str, args: Sequence[str], cwd: Path) -> subprocess.Popen:
+    """Start an entry point in the background (for runs at once, or a signal mid-run); output is piped."""
+    return subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / script), *args],
+        cwd=cwd,
+        env={**os.environ, **OFFLINE_ENV},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
