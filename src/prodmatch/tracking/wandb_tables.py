@@ -57,10 +57,12 @@ def example_rows(result: RetrievalResult, n: int) -> tuple[list[str], list[list[
 
 def log_examples(loggers: Sequence[Any], result: RetrievalResult, n: int, key: str = "examples") -> None:
     """Log a W&B table of ``n`` example queries with their top-k to every W&B logger."""
+    if not loggers or n <= 0:
+        return
     from pytorch_lightning.loggers import WandbLogger
 
     wandb_loggers = [lg for lg in loggers if isinstance(lg, WandbLogger)]
-    if not wandb_loggers or n <= 0:
+    if not wandb_loggers:
         return
     import wandb
 
