@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from prodmatch.data import synthetic
+from prodmatch.data.synthetic import generation
 from prodmatch.errors import CatalogError, ConfigError
 
 STUDY_TARGETS = {
@@ -209,7 +210,7 @@ def test_ensure_catalog_skips_a_current_catalog(tiny: Path, monkeypatch: pytest.
     def fail(*args, **kwargs):
         raise AssertionError("generate() must not run for a current catalog")
 
-    monkeypatch.setattr(synthetic, "generate", fail)
+    monkeypatch.setattr(generation, "generate", fail)
     assert synthetic.is_current(tiny, seed=0, scale="tiny")
     assert synthetic.ensure_catalog(tiny, seed=0, scale="tiny") == tiny
     assert not synthetic.is_current(tiny, seed=0, scale="demo")
@@ -225,7 +226,7 @@ def test_incomplete_marker_means_regenerate(
     marker = json.loads((work / synthetic.MARKER).read_text())
     (work / synthetic.MARKER).write_text(json.dumps(dict(marker, complete=False)))
     calls = []
-    monkeypatch.setattr(synthetic, "generate", lambda out, seed, scale: calls.append((seed, scale)) or out)
+    monkeypatch.setattr(generation, "generate", lambda out, seed, scale: calls.append((seed, scale)) or out)
     synthetic.ensure_catalog(work, seed=0, scale="tiny")
     assert calls == [(0, "tiny")]
 

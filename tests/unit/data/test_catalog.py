@@ -20,8 +20,9 @@ from prodmatch.data.catalog import (
     text_view,
 )
 from prodmatch.errors import CatalogError, ConfigError
+from tests.helpers.run import REPO_ROOT
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "sportdoma_sample" / "company_data.csv"
+SAMPLE = REPO_ROOT.parent / "shared" / "data" / "sportdoma_sample" / "company_data.csv"
 
 
 def _row(i: int, **overrides) -> dict:

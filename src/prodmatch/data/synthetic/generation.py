@@ -1,0 +1,257 @@
+"""Planning the cards, writing CSVs and images, and generating a catalog folder safely."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prodmatch.data.catalog import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from prodmatch.data.synthetic.drawing import render
+from prodmatch.data.synthetic.sampling import normalized, spread
+from prodmatch.data.synthetic.skus import Sku, build_skus
+from prodmatch.data.synthetic.tables import (
+    CATEGORIES,
+    CATEGORY,
+    DEALERS,
+    QUERY_DEALER,
+    QUERY_TARGETS,
+    SCALES,
+    Dealer,
+    Scale,
+)
+from prodmatch.data.synthetic.text import card_caracteristics, card_categories, card_price, card_title
+from prodmatch.errors import CatalogError, ConfigError
+
+GENERATOR_VERSION = 2
+MARKER = ".synthetic.json"
+COLUMNS: tuple[str, ...] = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)  # the study's schema + sku
+
+
+# ---------------------------------------------------------------------------------------------- assembly
+
+
+def _sku_counts(scale: Scale) -> tuple[dict[str, int], dict[str, int]]:
+    """(query SKUs per target, further database-only SKUs per target)."""
+    qw = normalized([c.query_weight for c in CATEGORIES if c.query_weight > 0])
+    q = dict(zip(QUERY_TARGETS, _largest_remainder(qw, scale.n_queries), strict=True))
+    mean_q, mean_other = float(np.dot(_LISTINGS_Q[0], _LISTINGS_Q[1])), float(np.dot(*_LISTINGS_OTHER))
+    rest = max(len(CATEGORIES), int(round((scale.n_database - scale.n_queries * mean_q) / mean_other)))
+    other = dict(
+        zip(
+            [c.target for c in CATEGORIES],
+            _largest_remainder(normalized([c.db_weight for c in CATEGORIES]), rest),
+            strict=True,
+        )
+    )
+    return q, other
+
+
+_LISTINGS_Q = (np.array([2, 3, 4, 5]), np.array([0.35, 0.3, 0.2, 0.15]))  # shops per query SKU
+_LISTINGS_OTHER = (np.array([1, 2, 3, 4, 5]), np.array([0.35, 0.25, 0.2, 0.12, 0.08]))
+
+
+def _largest_remainder(w: np.ndarray, n: int) -> list[int]:
+    raw = w * n
+    out = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - out), kind="stable")[: n - int(out.sum())]:
+        out[i] += 1
+    return [int(v) for v in out]
+
+
+def _plan(seed: int, scale: Scale) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Sku]]:
+    """Cards (text columns + image plan) of the company and the database."""
+    rng = np.random.default_rng([seed, 0])
+    q_counts, other_counts = _sku_counts(scale)
+    totals = {t: q_counts.get(t, 0) + other_counts[t] for t in CATEGORY}
+    skus = build_skus(rng, totals)
+    by_target: dict[str, list[Sku]] = {}
+    for s in skus:
+        by_target.setdefault(s.target, []).append(s)
+    query_ids: set[str] = set()
+    for t, n in q_counts.items():
+        chosen = rng.choice(len(by_target[t]), size=n, replace=False)
+        query_ids.update(by_target[t][int(i)].sku for i in chosen)
+
+    sportdoma = next(d for d in DEALERS if d.name == QUERY_DEALER)
+    company: list[dict[str, Any]] = []
+    database: list[dict[str, Any]] = []
+    for s in skus:
+        shops = [d for d in DEALERS if d.name != QUERY_DEALER and (not d.sells or s.target in d.sells)]
+        counts, probs = _LISTINGS_Q if s.sku in query_ids else _LISTINGS_OTHER
+        n = min(len(shops), int(rng.choice(counts, p=probs)))
+        picked = rng.choice(len(shops), size=n, replace=False, p=normalized([d.weight for d in shops]))
+        seen: set[str] = set()
+        if s.sku in query_ids:
+            company.append(_card(rng, sportdoma, s, seen))
+        database.extend(_card(rng, shops[int(i)], s, seen) for i in sorted(picked))
+    order = {c.target: i for i, c in enumerate(CATEGORIES)}
+    company = _finish(rng, company, order)
+    database = _finish(rng, database, order)
+    return company, database, skus
+
+
+def _card(rng: np.random.Generator, dealer: Dealer, sku: Sku, seen: set[str]) -> dict[str, Any]:
+    """One shop's card of a SKU; `seen` holds the SKU's titles so far (shops word the same model differently)."""
+    # a vague card names no category in its title nor in its category levels
+    vague = dealer.name != QUERY_DEALER and rng.random() < dealer.vague
+    title = card_title(rng, dealer, sku, vague)
+    for _ in range(8):
+        if title not in seen:
+            break
+        title = card_title(rng, dealer, sku, vague)
+    seen.add(title)
+    cat_1, cat_2, cat_3 = card_categories(rng, dealer, sku, vague)
+    return {
+        "title": title,
+        "price": card_price(rng, dealer, sku),
+        "cat_1": cat_1,
+        "cat_2": cat_2,
+        "cat_3": cat_3,
+        "caracteristics": card_caracteristics(rng, dealer, sku),
+        "target": sku.target,
+        "dealer": dealer.name,
+        "sku": sku.sku,
+        "_sku": sku,
+        "_dealer": dealer,
+    }
+
+
+def _finish(
+    rng: np.random.Generator, cards: list[dict[str, Any]], order: dict[str, int]
+) -> list[dict[str, Any]]:
+    """Order cards by target then dealer (shuffled within), assign file names, formats and modes."""
+    keys = rng.random(len(cards))
+    idx = sorted(range(len(cards)), key=lambda i: (order[cards[i]["target"]], cards[i]["dealer"], keys[i]))
+    cards = [cards[i] for i in idx]
+    by_dealer: dict[str, list[int]] = {}
+    for i, c in enumerate(cards):
+        by_dealer.setdefault(c["dealer"], []).append(i)
+    for name in sorted(by_dealer):
+        rows = by_dealer[name]
+        dealer = cards[rows[0]]["_dealer"]
+        labels = spread(rng, len(rows), [w for _, _, w in dealer.formats])
+        product_ids = rng.choice(np.arange(10000, 30000), size=len(rows), replace=False)
+        counter: dict[str, int] = {}
+        for row, label, pid in zip(rows, labels, product_ids, strict=True):
+            card = cards[row]
+            fmt, mode, _ = dealer.formats[int(label)]
+            ext = {"JPEG": dealer.ext_jpeg, "PNG": "png", "WEBP": "webp"}[fmt]
+            counter[card["target"]] = counter.get(card["target"], 0) + 1
+            card["img_ref"] = f"images/{card['target']}/{counter[card['target']]}_{name}_{int(pid)}.{ext}"
+            card["_fmt"], card["_mode"] = fmt, mode
+    return cards
+
+
+def _frame(cards: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame({col: [c[col] for c in cards] for col in COLUMNS})
+
+
+def _image_specs(
+    out: Path, cards: list[dict[str, Any]], seed: int, file_id: int, scale: Scale
+) -> list[tuple]:
+    specs = []
+    for row, c in enumerate(cards):
+        sku, dealer = c["_sku"], c["_dealer"]
+        photo = dict(dealer.photo, mark=f"{dealer.name}.ru")
+        specs.append(
+            (
+                str(out / c["img_ref"]),
+                [seed, file_id + 1, row],
+                sku.target,
+                sku.traits,
+                CATEGORY[sku.target].aspect,
+                photo,
+                c["_fmt"],
+                c["_mode"],
+                scale.size_cap,
+                scale.large_share,
+            )
+        )
+    return specs
+
+
+def _render_all(specs: list[tuple], processes: int) -> None:
+    processes = max(1, min(processes, os.cpu_count() or 1))
+    if processes == 1 or len(specs) < 500:
+        for spec in specs:
+            render(spec)
+        return
+    # every spec carries its own seed, so the pool's scheduling cannot change any output byte
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        for _ in pool.imap_unordered(render, specs, chunksize=64):
+            pass
+
+
+def _read_marker(out: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((out / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_marker(out: Path, seed: int, scale: str, complete: bool) -> None:
+    payload = {"seed": seed, "scale": scale, "version": GENERATOR_VERSION, "complete": complete}
+    (out / MARKER).write_text(json.dumps(payload, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _check_args(seed: int, scale: str) -> Scale:
+    if scale not in SCALES:
+        raise ConfigError(f"unknown synthetic scale {scale!r}; use one of {', '.join(SCALES)}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"synthetic seed must be a non-negative integer, got {seed!r}; pass e.g. --seed 0")
+    return SCALES[scale]
+
+
+def generate(out: str | Path, seed: int = 0, scale: str = "demo") -> Path:
+    """Write company_data.csv, comparable_data.csv (schema + 'sku') and images/<target>/ under `out`."""
+    spec = _check_args(seed, scale)
+    out = Path(out)
+    ours = _read_marker(out) is not None
+    if not ours and any((out / n).exists() for n in ("company_data.csv", "comparable_data.csv")):
+        raise CatalogError(
+            f"{out} already holds catalog CSVs that the synthetic generator did not write; "
+            "choose another output folder or move those files away"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    if ours and (out / "images").is_dir():
+        shutil.rmtree(out / "images")  # stale images of an earlier seed/scale
+    _write_marker(out, int(seed), scale, complete=False)
+
+    company, database, _ = _plan(int(seed), spec)
+    for target in sorted({c["target"] for c in company + database}):
+        (out / "images" / target).mkdir(parents=True, exist_ok=True)
+    _render_all(
+        _image_specs(out, company, int(seed), 0, spec) + _image_specs(out, database, int(seed), 1, spec),
+        spec.processes,
+    )
+    _frame(company).to_csv(out / "company_data.csv", index=False, encoding="utf-8", lineterminator="\n")
+    _frame(database).to_csv(out / "comparable_data.csv", index=False, encoding="utf-8", lineterminator="\n")
+    _write_marker(out, int(seed), scale, complete=True)
+    return out
+
+
+def is_current(out: str | Path, seed: int = 0, scale: str = "demo") -> bool:
+    """True when `out` holds a complete catalog generated with these parameters by this generator version."""
+    out = Path(out)
+    marker = _read_marker(out)
+    expected = {"seed": int(seed), "scale": scale, "version": GENERATOR_VERSION, "complete": True}
+    files = (
+        all((out / n).is_file() for n in ("company_data.csv", "comparable_data.csv"))
+        and (out / "images").is_dir()
+    )
+    return files and marker == expected
+
+
+def ensure_catalog(out: str | Path, seed: int = 0, scale: str = "demo") -> Path:
+    """Generate the catalog into `out` only when it is missing or was made with other parameters."""
+    _check_args(seed, scale)
+    if is_current(out, seed, scale):
+        return Path(out)
+    return generate(out, seed, scale)
