@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,11 @@ from prodmatch.data.synthetic.tables import (
 )
 from prodmatch.data.synthetic.text import card_caracteristics, card_categories, card_price, card_title
 from prodmatch.errors import CatalogError, ConfigError
+from prodmatch.utils.locks import file_lock
 
 GENERATOR_VERSION = 2
 MARKER = ".synthetic.json"
+CSV_NAMES = ("company_data.csv", "comparable_data.csv")  # (queries, database)
 COLUMNS: tuple[str, ...] = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)  # the study's schema + sku
 
 
@@ -189,11 +192,13 @@ def _render_all(specs: list[tuple], processes: int) -> None:
             pass
 
 
-def _read_marker(out: Path) -> dict[str, Any] | None:
+def read_marker(out: str | Path) -> dict[str, Any] | None:
+    """The generator's marker in `out` ({seed, scale, version, complete}), or None when there is none."""
     try:
-        return json.loads((out / MARKER).read_text(encoding="utf-8"))
+        marker = json.loads((Path(out) / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return marker if isinstance(marker, dict) else None
 
 
 def _write_marker(out: Path, seed: int, scale: str, complete: bool) -> None:
@@ -209,49 +214,93 @@ def _check_args(seed: int, scale: str) -> Scale:
     return SCALES[scale]
 
 
-def generate(out: str | Path, seed: int = 0, scale: str = "demo") -> Path:
-    """Write company_data.csv, comparable_data.csv (schema + 'sku') and images/<target>/ under `out`."""
-    spec = _check_args(seed, scale)
-    out = Path(out)
-    ours = _read_marker(out) is not None
-    if not ours and any((out / n).exists() for n in ("company_data.csv", "comparable_data.csv")):
+def _write_files(out: Path, seed: int, scale: str) -> None:
+    """Plan the cards and write both CSVs, every image and the marker into the empty folder `out`."""
+    spec = SCALES[scale]
+    _write_marker(out, seed, scale, complete=False)
+    company, database, _ = _plan(seed, spec)
+    for target in sorted({c["target"] for c in company + database}):
+        (out / "images" / target).mkdir(parents=True, exist_ok=True)
+    _render_all(
+        _image_specs(out, company, seed, 0, spec) + _image_specs(out, database, seed, 1, spec),
+        spec.processes,
+    )
+    _frame(company).to_csv(out / CSV_NAMES[0], index=False, encoding="utf-8", lineterminator="\n")
+    _frame(database).to_csv(out / CSV_NAMES[1], index=False, encoding="utf-8", lineterminator="\n")
+    _write_marker(out, seed, scale, complete=True)
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Temporary and replaced folders of `out` that a killed generator left behind (the lock is held)."""
+    for pattern in (f".{out.name}.tmp-*", f".{out.name}.old-*"):
+        for path in out.parent.glob(pattern):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished folder `tmp` to `out`; an earlier catalog there is moved aside, then removed."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _generate_locked(out: Path, seed: int, scale: str) -> Path:
+    """Generate into a temporary folder beside `out` and rename it into place; the caller holds the lock."""
+    if read_marker(out) is None and any((out / n).exists() for n in CSV_NAMES):
         raise CatalogError(
             f"{out} already holds catalog CSVs that the synthetic generator did not write; "
             "choose another output folder or move those files away"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    if ours and (out / "images").is_dir():
-        shutil.rmtree(out / "images")  # stale images of an earlier seed/scale
-    _write_marker(out, int(seed), scale, complete=False)
-
-    company, database, _ = _plan(int(seed), spec)
-    for target in sorted({c["target"] for c in company + database}):
-        (out / "images" / target).mkdir(parents=True, exist_ok=True)
-    _render_all(
-        _image_specs(out, company, int(seed), 0, spec) + _image_specs(out, database, int(seed), 1, spec),
-        spec.processes,
-    )
-    _frame(company).to_csv(out / "company_data.csv", index=False, encoding="utf-8", lineterminator="\n")
-    _frame(database).to_csv(out / "comparable_data.csv", index=False, encoding="utf-8", lineterminator="\n")
-    _write_marker(out, int(seed), scale, complete=True)
+    _remove_leftovers(out)
+    # mkdir (not mkdtemp) so the folder gets the usual permissions; the name is unique per process and call
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    tmp.mkdir()
+    try:
+        _write_files(tmp, seed, scale)
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out
+
+
+def generate(out: str | Path, seed: int = 0, scale: str = "demo") -> Path:
+    """Write company_data.csv, comparable_data.csv (schema + 'sku') and images/<target>/ under `out`.
+
+    The catalog is written into a temporary folder beside `out` and renamed into place under a file lock
+    (``<out>.lock``), so readers never see a half-written catalog and concurrent calls do not collide. A folder
+    the generator wrote earlier is replaced whole; one holding catalog CSVs without the marker is refused.
+    """
+    _check_args(seed, scale)
+    out = Path(out)
+    with file_lock(out):
+        return _generate_locked(out, int(seed), scale)
 
 
 def is_current(out: str | Path, seed: int = 0, scale: str = "demo") -> bool:
     """True when `out` holds a complete catalog generated with these parameters by this generator version."""
     out = Path(out)
-    marker = _read_marker(out)
+    marker = read_marker(out)
     expected = {"seed": int(seed), "scale": scale, "version": GENERATOR_VERSION, "complete": True}
-    files = (
-        all((out / n).is_file() for n in ("company_data.csv", "comparable_data.csv"))
-        and (out / "images").is_dir()
-    )
+    files = all((out / n).is_file() for n in CSV_NAMES) and (out / "images").is_dir()
     return files and marker == expected
 
 
 def ensure_catalog(out: str | Path, seed: int = 0, scale: str = "demo") -> Path:
-    """Generate the catalog into `out` only when it is missing or was made with other parameters."""
+    """Generate the catalog into `out` only when it is missing or was made with other parameters.
+
+    Safe when several processes call it at once: one generates under the lock, the others wait for it and
+    then find the finished catalog.
+    """
     _check_args(seed, scale)
+    out = Path(out)
     if is_current(out, seed, scale):
-        return Path(out)
-    return generate(out, seed, scale)
+        return out
+    with file_lock(out):
+        if is_current(out, seed, scale):  # another process finished it while this one waited
+            return out
+        return _generate_locked(out, int(seed), scale)
