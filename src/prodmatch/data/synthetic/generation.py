@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prodmatch.data.catalog import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from prodmatch.data.schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from prodmatch.data.synthetic.drawing import render
 from prodmatch.data.synthetic.sampling import normalized, spread
 from prodmatch.data.synthetic.skus import Sku, build_skus
