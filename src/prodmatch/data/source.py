@@ -65,7 +65,7 @@ def check_generation_target(out: Path, seed: int, scale: str) -> None:
     one line: regenerating would silently replace files the user may be pointing the run at.
     """
     from prodmatch.data.synthetic import GENERATOR_VERSION
-    from prodmatch.data.synthetic.generation import read_marker
+    from prodmatch.data.synthetic.generation import foreign_entries, read_marker
 
     if not out.exists():
         return
@@ -74,16 +74,16 @@ def check_generation_target(out: Path, seed: int, scale: str) -> None:
             f"data.queries_csv: {out} is a file, not a folder; point data.queries_csv and data.database_csv "
             "into a folder for the generated catalog, or set data.synthetic=null"
         )
-    entries = sorted(p.name for p in out.iterdir() if p.name not in _PLACEHOLDERS)
-    if not entries:
-        return
     fixes = (
         "set data.synthetic=null to use the files as they are, or point data.queries_csv and "
         "data.database_csv into another folder (e.g. paths.data_dir=<another folder>) to generate there"
     )
     marker = read_marker(out)
     if marker is None:
-        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        foreign = foreign_entries(out)
+        if not foreign:  # empty, or placeholders only
+            return
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         raise CatalogError(
             f"data.queries_csv: {out} holds files the synthetic generator did not write ({shown}), and "
             f"data.synthetic would generate a catalog over them; {fixes}"
@@ -104,7 +104,3 @@ def check_generation_target(out: Path, seed: int, scale: str) -> None:
             seed,
             scale,
         )
-
-
-# Files that do not make a folder "hold something" (a version-control placeholder, a desktop's index).
-_PLACEHOLDERS = frozenset({".gitkeep", ".DS_Store"})

@@ -13,6 +13,7 @@ import pytest
 
 from prodmatch.data import synthetic
 from prodmatch.data.synthetic import generation
+from prodmatch.errors import CatalogError
 from prodmatch.utils.locks import file_lock
 
 
@@ -138,3 +139,33 @@ def test_leftovers_of_a_killed_generator_are_removed(serial: Path, tmp_path: Pat
     synthetic.ensure_catalog(out, seed=0, scale="tiny")
     assert _leftovers(out) == []
     assert _digest(out) == _digest(serial)
+
+
+def test_a_folder_with_other_files_is_refused_and_left_alone(tmp_path: Path) -> None:
+    out = tmp_path / "documents"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"did not write \(notes.txt\)"):
+        synthetic.generate(out, seed=0, scale="tiny")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    file_out = tmp_path / "a_file"
+    file_out.write_text("x", encoding="utf-8")
+    with pytest.raises(CatalogError, match="is a file, not a folder"):
+        synthetic.ensure_catalog(file_out, seed=0, scale="tiny")
+    assert file_out.read_text(encoding="utf-8") == "x"
+
+
+def test_regeneration_keeps_what_the_generator_does_not_write(serial: Path, tmp_path: Path) -> None:
+    placeholder_only = tmp_path / "fresh"
+    placeholder_only.mkdir()
+    (placeholder_only / ".gitkeep").touch()
+    synthetic.ensure_catalog(placeholder_only, seed=0, scale="tiny")
+    assert (placeholder_only / ".gitkeep").is_file()
+    out = tmp_path / "synthetic"
+    shutil.copytree(serial, out)
+    (out / "README.md").write_text("about this folder", encoding="utf-8")
+    (out / "images" / "stale.jpg").write_bytes(b"x")
+    synthetic.generate(out, seed=1, scale="tiny")
+    assert (out / "README.md").read_text(encoding="utf-8") == "about this folder"
+    assert not (out / "images" / "stale.jpg").exists()
+    assert synthetic.is_current(out, seed=1, scale="tiny")

@@ -34,6 +34,8 @@ from prodmatch.utils.locks import file_lock
 GENERATOR_VERSION = 2
 MARKER = ".synthetic.json"
 CSV_NAMES = ("company_data.csv", "comparable_data.csv")  # (queries, database)
+# Files that do not make a folder "hold something" (a version-control placeholder, a desktop's index).
+PLACEHOLDERS = frozenset({".gitkeep", ".DS_Store"})
 COLUMNS: tuple[str, ...] = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)  # the study's schema + sku
 
 
@@ -230,11 +232,32 @@ def _write_files(out: Path, seed: int, scale: str) -> None:
     _write_marker(out, seed, scale, complete=True)
 
 
+def foreign_entries(out: str | Path) -> list[str]:
+    """Names in `out` the generator did not write: all but placeholders when there is no marker, else none."""
+    out = Path(out)
+    if not out.is_dir() or read_marker(out) is not None:
+        return []
+    return sorted(p.name for p in out.iterdir() if p.name not in PLACEHOLDERS)
+
+
 def _remove_leftovers(out: Path) -> None:
     """Temporary and replaced folders of `out` that a killed generator left behind (the lock is held)."""
     for pattern in (f".{out.name}.tmp-*", f".{out.name}.old-*"):
         for path in out.parent.glob(pattern):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _carry_over(out: Path, tmp: Path) -> None:
+    """Copy what the generator does not write (a README, a .gitkeep) from the old folder into the new one."""
+    if not out.is_dir():
+        return
+    for entry in out.iterdir():
+        if entry.name in (*CSV_NAMES, "images", MARKER):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, tmp / entry.name, symlinks=True)
+        else:
+            shutil.copy2(entry, tmp / entry.name, follow_symlinks=False)
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -250,9 +273,13 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
 
 def _generate_locked(out: Path, seed: int, scale: str) -> Path:
     """Generate into a temporary folder beside `out` and rename it into place; the caller holds the lock."""
-    if read_marker(out) is None and any((out / n).exists() for n in CSV_NAMES):
+    if out.exists() and not out.is_dir():
+        raise CatalogError(f"{out} is a file, not a folder; choose another output folder for the catalog")
+    foreign = foreign_entries(out)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         raise CatalogError(
-            f"{out} already holds catalog CSVs that the synthetic generator did not write; "
+            f"{out} holds files that the synthetic generator did not write ({shown}); "
             "choose another output folder or move those files away"
         )
     _remove_leftovers(out)
@@ -261,6 +288,7 @@ def _generate_locked(out: Path, seed: int, scale: str) -> Path:
     tmp.mkdir()
     try:
         _write_files(tmp, seed, scale)
+        _carry_over(out, tmp)
         _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -272,8 +300,9 @@ def generate(out: str | Path, seed: int = 0, scale: str = "demo") -> Path:
     """Write company_data.csv, comparable_data.csv (schema + 'sku') and images/<target>/ under `out`.
 
     The catalog is written into a temporary folder beside `out` and renamed into place under a file lock
-    (``<out>.lock``), so readers never see a half-written catalog and concurrent calls do not collide. A folder
-    the generator wrote earlier is replaced whole; one holding catalog CSVs without the marker is refused.
+    (``<out>.lock``), so readers never see a half-written catalog and concurrent calls do not collide. Only a
+    missing or empty folder, or one the generator wrote earlier, is written; what the generator does not write
+    there (a README) is kept. A folder holding anything else is refused.
     """
     _check_args(seed, scale)
     out = Path(out)
