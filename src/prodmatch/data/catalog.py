@@ -71,7 +71,7 @@ def load_catalog(
     """
     if check_images not in CHECK_IMAGES:
         raise ConfigError(
-            f"check_images={check_images!r} is not valid; use one of: {', '.join(CHECK_IMAGES)}"
+            f"data.check_images={check_images!r} is not valid; use one of: {', '.join(CHECK_IMAGES)}"
         )
     csv_path = Path(csv_path).expanduser()
     root = (Path(image_root).expanduser() if image_root is not None else csv_path.parent).resolve()

@@ -173,7 +173,7 @@ def test_unreadable_csv_errors(tmp_path: Path, content: bytes | None, message: s
 
 
 def test_bad_check_images_value(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="exists, decode, none"):
+    with pytest.raises(ConfigError, match=r"^data.check_images='full' is not valid; .*exists, decode, none"):
         load_catalog(_write(tmp_path, [_row(0)]), check_images="full")
 
 
