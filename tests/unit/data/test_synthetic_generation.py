@@ -148,6 +148,7 @@ def test_a_folder_with_other_files_is_refused_and_left_alone(tmp_path: Path) -> 
     with pytest.raises(CatalogError, match=r"did not write \(notes.txt\)"):
         synthetic.generate(out, seed=0, scale="tiny")
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["documents"]  # no lock file left beside it
     file_out = tmp_path / "a_file"
     file_out.write_text("x", encoding="utf-8")
     with pytest.raises(CatalogError, match="is a file, not a folder"):

@@ -271,8 +271,8 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _generate_locked(out: Path, seed: int, scale: str) -> Path:
-    """Generate into a temporary folder beside `out` and rename it into place; the caller holds the lock."""
+def _refuse_unusable(out: Path) -> None:
+    """Raise when `out` is a file or a folder holding what the generator did not write."""
     if out.exists() and not out.is_dir():
         raise CatalogError(f"{out} is a file, not a folder; choose another output folder for the catalog")
     foreign = foreign_entries(out)
@@ -282,6 +282,11 @@ def _generate_locked(out: Path, seed: int, scale: str) -> Path:
             f"{out} holds files that the synthetic generator did not write ({shown}); "
             "choose another output folder or move those files away"
         )
+
+
+def _generate_locked(out: Path, seed: int, scale: str) -> Path:
+    """Generate into a temporary folder beside `out` and rename it into place; the caller holds the lock."""
+    _refuse_unusable(out)  # again: the folder may have changed while this process waited for the lock
     _remove_leftovers(out)
     # mkdir (not mkdtemp) so the folder gets the usual permissions; the name is unique per process and call
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
@@ -306,6 +311,7 @@ def generate(out: str | Path, seed: int = 0, scale: str = "demo") -> Path:
     """
     _check_args(seed, scale)
     out = Path(out)
+    _refuse_unusable(out)  # before taking the lock, so a refused folder gets no lock file beside it
     with file_lock(out):
         return _generate_locked(out, int(seed), scale)
 
@@ -329,6 +335,7 @@ def ensure_catalog(out: str | Path, seed: int = 0, scale: str = "demo") -> Path:
     out = Path(out)
     if is_current(out, seed, scale):
         return out
+    _refuse_unusable(out)  # before taking the lock, so a refused folder gets no lock file beside it
     with file_lock(out):
         if is_current(out, seed, scale):  # another process finished it while this one waited
             return out
