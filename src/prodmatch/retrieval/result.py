@@ -119,7 +119,7 @@ def _provenance(catalog: Catalog) -> dict[str, Any]:
     return {
         "name": catalog.name,
         "csv": None if csv is None else str(csv),
-        "csv_sha256": None if csv is None or not csv.is_file() else file_hash(csv),
+        "csv_sha256": catalog.csv_hash,  # of the bytes the rows were parsed from
         "image_root": None if catalog.image_root is None else str(catalog.image_root),
         "rows": len(catalog),
     }

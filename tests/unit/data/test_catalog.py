@@ -10,18 +10,22 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from prodmatch.data import catalog as catalog_module
 from prodmatch.data.catalog import (
     IMAGE_VIEW,
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     TEXT_VIEWS,
     Catalog,
+    csv_identity,
     load_catalog,
     text_view,
 )
 from prodmatch.errors import CatalogError, ConfigError
+from prodmatch.utils.hashing import file_hash
+from tests.helpers.run import REPO_ROOT
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "sportdoma_sample" / "company_data.csv"
+SAMPLE = REPO_ROOT.parent / "shared" / "data" / "sportdoma_sample" / "company_data.csv"
 
 
 def _row(i: int, **overrides) -> dict:
@@ -111,11 +115,41 @@ def test_missing_column_is_one_line_error(tmp_path: Path) -> None:
     assert ", ".join(REQUIRED_COLUMNS) in message
 
 
-def test_missing_columns_plural_and_separator_hint(tmp_path: Path) -> None:
-    path = tmp_path / "semi.csv"
-    path.write_text(";".join(REQUIRED_COLUMNS) + "\n" + ";".join("x" * len(REQUIRED_COLUMNS)) + "\n")
-    with pytest.raises(CatalogError, match=r"missing required columns 'title', 'price'.*separator"):
+def test_missing_columns_plural(tmp_path: Path) -> None:
+    rows = [{k: v for k, v in _row(0).items() if k not in ("title", "price")}]
+    with pytest.raises(CatalogError, match=r"missing required columns 'title', 'price'") as info:
+        load_catalog(_write(tmp_path, rows), require_images=False)
+    assert "separated by" not in str(info.value)  # a comma CSV gets no delimiter hint
+
+
+def _delimited(rows: list[dict], sep: str) -> str:
+    header = sep.join(REQUIRED_COLUMNS)
+    return "\n".join([header, *(sep.join(str(row[c]) for c in REQUIRED_COLUMNS) for row in rows)]) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("sep", "commas_in_rows", "named"),
+    [
+        (";", 0, "semicolons (;)"),  # header and rows parse into one column
+        (";", 1, "semicolons (;)"),  # one comma per row: pandas takes it as an index, one column left
+        (";", 2, "semicolons (;)"),  # rows parse into more columns than the header: a parser error
+        ("\t", 2, "tabs"),
+        ("|", 0, "pipes (|)"),
+    ],
+)
+def test_a_csv_with_another_delimiter_names_it_and_the_fix(
+    tmp_path: Path, sep: str, commas_in_rows: int, named: str
+) -> None:
+    tail = ", ".join(["a"] * (commas_in_rows + 1))
+    rows = [_row(i, caracteristics=f"Скорость: {tail}") for i in range(3)]
+    path = tmp_path / "export.csv"
+    path.write_text(_delimited(rows, sep), encoding="utf-8")
+    with pytest.raises(CatalogError) as info:
         load_catalog(path, require_images=False)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"export.csv: the file is separated by {named}, not commas; ")
+    assert "comma-separated" in message and f"sep={sep!r}" in message
 
 
 @pytest.mark.parametrize(
@@ -139,14 +173,23 @@ def test_unreadable_csv_errors(tmp_path: Path, content: bytes | None, message: s
 
 
 def test_bad_check_images_value(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="exists, decode, none"):
+    with pytest.raises(ConfigError, match=r"^data.check_images='full' is not valid; .*exists, decode, none"):
         load_catalog(_write(tmp_path, [_row(0)]), check_images="full")
 
 
-def test_missing_image_root_is_one_clear_error(tmp_path: Path) -> None:
+def test_missing_image_root_names_the_config_key_and_the_fix(tmp_path: Path) -> None:
     path = _write(tmp_path, [_row(0)], images=False)
-    with pytest.raises(CatalogError, match="image root .* is not a directory"):
-        load_catalog(path, image_root=tmp_path / "nowhere")
+    (tmp_path / "a_file").write_text("x")
+    for root, what in (
+        (tmp_path / "nowhere", "does not exist"),
+        (tmp_path / "a_file", "is a file, not a folder"),
+    ):
+        with pytest.raises(CatalogError) as info:
+            load_catalog(path, image_root=root)
+        message = str(info.value)
+        assert "\n" not in message
+        assert message.startswith(f"cards.csv: the image root {root.resolve()} {what}; ")
+        assert "set data.image_root=<folder the img_ref paths are relative to>" in message
 
 
 def test_price_coerced_and_noted_not_dropped(tmp_path: Path) -> None:
@@ -336,7 +379,7 @@ def test_fingerprint_is_stable_and_content_sensitive(tmp_path: Path) -> None:
     a = load_catalog(_write(tmp_path, rows))
     b = load_catalog(_write(tmp_path, rows))
     assert a.fingerprint() == b.fingerprint()
-    assert len(a.fingerprint()) == 40
+    assert len(a.fingerprint()) == 64  # sha256, the project's one hashing scheme
     changed = load_catalog(_write(tmp_path, [*rows[:3], _row(3, caracteristics="other")]))
     assert changed.fingerprint() != a.fingerprint()
     other_root = load_catalog(tmp_path / "cards.csv", image_root=tmp_path / "images", require_images=False)
@@ -349,6 +392,47 @@ def test_fingerprint_is_cached(tmp_path: Path) -> None:
     first = cat.fingerprint()
     cat.frame.loc[0, "title"] = "mutated after the fact"
     assert cat.fingerprint() == first
+
+
+def test_source_identity_is_the_csv_bytes_and_the_image_stats(tmp_path: Path) -> None:
+    rows = [_row(i) for i in range(4)]
+    path = _write(tmp_path, rows)
+    first = load_catalog(path).source_identity
+    assert first == {"csv": csv_identity(path), "images": first["images"]}
+    assert first["csv"] == file_hash(path) and first["images"] is not None
+    # a row the loader drops leaves the kept rows (and the fingerprint) alone, not the CSV's identity
+    with_dup = load_catalog(_write(tmp_path, [*rows, rows[0]], images=False))
+    assert with_dup.source_identity["csv"] != first["csv"]
+    assert with_dup.source_identity["images"] == first["images"]
+    assert with_dup.fingerprint() == load_catalog(_write(tmp_path, rows, images=False)).fingerprint()
+    # an image replaced in place changes the images part only
+    image = tmp_path / rows[0]["img_ref"]
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(image, format="JPEG")
+    changed = load_catalog(_write(tmp_path, rows, images=False)).source_identity
+    assert changed["csv"] == first["csv"] and changed["images"] != first["images"]
+
+
+def test_source_identity_is_what_was_loaded_and_images_are_hashed_lazily_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [_row(i) for i in range(3)]
+    path = _write(tmp_path, rows)
+    calls: list[int] = []
+    monkeypatch.setattr(catalog_module, "stats_hash", lambda paths: calls.append(len(paths)) or "s")
+    cat = load_catalog(path)
+    loaded = file_hash(path)
+    _write(tmp_path, [*rows, _row(9)])  # edited after loading: the identity stays the loaded bytes'
+    assert calls == []  # loading does not stat the images a second time
+    assert cat.source_identity == {"csv": loaded, "images": "s"}
+    assert cat.source_identity == {"csv": loaded, "images": "s"} and calls == [3]
+    sub = cat.subset(np.arange(2))
+    assert (sub.csv_path, sub.csv_hash) == (cat.csv_path, cat.csv_hash)
+
+
+def test_source_identity_of_a_text_only_catalog_has_no_images(tmp_path: Path) -> None:
+    path = _write(tmp_path, [_row(0)], images=False)
+    cat = load_catalog(path, image_root=tmp_path / "nowhere", require_images=False)
+    assert cat.source_identity == {"csv": file_hash(path), "images": None}
 
 
 def test_subset_keeps_row_ids_and_order(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from prodmatch.data import synthetic
+from prodmatch.data.synthetic import generation
 from prodmatch.errors import CatalogError, ConfigError
 
 STUDY_TARGETS = {
@@ -207,27 +208,26 @@ def test_other_seed_gives_another_catalog_and_ensure_catalog_regenerates(tiny: P
 
 def test_ensure_catalog_skips_a_current_catalog(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args, **kwargs):
-        raise AssertionError("generate() must not run for a current catalog")
+        raise AssertionError("a current catalog must not be generated again")
 
-    monkeypatch.setattr(synthetic, "generate", fail)
+    monkeypatch.setattr(generation, "_generate_locked", fail)
     assert synthetic.is_current(tiny, seed=0, scale="tiny")
     assert synthetic.ensure_catalog(tiny, seed=0, scale="tiny") == tiny
     assert not synthetic.is_current(tiny, seed=0, scale="demo")
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="must not be generated"):
         synthetic.ensure_catalog(tiny, seed=0, scale="demo")
 
 
-def test_incomplete_marker_means_regenerate(
-    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_incomplete_marker_means_regenerate(tiny: Path, tmp_path: Path) -> None:
     work = tmp_path / "cat"
     shutil.copytree(tiny, work)
     marker = json.loads((work / synthetic.MARKER).read_text())
     (work / synthetic.MARKER).write_text(json.dumps(dict(marker, complete=False)))
-    calls = []
-    monkeypatch.setattr(synthetic, "generate", lambda out, seed, scale: calls.append((seed, scale)) or out)
+    (work / "company_data.csv").write_text("half written", encoding="utf-8")
+    assert not synthetic.is_current(work, seed=0, scale="tiny")
     synthetic.ensure_catalog(work, seed=0, scale="tiny")
-    assert calls == [(0, "tiny")]
+    assert json.loads((work / synthetic.MARKER).read_text())["complete"] is True
+    assert _digest(work) == _digest(tiny)
 
 
 def test_refuses_to_overwrite_a_foreign_catalog(tmp_path: Path) -> None:
