@@ -1,291 +1,194 @@
-"""Results table, study figures, galleries and the reporting CLI on fabricated run dirs."""
+"""Results table, markdown and chart from saved run dirs, at any k, and the `results` CLI."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 
 from prodmatch.errors import ProdmatchError
-from prodmatch.reporting import gallery, results, study
+from prodmatch.reporting import results, study
 from prodmatch.reporting.__main__ import main
 
-N_QUERIES, N_DB, K = 12, 30, 10
-TARGETS = ("begovye_dorozhki", "velotrenazhery", "steppery")
-HTML_TITLE = "Дорожка <b>Pro</b> & co"
+N_STUDY_FIGURES = 19
+FT_ROW = {"table": "fine_tuned", "order": 99, "description": "my own model", "label": None, "acc10": None}
 
 
-# --------------------------------------------------------------------------------------------- fixtures
-def _write_catalog(data: Path) -> None:
-    """Queries/database CSVs with skus and images in several modes; one query image and one db image missing."""
-
-    def frame(prefix: str, n: int) -> pd.DataFrame:
-        rows = np.arange(n)
-        return pd.DataFrame(
-            {
-                "title": [f"{prefix} item {i}" for i in rows],
-                "price": (1000 + 10 * rows).astype(str),
-                "cat_1": "c1", "cat_2": "c2", "cat_3": "", "caracteristics": "x",
-                "img_ref": [f"images/{prefix}_{i}.png" for i in rows],
-                "target": [TARGETS[i % 3] for i in rows],
-                "dealer": prefix,
-                "sku": [f"sku{i % 5}" for i in rows],
-            }
-        )  # fmt: skip
-
-    queries, database = frame("query", N_QUERIES), frame("db", N_DB)
-    queries.loc[0, "title"] = HTML_TITLE
-    database.loc[3, "title"] = "db <script>alert(1)</script>"
-    (data / "images").mkdir(parents=True)
-    modes = ("RGB", "RGBA", "L", "P", "CMYK", "I;16")
-    for prefix, n in (("query", N_QUERIES), ("db", N_DB)):
-        for i in range(n):
-            mode = modes[i % len(modes)]
-            img = Image.new(mode, (200 + i, 120), 128 if mode in ("L", "P", "I;16") else None)
-            fmt = "JPEG" if mode == "CMYK" else "PNG"
-            img.save(data / "images" / f"{prefix}_{i}.png", format=fmt)
-    (data / "images" / "query_11.png").unlink()  # query 11 (= clipped 500/621/626) has no image
-    (data / "images" / "db_7.png").write_bytes(b"not an image")  # corrupt
-    queries.to_csv(data / "company.csv", index=False)
-    database.to_csv(data / "comparable.csv", index=False)
+def _metrics(run_dir: Path) -> dict[str, float]:
+    return json.loads((run_dir / "metrics.json").read_text())
 
 
-def _matches(seed: int) -> pd.DataFrame:
-    q = np.repeat(np.arange(N_QUERIES), K)
-    rank = np.tile(np.arange(1, K + 1), N_QUERIES)
-    db = (q * 3 + rank * (seed + 1)) % N_DB
-    return pd.DataFrame(
-        {
-            "query_idx": q, "rank": rank, "db_idx": db, "score": 1.0 - 0.05 * rank,
-            "query_title": "", "db_title": "", "query_target": "", "db_target": "",
-        }
-    )  # fmt: skip
+def _row(text: str, experiment: str) -> str:
+    """The first markdown table row of an experiment (the per-target table comes later)."""
+    return next(line for line in text.splitlines() if line.startswith(f"| `{experiment}` |"))
 
 
-def _write_run(
-    run_dir: Path, experiment: str, task: str, metrics: dict, mtime: float, data_cfg: dict, seed: int = 0
-) -> Path:
-    (run_dir / ".hydra").mkdir(parents=True)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics))
-    cfg = {"experiment_name": experiment, "task_name": task, **data_cfg}
-    if task == "train":
-        cfg["model"] = {"_target_": "prodmatch.models.classifier.ImageClassifier"}
-    (run_dir / ".hydra" / "config.yaml").write_text(json.dumps(cfg))  # JSON is valid YAML
-    _matches(seed).to_csv(run_dir / "matches.csv", index=False)
-    os.utime(run_dir / "metrics.json", (mtime, mtime))
-    return run_dir
-
-
-def _metrics(acc: float, prefix: str = "retrieval/", sku: bool = True) -> dict:
-    out = {f"{prefix}acc@10": acc, f"{prefix}ann_recall@10": 0.98}
-    out.update({f"{prefix}acc@10/{t}": acc - 0.01 * i for i, t in enumerate(TARGETS)})
-    if sku:
-        out.update({f"{prefix}sku_recall@10": 0.25, f"{prefix}sku_mrr": 0.125})
-    return out
-
-
-@pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    """tmp project: data/, multirun/ (img, title_cat, unknown 'my_demo'), logs/ (older img, ft_img_class)."""
-    _write_catalog(tmp_path / "data")
-    # config paths through interpolations, the launch dir taken from the run's own hydra.yaml
-    data_cfg = {
-        "paths": {"data_dir": "${hydra:runtime.cwd}/data"},
-        "data": {
-            "queries_csv": "${paths.data_dir}/company.csv",
-            "database_csv": "${paths.data_dir}/comparable.csv",
-            "image_root": "${paths.data_dir}",
-        },
-    }
-    plain_cfg = {"data": {"queries_csv": "data/company.csv", "database_csv": "data/comparable.csv",
-                          "image_root": "data"}}  # fmt: skip
+@pytest.fixture
+def runs_root(tmp_path: Path, make_run) -> Path:
+    """multirun/: img (k=10) and my_model (train, own study row); logs/: an older img and ft_img_class."""
     sweep = tmp_path / "multirun" / "2024-05-02" / "10-00-00"
-    img = _write_run(sweep / "0", "img", "evaluate", _metrics(0.8), 2000.0, data_cfg, seed=0)
-    (img / ".hydra" / "hydra.yaml").write_text(json.dumps({"hydra": {"runtime": {"cwd": str(tmp_path)}}}))
-    _write_run(sweep / "1", "title_cat", "evaluate", _metrics(0.9, sku=False), 2000.0, plain_cfg, seed=1)
-    _write_run(sweep / "2", "my_demo", "train", _metrics(0.7), 2000.0, plain_cfg, seed=2)
+    make_run(sweep / "img", "img", mtime=2000.0)
+    make_run(sweep / "my_model", "my_model", task="train", study=FT_ROW, before_fit=True, mtime=2000.0)
+    make_run(sweep / "my_demo", "my_demo", task="train", mtime=2000.0)
     logs = tmp_path / "logs"
-    _write_run(logs / "evaluate" / "runs" / "2024-05-01_09-00-00", "img", "evaluate", _metrics(0.5), 1000.0,
-               plain_cfg, seed=3)  # fmt: skip
-    ft = {**_metrics(0.95), **_metrics(0.6, prefix="before_fit/retrieval/")}
-    _write_run(
-        logs / "train" / "runs" / "2024-05-01_10-00-00", "ft_img_class", "train", ft, 1500.0, plain_cfg, 4
-    )
+    make_run(logs / "evaluate" / "runs" / "old", "img", k=5, mtime=1000.0)
+    make_run(logs / "train" / "runs" / "ft", "ft_img_class", task="train", before_fit=True, mtime=1500.0)
     return tmp_path
 
 
-@pytest.fixture()
-def in_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(project)  # the plain configs hold paths relative to the launch dir
-    return project
-
-
-# --------------------------------------------------------------------------------------------- study
-def test_study_table_holds_every_reported_figure() -> None:
-    rows = study.study_rows()
-    assert len(rows) == 19 and len(set(study.study_figures().values())) == 19
-    assert [r.table for r in rows].count(study.OFF_THE_SHELF) == 9
-    assert [r.table for r in rows].count(study.FINE_TUNED) == 10
-    assert study.study_figures()["img40_title_cat_rerank"] == 90.36
-    assert study.study_figures()["ft_title_cat_sbert_v2"] == 99.53
-    assert study.experiment("ft_img_cos").study_acc10 is None  # the study left it open
-    assert all(e.description for e in study.EXPERIMENTS)
-
-
-# --------------------------------------------------------------------------------------------- results
-def test_collect_runs_latest_per_experiment_wins(project: Path, caplog: pytest.LogCaptureFixture) -> None:
+# --------------------------------------------------------------------------------------------- collecting
+def test_collect_runs_reads_metrics_and_the_saved_result(runs_root: Path, caplog) -> None:
     with caplog.at_level(logging.INFO, logger="prodmatch.reporting"):
-        runs = results.collect_runs([project / "multirun", project / "logs"])
-    assert sorted(runs["experiment"]) == ["ft_img_class", "img", "my_demo", "title_cat"]
-    img = runs.loc[runs["experiment"] == "img"].iloc[0]
-    assert img["retrieval/acc@10"] == pytest.approx(0.8) and "multirun" in str(img["run_dir"])
+        runs = results.collect_runs([runs_root / "multirun", runs_root / "logs"])
+    assert sorted(runs["experiment"]) == ["ft_img_class", "img", "my_demo", "my_model"]
+    img = runs.set_index("experiment").loc["img"]
+    assert img["k"] == 10 and "multirun" in str(img["run_dir"])  # the newer run wins
+    assert img["retrieval/acc@10"] == pytest.approx(_metrics(Path(img["run_dir"]))["retrieval/acc@10"])
+    assert img["task"] == "evaluate" and img["data"] == "synthetic" and img["queries_csv"].endswith(".csv")
     assert "1 older duplicate runs dropped" in caplog.text and "img ×1" in caplog.text
-    assert len(results.collect_runs([project], latest_only=False)) == 5
+    every = results.collect_runs([runs_root], latest_only=False)
+    assert len(every) == 5 and sorted(every["k"]) == [5, 10, 10, 10, 10]
 
 
-def test_collect_runs_without_runs_is_one_line_error(tmp_path: Path) -> None:
+def test_runs_without_a_saved_result_are_skipped(runs_root: Path, caplog) -> None:
+    stale = runs_root / "multirun" / "stale"
+    stale.mkdir()
+    (stale / "metrics.json").write_text('{"retrieval/acc@10": 0.5}')
+    with caplog.at_level(logging.WARNING, logger="prodmatch.reporting"):
+        runs = results.collect_runs([runs_root / "multirun"])
+    assert "stale" not in set(runs["experiment"]) and len(runs) == 3
+    assert "skipping run" in caplog.text and "result.json: not found" in caplog.text
+
+
+def test_no_runs_is_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(ProdmatchError, match="no runs found") as err:
         results.collect_runs([tmp_path, tmp_path / "nope"])
     assert "\n" not in str(err.value)
 
 
-def test_build_table_puts_study_beside_ours(project: Path) -> None:
-    table = results.build_table(results.collect_runs([project]))
+# --------------------------------------------------------------------------------------------- the table
+def test_build_table_puts_the_study_beside_ours(runs_root: Path) -> None:
+    runs = results.collect_runs([runs_root])
+    table = results.build_table(runs)
     row = table.set_index("experiment")
-    assert row.loc["img", "acc@10"] == pytest.approx(80.0)
-    assert row.loc["img", "study_acc@10"] == pytest.approx(85.21)
-    assert row.loc["img", "delta"] == pytest.approx(80.0 - 85.21)
-    assert row.loc["img", "acc@10/velotrenazhery"] == pytest.approx(79.0)
-    assert row.loc["img", "sku_recall@10"] == pytest.approx(25.0) and row.loc["img", "sku_mrr"] == 0.125
-    assert np.isnan(row.loc["title_cat", "sku_mrr"]) and np.isnan(row.loc["img", "before_fit_acc@10"])
-    assert row.loc["ft_img_class", "before_fit_acc@10"] == pytest.approx(60.0)
+    img = _metrics(Path(row.loc["img", "run_dir"]))
+    assert row.loc["img", "acc"] == pytest.approx(100 * img["retrieval/acc@10"])
+    assert row.loc["img", "study_acc10"] == pytest.approx(85.21)
+    assert row.loc["img", "delta"] == pytest.approx(100 * img["retrieval/acc@10"] - 85.21)
+    assert row.loc["img", "acc/steppery"] == pytest.approx(100 * img["retrieval/acc@10/steppery"])
+    assert row.loc["img", "sku_recall"] == pytest.approx(100 * img["retrieval/sku_recall@10"])
+    assert row.loc["img", "sku_mrr"] == pytest.approx(img["retrieval/sku_mrr"])  # a fraction
+    assert np.isnan(row.loc["img", "before_fit_acc"])
+    assert row.loc["ft_img_class", "before_fit_acc"] == pytest.approx(50 * img["retrieval/acc@10"])
     assert row.loc["ft_img_class", "table"] == study.FINE_TUNED
-    assert row.loc["my_demo", "table"] == study.FINE_TUNED  # unknown name, placed by its task
-    assert np.isnan(row.loc["my_demo", "study_acc@10"])
-    assert row.loc["text_all", "status"] == "not run" and np.isnan(row.loc["text_all", "acc@10"])
+    assert row.loc["my_model", "table"] == study.FINE_TUNED  # placed by the run's own study row
+    assert row.loc["my_model", "description"] == "my own model"
+    assert row.loc["my_demo", "table"] == study.FINE_TUNED  # no study row: placed by its task
+    assert row.loc["text_all", "status"] == "not run" and np.isnan(row.loc["text_all", "acc"])
     assert "ft_img_cos" not in row.index  # neither run nor a study figure
-    assert len(table) == 19 + 1  # every study row + the unknown experiment
+    assert len(table) == N_STUDY_FIGURES + 2
     assert list(table["experiment"][:2]) == ["img", "title"]  # the study's order
+    assert list(table["experiment"][-2:]) == ["my_model", "my_demo"]  # its study order, then no row
+    for absent in ("sku_full_recall", "sku_map", "match_f1"):  # no run has them: no column
+        assert absent not in table.columns
 
 
-def test_write_results_markdown_and_png(project: Path, tmp_path: Path) -> None:
-    runs = results.collect_runs([project / "multirun", project / "logs"])
-    md, png = tmp_path / "out" / "results.md", tmp_path / "out" / "results.png"
-    results.write_results(runs, md, png, "Test results", "synthetic catalog, pretrained=false")
-    text = md.read_text(encoding="utf-8")
-    for figure in study.study_figures().values():
-        assert f"| {figure:.2f} |" in text
-    assert text.index("synthetic catalog, pretrained=false") < text.index("## Off-the-shelf models")
-    assert text.index("## Off-the-shelf models") < text.index("## Fine-tuned models")
-    lines: dict[str, str] = {}  # first table row per experiment (the per-target table comes later)
-    for line in text.splitlines():
-        if line.startswith("| `"):
-            lines.setdefault(line.split("|")[1].strip(), line)
-    assert "| `img` | 80.00 | 78.00 | 79.00 |" in text  # per-target table, targets sorted by name
-    assert "| 80.00 | 85.21 | -5.21 | — | 25.00 | 0.125 | 98.00 |" in lines["`img`"]
-    assert "| not run | 63.14 | — |" in lines["`text_all`"]
-    assert "| 95.00 | 94.55 | +0.45 | 60.00 |" in lines["`ft_img_class`"]
-    assert text.count("not run") == 19 - 3
-    assert "![Acc@10, ours vs study](results.png)" in text
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with Image.open(png) as im:
+@pytest.mark.parametrize("k", [1, 5, 20])
+def test_any_k_is_reported_at_that_k(k: int, tmp_path: Path, make_run) -> None:
+    run = make_run(tmp_path / "runs" / "img", "img", k=k)
+    make_run(tmp_path / "runs" / "ft", "ft_img_class", k=k, task="train", before_fit=True)
+    metrics = _metrics(run)
+    table = results.write_results(
+        results.collect_runs([tmp_path / "runs"]), tmp_path / "out" / "results.md",
+        tmp_path / "out" / "results.png", "Results", "synthetic",
+    )  # fmt: skip
+    row = table.set_index("experiment").loc["img"]
+    assert row["k"] == k and row["acc"] == pytest.approx(100 * metrics[f"retrieval/acc@{k}"])
+    assert np.isnan(row["delta"])  # the study's figures are Acc@10: no difference at another k
+    text = (tmp_path / "out" / "results.md").read_text(encoding="utf-8")
+    header = next(line for line in text.splitlines() if line.startswith("| experiment | study row"))
+    assert f"| Acc@{k} | study Acc@10 | Δ | before fit | SKU R@{k} | SKU MRR | ANN R@{k} |" in header
+    acc, sku = 100 * metrics[f"retrieval/acc@{k}"], 100 * metrics[f"retrieval/sku_recall@{k}"]
+    assert f"| {acc:.2f} | 85.21 | — | — | {sku:.2f} | {metrics['retrieval/sku_mrr']:.3f} | 100.00 |" in _row(
+        text, "img"
+    )
+    assert f"## Acc@{k} per target" in text and "| k |" not in text
+    target = f"{100 * metrics[f'retrieval/acc@{k}/steppery']:.2f}"
+    assert target in text.split(f"## Acc@{k} per target")[1].split("\n\n")[1]
+    assert f"| {50 * metrics[f'retrieval/acc@{k}']:.2f} |" in _row(text, "ft_img_class")  # before fit
+    with Image.open(tmp_path / "out" / "results.png") as im:
         im.verify()
 
 
-# --------------------------------------------------------------------------------------------- gallery
-def test_clip_query_ids() -> None:
-    assert gallery.clip_query_ids([0, 500, 621, 626], 1000) == [0, 500, 621, 626]
-    assert gallery.clip_query_ids([0, 500, 621, 626], 12) == [0, 11]
-    assert gallery.clip_query_ids([5, -3, 5, 2], 4) == [3, 0, 2]
-    assert gallery.clip_query_ids([1], 0) == []
+def test_mixed_ks_show_each_runs_k(tmp_path: Path, make_run) -> None:
+    make_run(tmp_path / "runs" / "img", "img", k=5)
+    make_run(tmp_path / "runs" / "title", "title", k=20)
+    ten = make_run(tmp_path / "runs" / "title_cat", "title_cat", k=10)
+    md = tmp_path / "out" / "results.md"
+    results.write_results(results.collect_runs([tmp_path / "runs"]), md, md.with_suffix(".png"), "R", "n")
+    text = md.read_text(encoding="utf-8")
+    assert "| experiment | study row | description | k | Acc@k | study Acc@10 | Δ |" in text
+    assert "| `img` | img (ResNet18) | ResNet18 image embedding | 5 |" in text
+    assert "| `title` | title (rubert-tiny2) |" in _row(text, "title") and "| 20 |" in _row(text, "title")
+    delta = 100 * _metrics(ten)["retrieval/acc@10"] - 85.11
+    assert f"| {delta:+.2f} |" in _row(text, "title_cat")  # the k = 10 run alone is compared
+    assert "## Acc@k per target" in text and "| experiment | k | " in text
+    assert "| not run |" in _row(text, "text_all") and "| — | not run |" in _row(text, "text_all")
 
 
-def test_image_paths_stay_inside_the_root(tmp_path: Path) -> None:
-    assert gallery._image_path(tmp_path, "images/a.png") == (tmp_path / "images" / "a.png", None)
-    assert gallery._image_path(tmp_path, "../a.png") == (None, "unsafe image path")
-    assert gallery._image_path(tmp_path, "/etc/passwd") == (None, "unsafe image path")
-    assert gallery._image_path(tmp_path, "") == (None, "no img_ref")
-
-
-def test_run_gallery_page(in_project: Path) -> None:
-    run = in_project / "multirun" / "2024-05-02" / "10-00-00" / "0"  # config via ${hydra:...} interpolations
-    g = gallery.load_gallery(run)
-    assert [v.query_id for v in g.queries] == [0, 11] and g.experiment == "img"
-    page = gallery.render_run_page(g)
-    assert HTML_TITLE not in page and "Дорожка &lt;b&gt;Pro&lt;/b&gt; &amp; co" in page
-    db = pd.read_csv(in_project / "data" / "comparable.csv", keep_default_na=False)
-    top = _matches(0).query("query_idx == 0")
-    for db_idx in top["db_idx"]:
-        title = db["title"].iloc[db_idx]
-        assert gallery._esc(title) in page
-    assert "<script>" not in page  # db row 3 carries a script tag
-    assert "score 0.950" in page and "score 0.500" in page
-    expected_sku = sum(
-        int(db["sku"].iloc[d] == f"sku{q % 5}")
-        for q, d in zip(
-            *_matches(0).query("query_idx in [0, 11]")[["query_idx", "db_idx"]].to_numpy().T, strict=True
-        )
+def test_product_level_columns_appear_when_present(tmp_path: Path, make_run) -> None:
+    run = make_run(tmp_path / "runs" / "img", "img", k=5)
+    make_run(tmp_path / "runs" / "title", "title", k=5)
+    extra = {"retrieval/sku_full_recall@5": 0.4, "retrieval/sku_map@5": 0.321, "match/f1": 0.75}
+    (run / "metrics.json").write_text(json.dumps({**_metrics(run), **extra}))
+    md = tmp_path / "out" / "results.md"
+    table = results.write_results(
+        results.collect_runs([tmp_path / "runs"]), md, md.with_suffix(".png"), "R", "n"
     )
-    assert expected_sku > 0 and page.count("★ same SKU</span>") == expected_sku
-    assert "clipped to the catalog" in page and "500, 621, 626" in page
-    # query 11 has no image file; db row 7 is corrupt and sits in query 0's top-10 (db = 3q + rank)
-    assert "no image: file not found" in page and "no image: unreadable" in page
-    assert ">3 of 22 images missing" in page  # db row 7 is in both top-10s
-    assert page.count('<img src="data:image/jpeg;base64,') == 19
+    row = table.set_index("experiment")
+    assert row.loc["img", "sku_full_recall"] == pytest.approx(40.0) and row.loc["img", "match_f1"] == 0.75
+    assert np.isnan(row.loc["title", "sku_map"])
+    text = md.read_text(encoding="utf-8")
+    assert "| SKU R@5 | SKU full R@5 | SKU mAP@5 | SKU MRR | match F1 | ANN R@5 |" in text
+    assert "| 40.00 | 0.321 |" in _row(text, "img") and "| 0.750 |" in _row(text, "img")
 
 
-def test_comparison_page_and_table_rows(in_project: Path) -> None:
-    runs = results.collect_runs([in_project / "multirun", in_project / "logs"])
-    out = in_project / "galleries"
-    pages = gallery.write_galleries(runs, out, query_ids=[3, 3, 1])
-    assert sorted(p.name for p in pages) == ["compare.html", "ft_img_class.html", "img.html", "my_demo.html",
-                                              "title_cat.html"]  # fmt: skip
-    compare = (out / "compare.html").read_text(encoding="utf-8")
-    assert compare.count("<h2>query ") == 2 and compare.index("query 3") < compare.index("query 1")
-    for name in ("img", "title_cat", "ft_img_class", "my_demo"):
-        assert f"{name} (Acc@10 " in compare and f'href="{name}.html"' in compare
-
-    rows = gallery.gallery_table_rows(
-        in_project / "multirun" / "2024-05-02" / "10-00-00" / "1", [11], max_px=64
-    )
-    assert len(rows) == 1 + K and all(len(r) == len(gallery.GALLERY_TABLE_COLUMNS) for r in rows)
-    assert rows[0][:2] == [11, 0] and rows[0][4] is None and rows[1][1] == 1
-    assert all(isinstance(r[-1], Image.Image) and max(r[-1].size) <= 64 for r in rows)
-    assert rows[0][-1].getpixel((60, 60)) == (200, 200, 200)  # placeholder for the missing query image
-
-
-def test_gallery_missing_catalog_is_clear_error(in_project: Path) -> None:
-    run = in_project / "multirun" / "2024-05-02" / "10-00-00" / "1"
-    with pytest.raises(ProdmatchError, match="nowhere.csv: not found"):
-        gallery.load_gallery(run, queries_csv=in_project / "nowhere.csv")
+def test_markdown_and_chart_layout(runs_root: Path, tmp_path: Path) -> None:
+    runs = results.collect_runs([runs_root / "multirun", runs_root / "logs"])
+    md, png = tmp_path / "out" / "results.md", tmp_path / "out" / "results.png"
+    results.write_results(runs, md, png, "Test results", "synthetic catalog, pretrained=false")
+    text = md.read_text(encoding="utf-8")
+    figures = [e.study_acc10 for e in study.experiments() if e.study_acc10 is not None]
+    assert all(f"| {figure:.2f} |" in text for figure in figures)
+    assert text.index("synthetic catalog, pretrained=false") < text.index("## Off-the-shelf models")
+    assert text.index("## Off-the-shelf models") < text.index("## Fine-tuned models")
+    assert text.count("| not run |") == N_STUDY_FIGURES - 2
+    assert "![Acc@10, ours vs study](results.png)" in text
+    assert "- `img`: `../multirun/2024-05-02/10-00-00/img`" in text  # relative to the report's folder
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # --------------------------------------------------------------------------------------------- CLI
-def test_cli_results_and_gallery(in_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_results(runs_root: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(runs_root)
     assert main(["results", "--runs", "multirun", "logs", "--out", "reports", "--note", "synthetic"]) == 0
-    assert (in_project / "reports" / "results.png").is_file()
-    assert "> synthetic" in (in_project / "reports" / "results.md").read_text(encoding="utf-8")
-    args = ["gallery", "--runs", "multirun", "--queries", "0", "500", "--out", "g", "--experiments", "img"]
-    assert main(args) == 0
-    assert sorted(p.name for p in (in_project / "g").iterdir()) == ["compare.html", "img.html"]
+    assert (runs_root / "reports" / "results.png").is_file()
+    assert "> synthetic" in (runs_root / "reports" / "results.md").read_text(encoding="utf-8")
     assert main(["results", "--runs", "empty", "--out", "x"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: no runs found under empty")
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: no runs found under empty")
 
 
-def test_cli_module_entry_point(in_project: Path) -> None:
+def test_cli_module_entry_point_writes_the_default_note(runs_root: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "prodmatch.reporting", "results", "--runs", "logs", "--out", "r"],
-        capture_output=True, text=True, timeout=120, check=False,
+        cwd=runs_root, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    text = (in_project / "r" / "results.md").read_text(encoding="utf-8")
-    assert "Our figures: 2 runs, queries from data/company.csv" in text
+    text = (runs_root / "r" / "results.md").read_text(encoding="utf-8")
+    assert "Our figures: 2 runs at k = 5, 10, queries from synthetic (company_data.csv)" in text
