@@ -233,7 +233,8 @@ def write_galleries(
         raise errors[0] if errors else ProdmatchError("no runs to build galleries from; pass --runs")
     thumbs = Thumbnails()
     written = [
-        atomic.write_text(out_dir / page_name(g.experiment), render_run_page(g, thumbs)) for g in galleries
+        atomic.write_text(out_dir / page_name(g.experiment), render_run_page(g, thumbs, out_dir))
+        for g in galleries
     ]
     written.append(atomic.write_text(out_dir / "compare.html", render_comparison_page(galleries, thumbs)))
     log.info("wrote %d gallery pages to %s (%d runs skipped)", len(written), out_dir, len(errors))

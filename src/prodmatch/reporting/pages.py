@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import html
+import os
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from prodmatch.reporting.gallery import Card, QueryView, RunGallery, Thumbnails
 from prodmatch.retrieval.examples import Hit
@@ -24,7 +26,9 @@ text-align:center;font-size:11px;padding:4px;box-sizing:border-box;word-break:br
 .t{font-weight:600;margin:3px 0;word-break:break-word}.m{color:#555}
 .b{display:inline-block;border-radius:3px;padding:0 3px;margin:1px 2px 0 0;color:#fff;font-size:10px}
 .b.sku{background:#9467bd}.b.same{background:#2ca02c}.b.other{background:#d62728}
+.row.wrap{flex-wrap:wrap;overflow-x:visible}
 .label{width:150px;flex:0 0 150px;font-size:12px;font-weight:600;word-break:break-word;align-self:center}
+.qblock{display:flex;gap:8px;align-items:flex-start}.runs{flex:1;min-width:0;display:flex;flex-direction:column;gap:6px}
 """
 
 
@@ -106,15 +110,16 @@ def summary(g: RunGallery) -> str:
     return f"{g.experiment} (Acc@{g.run_k} {acc})"
 
 
-def render_run_page(gallery: RunGallery, thumbs: Thumbnails | None = None) -> str:
-    """One run's page: per query, the query card and its top-k."""
+def render_run_page(gallery: RunGallery, thumbs: Thumbnails | None = None, base: Path | None = None) -> str:
+    """One run's page: per query, the query card and its top-k; ``base``: show the run dir relative to it."""
     page = _Page(thumbs or Thumbnails())
     shown = [v.query_id for v in gallery.queries]
-    intro = f'<p class="note">{esc(gallery.description)} · top-{gallery.k} · run {esc(gallery.run_dir)}</p>'
+    run_dir = os.path.relpath(gallery.run_dir, base) if base is not None else str(gallery.run_dir)
+    intro = f'<p class="note">{esc(gallery.description)} · top-{gallery.k} · run {esc(run_dir)}</p>'
     intro += f'<p class="note">{esc(gallery.note)}</p>' if gallery.note else ""
     intro += _ids_note(gallery.requested_ids, shown)
     body = [
-        f'<h2>query row {v.query_id}</h2><div class="row">{page.card(v.query)}{page.hits(v)}</div>'
+        f'<h2>query row {v.query_id}</h2><div class="row wrap">{page.card(v.query)}{page.hits(v)}</div>'
         for v in gallery.queries
     ]
     return page.document(f"Top-{gallery.k} matches: {summary(gallery)}", intro, body)
@@ -131,11 +136,14 @@ def render_comparison_page(galleries: Sequence[RunGallery], thumbs: Thumbnails |
     intro += f'<p class="note">per-run pages: {links}</p>'
     body = []
     for view in first.queries:
-        rows = [f'<h2>query row {view.query_id}</h2><div class="row">{page.card(view.query)}</div>']
+        rows = []
         for g in galleries:
             other = next((v for v in g.queries if v.query_id == view.query_id), None)
             hits = page.hits(other) if other is not None else '<div class="note">query not in this run</div>'
             label = f"{summary(g)} · top-{g.k}"
             rows.append(f'<div class="row"><div class="label">{esc(label)}</div>{hits}</div>')
-        body.append("".join(rows))
+        body.append(
+            f'<h2>query row {view.query_id}</h2><div class="qblock">{page.card(view.query)}'
+            f'<div class="runs">{"".join(rows)}</div></div>'
+        )
     return page.document("Top matches across experiments", intro, body)

@@ -51,7 +51,9 @@ def test_rows_are_ordered_by_table_then_order(tmp_path: Path) -> None:
     (tmp_path / "experiment" / "plain.yaml").write_text("experiment_name: plain\n")
     rows = study.experiments(str(tmp_path))
     assert [e.name for e in rows] == ["z_first", "a_second", "b_tuned"]
-    assert rows[1] == study.Experiment("a_second", "off_the_shelf", "a_second does things", "a_second row", 70.1, 1)
+    assert rows[1] == study.Experiment(
+        "a_second", "off_the_shelf", "a_second does things", "a_second row", 70.1, 1
+    )
 
 
 def test_packaged_configs_are_read_through_importlib_resources(tmp_path: Path, monkeypatch) -> None:
@@ -71,7 +73,9 @@ def test_packaged_configs_are_read_through_importlib_resources(tmp_path: Path, m
 
 def test_a_bad_study_block_names_the_file_and_key(tmp_path: Path) -> None:
     _write(tmp_path, "oops", "third_table")
-    with pytest.raises(ConfigError, match=r"experiment/oops.yaml: study.table='third_table' is not one of") as err:
+    with pytest.raises(
+        ConfigError, match=r"experiment/oops.yaml: study.table='third_table' is not one of"
+    ) as err:
         study.experiments(str(tmp_path))
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="no experiment/ folder"):
