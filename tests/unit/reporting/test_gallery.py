@@ -13,7 +13,7 @@ from prodmatch.errors import ConfigError
 from prodmatch.reporting import gallery, pages
 from prodmatch.reporting.__main__ import main
 from prodmatch.retrieval.result import RetrievalResult
-from tests.unit.reporting.conftest import run_retrieval, save_run
+from tests.unit.reporting.saved_runs import run_retrieval, save_run
 
 QUERY_TITLE = "Дорожка <b>Pro</b> & co"
 DB_SUFFIX = " <i>x</i>"

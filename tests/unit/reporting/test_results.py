@@ -184,6 +184,7 @@ def test_cli_results(runs_root: Path, monkeypatch, capsys) -> None:
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: no runs found under empty")
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch through the catalog layer: 10-40 s on a shared machine
 def test_cli_module_entry_point_writes_the_default_note(runs_root: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "prodmatch.reporting", "results", "--runs", "logs", "--out", "r"],
