@@ -113,7 +113,7 @@ def cards(catalog: Catalog, positions: Sequence[int]) -> list[Card]:
             str(cols["dealer"][i]),
             str(skus[i]) or None,
             *images[i],
-        )  # fmt: skip
+        )
         for i in range(len(pos))
     ]
 
