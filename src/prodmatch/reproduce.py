@@ -3,20 +3,27 @@
 `python -m prodmatch.reproduce [--profile synthetic|quick|sportdoma]` (what `make reproduce` runs). Each table
 is one Hydra sweep with a fixed job dir per experiment and `resume=true`, so finished runs are reused and an
 interrupted reproduction picks up where it stopped. All runs of one reproduction share one W&B group.
+Everything is written under the working directory: `multirun/reproduce/<profile>/` and `reports/`.
+
+SIGTERM or SIGINT (Ctrl+C) is passed on to the running step's whole process group, which is then waited for
+(a training job saves `last.ckpt` on its way out); a second signal kills the group. The reproduction then
+exits with 128 + the signal number and leaves no process behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
-from prodmatch.reporting.study import EXPERIMENTS, FINE_TUNED, OFF_THE_SHELF
-
-ROOT = Path(__file__).resolve().parents[2]
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -56,18 +63,14 @@ PROFILES = {
 }
 
 
-def experiments(table: str) -> list[str]:
-    """Experiment names of one results table, in the study's order."""
-    return [e.name for e in EXPERIMENTS if e.table == table]
-
-
 def sweep_command(
-    script: str, names: Sequence[str], sweep_dir: Path, group: str, overrides: Sequence[str]
+    module: str, names: Sequence[str], sweep_dir: Path, group: str, overrides: Sequence[str]
 ) -> list[str]:
     """One Hydra multirun over the experiments, one fixed job dir per experiment, resuming finished ones."""
     return [
         sys.executable,
-        str(ROOT / script),
+        "-m",
+        module,
         "-m",
         f"experiment={','.join(names)}",
         f"group={group}",
@@ -78,54 +81,99 @@ def sweep_command(
     ]
 
 
-def reproduce(profile_name: str, runs_dir: Path, reports_dir: Path, extra: Sequence[str] = ()) -> int:
-    """Run both sweeps, then write the results table, chart and galleries; returns an exit status."""
+def plan(profile_name: str, runs_dir: Path, reports_dir: Path, extra: Sequence[str] = ()) -> list[list[str]]:
+    """The reproduction's steps: the two sweeps, then the results report and the galleries."""
+    from prodmatch.reporting.study import FINE_TUNED, OFF_THE_SHELF, table_experiments
+
     profile = PROFILES[profile_name]
     group = f"reproduce_{profile_name}"
-    steps = [
+    report = [sys.executable, "-m", "prodmatch.reporting"]
+    return [
         sweep_command(
-            "evaluate.py", experiments(OFF_THE_SHELF), runs_dir / "evaluate", group, [*profile.common, *extra]
+            "prodmatch.evaluate",
+            table_experiments(OFF_THE_SHELF),
+            runs_dir / "evaluate",
+            group,
+            [*profile.common, *extra],
         ),
         sweep_command(
-            "train.py",
-            experiments(FINE_TUNED),
+            "prodmatch.train",
+            table_experiments(FINE_TUNED),
             runs_dir / "train",
             group,
             [*profile.common, *profile.train, *extra],
         ),
-        [
-            sys.executable,
-            "-m",
-            "prodmatch.reporting",
-            "results",
-            "--runs",
-            str(runs_dir),
-            "--out",
-            str(reports_dir),
-            "--note",
-            profile.note,
-        ],
-        [
-            sys.executable,
-            "-m",
-            "prodmatch.reporting",
-            "gallery",
-            "--runs",
-            str(runs_dir),
-            "--out",
-            str(reports_dir / "galleries"),
-        ],
+        [*report, "results", "--runs", str(runs_dir), "--out", str(reports_dir), "--note", profile.note],
+        [*report, "gallery", "--runs", str(runs_dir), "--out", str(reports_dir / "galleries")],
     ]
-    for cmd in steps:
-        print("+ " + " ".join(cmd[1:]), flush=True)
-        status = subprocess.call(cmd, cwd=ROOT)
-        if status != 0:
-            print(
-                f"error: step failed with exit status {status}; rerun the same command to resume",
-                file=sys.stderr,
-            )
-            return status
-    print(f"results: {reports_dir / 'results.md'}, chart: {reports_dir / 'results.png'}")
+
+
+class _Forwarder:
+    """Signal handler: pass the first signal on to the child's process group, kill the group on the next."""
+
+    def __init__(self) -> None:
+        self.child: subprocess.Popen | None = None
+        self.received: int | None = None
+        self.forwarded_to: int | None = None  # the child that got the first signal
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        first = self.received is None
+        if first:
+            self.received = signum
+        self.send(signum if first else signal.SIGKILL)
+
+    def send(self, signum: int) -> None:
+        if self.child is not None and self.child.poll() is None:
+            self.forwarded_to = self.child.pid
+            _kill_group(self.child.pid, signum)
+
+
+def _kill_group(pgid: int, signum: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):  # the group is gone already
+        os.killpg(pgid, signum)
+
+
+@contextmanager
+def _forwarding() -> Iterator[_Forwarder]:
+    """Install the forwarding handlers for the block and restore the previous ones after."""
+    forwarder = _Forwarder()
+    previous = {s: signal.signal(s, forwarder) for s in SIGNALS}
+    try:
+        yield forwarder
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def run_steps(steps: Sequence[Sequence[str]]) -> int:
+    """Run the steps in order, each in its own process group; returns the first non-zero status.
+
+    A signal stops the reproduction: the running step's group gets it and is waited for, whatever is left
+    of the group is killed (no orphans), and the status is 128 + the signal number.
+    """
+    with _forwarding() as fwd:
+        for cmd in steps:
+            if fwd.received is not None:
+                break
+            print("+ " + " ".join(cmd[1:]), flush=True)
+            # its own session: a terminal's Ctrl+C reaches the step once, through us, not twice
+            fwd.child = subprocess.Popen(list(cmd), start_new_session=True)
+            if fwd.received is not None and fwd.forwarded_to != fwd.child.pid:
+                fwd.send(fwd.received)  # the signal came while the child was starting
+            status = fwd.child.wait()
+            if fwd.received is not None:
+                _kill_group(fwd.child.pid, signal.SIGKILL)  # helpers the step left behind
+                break
+            if status != 0:
+                print(
+                    f"error: step failed with exit status {status}; rerun the same command to resume",
+                    file=sys.stderr,
+                )
+                return status
+    if fwd.received is not None:
+        name = signal.Signals(fwd.received).name
+        print(f"error: stopped by {name}; rerun the same command to resume", file=sys.stderr)
+        return 128 + fwd.received
     return 0
 
 
@@ -142,9 +190,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. trainer=gpu")
     args = parser.parse_args(argv)
-    runs = args.runs or ROOT / "multirun" / "reproduce" / args.profile
-    out = args.out or (ROOT / "reports" if args.profile == "synthetic" else ROOT / "reports" / args.profile)
-    return reproduce(args.profile, runs.resolve(), out.resolve(), args.overrides)
+    cwd = Path.cwd()
+    runs = args.runs or cwd / "multirun" / "reproduce" / args.profile
+    out = args.out or (cwd / "reports" if args.profile == "synthetic" else cwd / "reports" / args.profile)
+    status = run_steps(plan(args.profile, runs.resolve(), out.resolve(), args.overrides))
+    if status == 0:
+        print(f"results: {out / 'results.md'}, chart: {out / 'results.png'}")
+    return status
 
 
 if __name__ == "__main__":

@@ -23,21 +23,21 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m prodmatch.reporting", description=__doc__.splitlines()[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    runs_help = "folders searched recursively for run dirs (metrics.json + .hydra/config.yaml)"
+    runs_help = "folders searched recursively for run dirs (metrics.json + result/result.json)"
 
     res = sub.add_parser("results", help="results table (markdown) + bar chart beside the study's figures")
     res.add_argument("--runs", nargs="+", type=Path, default=list(DEFAULT_RUNS), help=runs_help)
     res.add_argument(
         "--out", type=Path, default=Path("reports"), help="writes OUT/results.md and OUT/results.png"
     )
-    res.add_argument("--title", default="prodmatch results: Acc@10 vs the study")
+    res.add_argument("--title", default="prodmatch results vs the study")
     res.add_argument("--note", default=None, help="which data the figures come from (default: from the runs)")
     res.add_argument(
         "--all-runs", action="store_true", help="keep every run, not only the latest per experiment"
     )
 
     gal = sub.add_parser(
-        "gallery", help="HTML pages of the top-10 for chosen queries, per run and side by side"
+        "gallery", help="HTML pages of the top-k for chosen queries, per run and side by side"
     )
     gal.add_argument("--runs", nargs="+", type=Path, default=list(DEFAULT_RUNS), help=runs_help)
     gal.add_argument(
@@ -45,10 +45,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     gal.add_argument("--out", type=Path, default=Path("reports/galleries"))
     gal.add_argument("--experiments", nargs="+", default=None, help="only these experiment names")
-    gal.add_argument("-k", type=int, default=10, help="results shown per query")
-    gal.add_argument("--queries-csv", type=Path, default=None, help="override the runs' data.queries_csv")
-    gal.add_argument("--database-csv", type=Path, default=None, help="override the runs' data.database_csv")
-    gal.add_argument("--image-root", type=Path, default=None, help="override the runs' data.image_root")
+    gal.add_argument("-k", type=int, default=None, help="results shown per query (default: each run's k)")
+    gal.add_argument(
+        "--queries-csv", type=Path, default=None, help="the runs' queries csv moved here since they ran"
+    )
+    gal.add_argument(
+        "--database-csv", type=Path, default=None, help="the runs' database csv moved here since they ran"
+    )
+    gal.add_argument(
+        "--image-root", type=Path, default=None, help="the runs' image root moved here since they ran"
+    )
     return parser
 
 
@@ -63,8 +69,10 @@ def _results(args: argparse.Namespace) -> None:
 
 def _gallery(args: argparse.Namespace) -> None:
     from prodmatch.reporting.gallery import write_galleries
-    from prodmatch.reporting.results import collect_runs
+    from prodmatch.reporting.runs import collect_runs
 
+    if args.k is not None and args.k < 1:
+        raise ProdmatchError(f"-k {args.k}: must be at least 1")
     runs = collect_runs(args.runs)
     if args.experiments:
         runs = runs.loc[runs["experiment"].isin(args.experiments)]
@@ -73,8 +81,6 @@ def _gallery(args: argparse.Namespace) -> None:
                 f"none of the experiments {args.experiments} has a run under {', '.join(map(str, args.runs))}; "
                 "check --experiments against the experiment names in the results table"
             )
-    if args.k < 1:
-        raise ProdmatchError(f"-k {args.k}: must be at least 1")
     pages = write_galleries(
         runs, args.out, args.queries, args.k,
         queries_csv=args.queries_csv, database_csv=args.database_csv, image_root=args.image_root,
