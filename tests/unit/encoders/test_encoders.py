@@ -6,6 +6,7 @@ are forced (HF_HUB_OFFLINE, an empty torch hub dir, a failing download).
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from urllib.error import URLError
@@ -13,6 +14,7 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from prodmatch.data.catalog import Catalog
 from prodmatch.encoders import image as image_mod
@@ -259,3 +261,37 @@ def test_local_text_config_is_strict():
         TextEncoder(pretrained=False, local={"hidden": 64})
     with pytest.raises(ConfigError, match="pooling"):
         TextEncoder(pooling="max")
+
+
+# --------------------------------------------------------------------------- image: bad files met late
+
+
+def _jpeg(path: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path, quality=90)
+    return path
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_image_encoder_survives_bad_files(tmp_path: Path, caplog, num_workers: int):
+    good = [_jpeg(tmp_path / f"g{i}.jpg", seed=i) for i in range(3)]
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(_jpeg(tmp_path / "whole.jpg", seed=9).read_bytes()[:900])
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"passes an exists check, decodes to nothing")
+    paths = [good[0], broken, good[1], truncated, good[2], tmp_path / "gone.jpg"]
+    encoder = image_encoder(seed=0, batch_size=4, num_workers=num_workers)
+    with caplog.at_level(logging.WARNING, logger="prodmatch.encoders"):
+        vectors = encoder.encode(paths)
+    nan_rows = np.isnan(vectors).all(axis=1)
+    assert nan_rows.tolist() == [False, True, False, False, False, True]
+    assert_unit_rows(vectors[~nan_rows], 4, 512)
+    assert encoder.stats == {"unreadable_image": 2, "truncated_image": 1}
+    assert encoder.stats_examples == {"unreadable_image": str(broken), "truncated_image": str(truncated)}
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "2 unreadable image(s)" in lines[0] and str(broken) in lines[0]
+    # Good rows do not depend on their bad neighbours.
+    np.testing.assert_allclose(vectors[[0, 2, 4]], image_encoder(seed=0).encode(good), atol=1e-5)
+    # Stats are reset by the next encode.
+    encoder.encode(good)
+    assert encoder.stats == {}
