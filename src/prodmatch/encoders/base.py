@@ -19,19 +19,35 @@ Importing this module is cheap (no torch): the TF-IDF path and the registry depe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["IMAGE_MODALITY", "MODALITIES", "TEXT_MODALITY", "Encoder", "EncodeStats"]
+from prodmatch.errors import ImageError
+
+__all__ = [
+    "DROPPED_STATS",
+    "IMAGE_MODALITY",
+    "MODALITIES",
+    "TEXT_MODALITY",
+    "WARNING_STATS",
+    "EncodeStats",
+    "Encoder",
+    "stats_metrics",
+    "strict_error",
+]
 
 IMAGE_MODALITY = "image"
 TEXT_MODALITY = "text"
 MODALITIES = (IMAGE_MODALITY, TEXT_MODALITY)
 
 EncodeStats = dict[str, int]
+# What an encode can meet: rows it could not embed (NaN, dropped by the pipeline), and inputs it embedded with a
+# warning. Each maps to a metrics.json key: data/dropped/<name> and data/warnings/<name>.
+DROPPED_STATS = ("unreadable_image",)
+WARNING_STATS = ("truncated_image",)
 
 
 @runtime_checkable
@@ -51,3 +67,25 @@ class Encoder(Protocol):
 
     def cache_key(self) -> str | None:
         """Identity of everything besides the inputs that fixes the vectors; None = never cache."""
+
+
+def stats_metrics(stats: Mapping[str, int]) -> dict[str, int]:
+    """Encode stats as flat metric keys: ``data/dropped/unreadable_image``, ``data/warnings/truncated_image``."""
+    return {
+        f"data/{'dropped' if name in DROPPED_STATS else 'warnings'}/{name}": int(count)
+        for name, count in stats.items()
+    }
+
+
+def strict_error(stats: Mapping[str, int], examples: Mapping[str, str]) -> ImageError | None:
+    """The one-line error for ``data.strict=true`` when an encode met bad inputs; None when it met none."""
+    met = [name for name in (*DROPPED_STATS, *WARNING_STATS) if stats.get(name)]
+    if not met:
+        return None
+    parts = ", ".join(
+        f"{stats[name]} {name.replace('_', ' ')}(s) (e.g. {examples.get(name, '?')})" for name in met
+    )
+    return ImageError(
+        f"data.strict=true and encoding met {parts}; fix or remove those rows, or set data.strict=false to "
+        "drop unreadable images and keep truncated ones (both counted in metrics.json)"
+    )
