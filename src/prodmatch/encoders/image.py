@@ -1,14 +1,19 @@
-"""ResNet18 image embeddings: the 512-d pooled feature (classification head replaced by Identity)."""
+"""ResNet18 image embeddings: the 512-d pooled feature (classification head replaced by Identity).
+
+An image that passed the catalog's load check but cannot be decoded now gives a NaN row and a count in
+``encoder.stats`` instead of ending the run; a truncated file is decoded as far as it goes and counted as a
+warning. DataLoader workers send uint8 crops (4x less than float) with a status per item; the batch is scaled
+and normalised once, on the model's device.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import pickle
-import socket
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.error import URLError
 from urllib.parse import urlparse
 
@@ -19,13 +24,21 @@ from torch.utils.data import DataLoader
 from torchvision.models import ResNet18_Weights, resnet18
 from tqdm.auto import tqdm
 
-from prodmatch.data.catalog import IMAGE_VIEW
-from prodmatch.data.images import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, build_transform
-from prodmatch.encoders.base import file_identity, l2_normalize, resolve_device, short_reason
-from prodmatch.errors import ConfigError, WeightsUnavailableError
-
-if TYPE_CHECKING:
-    from prodmatch.data.catalog import Catalog
+from prodmatch.data.images import (
+    IMAGE_UNREADABLE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    STATUS_REASONS,
+    ImageDataset,
+    build_transform,
+    normalize_batch,
+)
+from prodmatch.encoders.base import IMAGE_MODALITY, EncodeStats
+from prodmatch.encoders.device import resolve_device
+from prodmatch.encoders.network import host_reachable
+from prodmatch.errors import ConfigError, WeightsUnavailableError, one_line
+from prodmatch.utils.hashing import tree_identity
+from prodmatch.utils.vectors import l2_normalize
 
 __all__ = ["ImageEncoder", "build_resnet18", "resnet18_weights_file"]
 
@@ -33,8 +46,6 @@ log = logging.getLogger("prodmatch.encoders")
 
 WEIGHTS_KEY = "encoders.image.weights"  # the config key users set to point at a local weights file
 FEATURE_DIM = 512
-# How long to wait for the weights host before calling the machine offline (instead of hanging in urllib).
-PROBE_TIMEOUT_S = 3.0
 _PATH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 # Prefixes that wrappers (DataParallel, Lightning modules, siamese heads) put in front of the ResNet keys.
 _KEY_PREFIXES = ("module.", "model.", "backbone.", "encoder.")
@@ -62,31 +73,19 @@ def _unavailable(what: str, reason: str, hint: str = "") -> WeightsUnavailableEr
     )
 
 
-def _host_reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """Quick TCP probe of the download host; urllib itself has no timeout and can hang for minutes offline."""
-    if any(os.environ.get(name) for name in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")):
-        return True  # only urllib knows how to go through the proxy: let it try
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname, parsed.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _enum_state_dict(name: str, progress: bool) -> dict[str, torch.Tensor]:
     enum = ResNet18_Weights[name]
     what = f"ResNet18 ImageNet weights ({enum.name})"
     target = resnet18_weights_file(name)
     hint = f"put {target.name} (from {enum.url}) at {target}"
-    if not target.is_file() and not _host_reachable(enum.url):
+    if not target.is_file() and not host_reachable(enum.url):
         raise _unavailable(
             what, f"not cached and {urlparse(enum.url).hostname} is unreachable (offline?)", hint
         )
     try:
         return enum.get_state_dict(progress=progress, check_hash=True)
     except (URLError, OSError, RuntimeError, ValueError, pickle.UnpicklingError) as err:
-        raise _unavailable(what, short_reason(err), hint) from err
+        raise _unavailable(what, one_line(err), hint) from err
 
 
 def _file_state_dict(path_str: str) -> dict[str, torch.Tensor]:
@@ -97,7 +96,7 @@ def _file_state_dict(path_str: str) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as err:
-        raise _unavailable(what, f"not a loadable torch state_dict ({short_reason(err)})") from err
+        raise _unavailable(what, f"not a loadable torch state_dict ({one_line(err)})") from err
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a Lightning checkpoint
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -125,7 +124,7 @@ def _load_into(model: nn.Module, state: dict[str, Any], what: str) -> None:
     try:
         model.load_state_dict({k: body[k] for k in expected}, strict=False)
     except RuntimeError as err:
-        raise _unavailable(what, f"tensor shapes do not match ResNet18 ({short_reason(err, 120)})") from err
+        raise _unavailable(what, f"tensor shapes do not match ResNet18 ({one_line(err, 120)})") from err
 
 
 def build_resnet18(
@@ -155,8 +154,14 @@ def build_resnet18(
 
 
 class ImageEncoder:
-    """Batched ResNet18 image embeddings through a DataLoader (decoding in workers), L2-normalised."""
+    """Batched ResNet18 image embeddings through a DataLoader (decoding in workers), L2-normalised.
 
+    ``backbone``: a ready network (a training module's live backbone): never cached, evaluated in eval mode
+    and left in the training mode it was in, on the device the trainer put it.
+    """
+
+    modality = IMAGE_MODALITY
+    needs_fit = False
     dim = FEATURE_DIM
 
     def __init__(
@@ -184,16 +189,19 @@ class ImageEncoder:
         self.device = device
         self.seed = seed
         self.progress = progress
+        self.stats: EncodeStats = {}
+        self.stats_examples: dict[str, str] = {}  # reason -> first input met with it
         self._external = backbone is not None  # a training module's backbone: its weights change, never cache
         self._model = backbone
-        self._transform = build_transform(image_size, train=False, **self._normalisation())
+        self._mean, self._std = self._normalisation()
+        self._transform = build_transform(image_size, train=False, normalize=False)
 
-    def _normalisation(self) -> dict[str, Sequence[float]]:
+    def _normalisation(self) -> tuple[Sequence[float], Sequence[float]]:
         """The mean/std the weights were trained with (torchvision's meta), ImageNet's otherwise."""
         if self.pretrained and not self._external and _is_enum_name(self.weights):
             preset = ResNet18_Weights[self.weights].transforms()
-            return {"mean": tuple(preset.mean), "std": tuple(preset.std)}
-        return {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+            return tuple(preset.mean), tuple(preset.std)
+        return IMAGENET_MEAN, IMAGENET_STD
 
     @property
     def model(self) -> nn.Module:
@@ -206,16 +214,11 @@ class ImageEncoder:
             self._model.to(resolve_device(self.device))
         return self._model
 
-    def load(self) -> ImageEncoder:
-        """Build the model now (fail early on unavailable weights) instead of at the first encode."""
-        _ = self.model
+    def fit(self, texts: Sequence[str]) -> ImageEncoder:
+        """Nothing to learn from a corpus."""
         return self
 
-    def prepare(self, catalogs: Sequence[Catalog], view: str = IMAGE_VIEW) -> None:
-        """Nothing to fit for images."""
-        self._check_view(view)
-
-    def cache_key(self, view: str = IMAGE_VIEW) -> str | None:
+    def cache_key(self) -> str | None:
         if self._external:
             return None
         if not self.pretrained:
@@ -223,48 +226,76 @@ class ImageEncoder:
         elif _is_enum_name(self.weights):
             identity = ResNet18_Weights[self.weights].name
         else:
-            identity = (
-                file_identity(self.weights) if Path(self.weights).expanduser().exists() else self.weights
-            )
+            path = Path(self.weights).expanduser()
+            identity = tree_identity(path) if path.exists() else self.weights
         return f"resnet18|weights={identity}|pretrained={self.pretrained}|image_size={self.image_size}"
 
-    def encode(self, catalog: Catalog, view: str = IMAGE_VIEW) -> np.ndarray:
-        """float32 [N, 512], L2-normalised, in catalog row order."""
-        self._check_view(view)
-        model = self.model
-        device = self._model_device(model)
-        dataset = ImageDataset(catalog.image_paths(), self._transform, size_hint=self.image_size)
-        loader = DataLoader(
+    def loader(self, paths: Sequence[str | Path], device: torch.device) -> DataLoader:
+        """Batches of (uint8 crops [B, 3, S, S], statuses [B]) in input order, decoded in worker processes."""
+        dataset = ImageDataset(paths, self._transform, size_hint=self.image_size, with_status=True)
+        return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=False,
             num_workers=self.num_workers,
             pin_memory=device.type == "cuda",
         )
-        out = np.empty((len(dataset), self.dim), dtype=np.float32)
+
+    def encode(self, inputs: Sequence[str | Path], out: np.ndarray | None = None) -> np.ndarray:
+        """float32 [N, 512], L2-normalised, in input order; NaN rows for images that cannot be read.
+
+        ``out``: a writable float32 [N, 512] array (e.g. a memory-mapped file) to fill instead of a new one.
+        """
+        self.stats, self.stats_examples = {}, {}
+        paths = [str(p) for p in inputs]
+        if out is None:
+            out = np.empty((len(paths), self.dim), dtype=np.float32)
+        statuses = np.zeros(len(paths), dtype=np.int8)
+        if paths:
+            self._forward_all(paths, out, statuses)
+        self._record(paths, statuses)
+        out[statuses == IMAGE_UNREADABLE] = np.nan
+        return l2_normalize(out, inplace=True)
+
+    def _forward_all(self, paths: list[str], out: np.ndarray, statuses: np.ndarray) -> None:
+        model = self.model
+        device = self._model_device(model)
         was_training = model.training
         model.eval()
         try:
             with torch.inference_mode():
                 start = 0
-                bar = tqdm(loader, desc=f"images {catalog.name}", unit="batch", disable=not self.progress)
-                for batch in bar:
-                    feats = model(batch.to(device, non_blocking=True)).float()
-                    out[start : start + len(feats)] = feats.cpu().numpy()
+                batches = tqdm(
+                    self.loader(paths, device), desc="images", unit="batch", disable=not self.progress
+                )
+                for images, status in batches:
+                    batch = normalize_batch(images.to(device, non_blocking=True), self._mean, self._std)
+                    feats = model(batch).float().cpu().numpy()
+                    out[start : start + len(feats)] = feats
+                    statuses[start : start + len(feats)] = status.numpy()
                     start += len(feats)
         finally:
             model.train(was_training)  # a training module's backbone goes back to the mode it was in
-        return l2_normalize(out)
+
+    def _record(self, paths: list[str], statuses: np.ndarray) -> None:
+        """Fill ``stats`` / ``stats_examples`` and log one warning line for what this encode met."""
+        parts = []
+        for code, reason in STATUS_REASONS.items():
+            rows = np.flatnonzero(statuses == code)
+            if rows.size:
+                self.stats[reason] = int(rows.size)
+                self.stats_examples[reason] = paths[rows[0]]
+                parts.append(f"{rows.size} {reason.replace('_', ' ')}(s), e.g. {paths[rows[0]]}")
+        if parts:
+            log.warning(
+                "image encoding of %d files met %s; unreadable rows are NaN (dropped and counted), truncated "
+                "images were decoded as far as the file goes",
+                len(paths),
+                "; ".join(parts),
+            )
 
     def _model_device(self, model: nn.Module) -> torch.device:
         if self._external:  # leave a training module's backbone where the trainer put it
             param = next(model.parameters(), None)
             return param.device if param is not None else torch.device("cpu")
         return resolve_device(self.device)
-
-    @staticmethod
-    def _check_view(view: str) -> None:
-        if view != IMAGE_VIEW:
-            raise ConfigError(
-                f"the image encoder encodes view '{IMAGE_VIEW}', got '{view}'; use a text encoder"
-            )

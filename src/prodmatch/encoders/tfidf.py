@@ -1,4 +1,7 @@
-"""TF-IDF over character n-grams: a strong text baseline that needs no pretrained weights."""
+"""TF-IDF over character n-grams: a strong text baseline that needs no pretrained weights.
+
+Importing this module loads neither torch nor transformers: a TF-IDF evaluation does not pay for them.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
 
-from prodmatch.data.catalog import TEXT_VIEWS
-from prodmatch.encoders.base import catalog_texts, l2_normalize, stable_hash, texts_hash
+from prodmatch.encoders.base import TEXT_MODALITY, EncodeStats
 from prodmatch.errors import ConfigError
+from prodmatch.utils.hashing import stable_hash, texts_hash
+from prodmatch.utils.vectors import l2_normalize
 
 if TYPE_CHECKING:
-    from prodmatch.data.catalog import Catalog
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 __all__ = ["TfidfEncoder"]
 
@@ -25,24 +28,15 @@ log = logging.getLogger("prodmatch.encoders")
 MAX_DENSE_CELLS = 200_000_000
 
 
-class _Fitted:
-    """A vectorizer (+ SVD) fitted on one corpus."""
-
-    def __init__(self, vectorizer: TfidfVectorizer, svd: TruncatedSVD | None) -> None:
-        self.vectorizer = vectorizer
-        self.svd = svd
-
-    @property
-    def dim(self) -> int:
-        return self.svd.n_components if self.svd is not None else len(self.vectorizer.vocabulary_)
-
-
 class TfidfEncoder:
     """TF-IDF (char_wb n-grams by default), optionally reduced to ``dim`` by a seeded TruncatedSVD.
 
-    ``prepare(catalogs, view)`` fixes the corpus (all catalogs' texts of the view, so queries and database share
-    one vocabulary and IDF); fitting happens at the first ``encode`` so a cache hit skips it.
+    ``fit(texts)`` fixes the corpus (the pipeline passes query + database texts, so both share one vocabulary
+    and IDF); the vectorizer is fitted on it at the first ``encode`` (or ``dim``), so a cache hit skips that.
     """
+
+    modality = TEXT_MODALITY
+    needs_fit = True
 
     def __init__(
         self,
@@ -70,8 +64,9 @@ class TfidfEncoder:
         self.n_components = dim
         self.seed = seed
         self.sublinear_tf = sublinear_tf
-        self._corpora: dict[str, tuple[str, list[str]]] = {}  # view -> (corpus hash, texts)
-        self._fitted: dict[str, _Fitted] = {}  # corpus hash -> fitted vectorizer (+ SVD)
+        self.stats: EncodeStats = {}
+        self._corpus: tuple[str, list[str]] | None = None  # (corpus hash, texts)
+        self._fitted: tuple[str, TfidfVectorizer, TruncatedSVD | None] | None = None  # (corpus hash, ...)
 
     def _params(self) -> dict[str, object]:
         return {
@@ -86,39 +81,45 @@ class TfidfEncoder:
 
     @property
     def dim(self) -> int:
-        """Output size: the SVD size, or the vocabulary size without SVD (known once fitted)."""
-        if self._fitted:
-            return next(iter(self._fitted.values())).dim
-        if self.n_components is not None:
+        """Output size: the SVD size (the corpus may cap it), or the vocabulary size without SVD."""
+        if self._corpus is None and self.n_components is not None:
             return self.n_components
-        raise ConfigError(
-            "tfidf without dim: the size is the vocabulary size, known after prepare() + encode()"
-        )
+        _, vectorizer, svd = self._fit()
+        return svd.n_components if svd is not None else len(vectorizer.vocabulary_)
 
-    def prepare(self, catalogs: Sequence[Catalog], view: str) -> None:
-        """Fix the corpus of ``view``: the texts of all ``catalogs``."""
-        self._check_view(view)
-        texts = catalog_texts(catalogs, view)
-        self._corpora[view] = (texts_hash(texts), texts)
+    def fit(self, texts: Sequence[str]) -> TfidfEncoder:
+        """Fix the corpus (all texts of the run); the vectorizer is fitted on it when first needed."""
+        texts = [str(t) for t in texts]
+        self._corpus = (texts_hash(texts), texts)
+        return self
 
-    def cache_key(self, view: str) -> str | None:
-        entry = self._corpora.get(view)
-        if entry is None:
-            return None  # not prepared: the vectors would depend on whichever catalog comes first
-        return f"tfidf|{stable_hash(self._params())[:16]}|corpus={entry[0][:16]}"
+    def cache_key(self) -> str | None:
+        if self._corpus is None:
+            return None  # not fitted: nothing fixes the vectors yet
+        return f"tfidf|{stable_hash(self._params())[:16]}|corpus={self._corpus[0][:16]}"
 
-    def fitted(self, view: str) -> _Fitted:
-        """The vectorizer (+ SVD) for ``view``, fitted on its prepared corpus on first use."""
-        entry = self._corpora.get(view)
-        if entry is None:
-            raise ConfigError(f"tfidf encoder: prepare(catalogs, '{view}') must run before encode")
-        corpus_hash, texts = entry
-        if corpus_hash not in self._fitted:
-            self._fitted[corpus_hash] = self._fit(texts)
-        return self._fitted[corpus_hash]
+    def _fit(self) -> tuple[str, TfidfVectorizer, TruncatedSVD | None]:
+        """The vectorizer (+ SVD) fitted on the corpus of the last ``fit`` call."""
+        if self._corpus is None:
+            raise ConfigError(
+                "tfidf encoder: call fit(texts) before encode (it learns the vocabulary and IDF)"
+            )
+        corpus_hash, texts = self._corpus
+        if self._fitted is None or self._fitted[0] != corpus_hash:
+            vectorizer = self._vectorizer()
+            try:
+                matrix = vectorizer.fit_transform(texts)
+            except ValueError as err:  # e.g. empty vocabulary
+                raise ConfigError(
+                    f"tfidf cannot be fitted on this text ({err}); check the text view and min_df"
+                ) from err
+            self._fitted = (corpus_hash, vectorizer, self._svd(matrix))
+        return self._fitted
 
-    def _fit(self, texts: list[str]) -> _Fitted:
-        vectorizer = TfidfVectorizer(
+    def _vectorizer(self) -> TfidfVectorizer:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(
             analyzer=self.analyzer,
             ngram_range=self.ngram_range,
             min_df=self.min_df,
@@ -126,42 +127,34 @@ class TfidfEncoder:
             sublinear_tf=self.sublinear_tf,
             dtype=np.float32,
         )
-        try:
-            matrix = vectorizer.fit_transform(texts)
-        except ValueError as err:  # e.g. empty vocabulary
-            raise ConfigError(
-                f"tfidf cannot be fitted on this text ({err}); check the text view and min_df"
-            ) from err
+
+    def _svd(self, matrix) -> TruncatedSVD | None:  # noqa: ANN001 - a scipy sparse matrix
         if self.n_components is None:
-            return _Fitted(vectorizer, None)
+            return None
+        from sklearn.decomposition import TruncatedSVD
+
         # TruncatedSVD needs fewer components than features; a tiny corpus caps the size.
         n_components = min(self.n_components, matrix.shape[1] - 1, matrix.shape[0])
+        if n_components < 1:
+            raise ConfigError("tfidf corpus too small for dimension reduction; set dim=null or add text")
         if n_components < self.n_components:
             log.warning(
                 "tfidf dim %d reduced to %d: the corpus is too small", self.n_components, n_components
             )
-        if n_components < 1:
-            raise ConfigError("tfidf corpus too small for dimension reduction; set dim=null or add text")
         svd = TruncatedSVD(n_components=n_components, algorithm="randomized", random_state=self.seed)
-        svd.fit(matrix)
-        return _Fitted(vectorizer, svd)
+        return svd.fit(matrix)
 
-    def encode(self, catalog: Catalog, view: str) -> np.ndarray:
-        """float32 [N, dim], L2-normalised, in catalog row order."""
-        self._check_view(view)
-        fitted = self.fitted(view)
-        matrix = fitted.vectorizer.transform(catalog.texts(view))
-        if fitted.svd is not None:
-            return l2_normalize(fitted.svd.transform(matrix))
+    def encode(self, inputs: Sequence[str]) -> np.ndarray:
+        """float32 [N, dim], L2-normalised, in input order."""
+        self.stats = {}
+        _, vectorizer, svd = self._fit()
+        matrix = vectorizer.transform([str(t) for t in inputs])
+        if svd is not None:
+            return l2_normalize(np.asarray(svd.transform(matrix), dtype=np.float32), inplace=True)
         cells = matrix.shape[0] * matrix.shape[1]
         if cells > MAX_DENSE_CELLS:
             raise ConfigError(
                 f"tfidf without dim would give a dense {matrix.shape[0]} x {matrix.shape[1]} matrix; "
-                "set dim (e.g. 256) or max_features"
+                "set encoders.tfidf.dim (e.g. 256) or encoders.tfidf.max_features"
             )
-        return l2_normalize(matrix.toarray())
-
-    @staticmethod
-    def _check_view(view: str) -> None:
-        if view not in TEXT_VIEWS:
-            raise ConfigError(f"the tfidf encoder encodes one of {', '.join(TEXT_VIEWS)}, got '{view}'")
+        return l2_normalize(matrix.toarray(), inplace=True)

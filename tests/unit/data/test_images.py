@@ -10,9 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, features
+from PIL import Image, ImageFile, features
 
 from prodmatch.data.images import (
+    IMAGE_OK,
+    IMAGE_TRUNCATED,
+    IMAGE_UNREADABLE,
     IMAGENET_MEAN,
     IMAGENET_STD,
     MAX_PIXELS,
@@ -20,6 +23,8 @@ from prodmatch.data.images import (
     build_transform,
     image_problem,
     load_image,
+    normalize_batch,
+    read_image,
     resolve_image_path,
 )
 from prodmatch.errors import ConfigError, ImageError
@@ -190,6 +195,58 @@ def test_truncated_jpeg_found_by_decode_check(tmp_path: Path) -> None:
     assert image_problem(cut, decode=True) == "unreadable_image"
     with pytest.raises(ImageError, match="cut.jpg"):
         load_image(cut)
+
+
+def _cut_jpeg(tmp_path: Path, keep: int = 1500) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    good = _save(Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)), tmp_path / "g.jpg")
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(good.read_bytes()[:keep])
+    return good, cut
+
+
+def test_truncated_jpeg_decodes_what_is_there_when_allowed(tmp_path: Path) -> None:
+    good, cut = _cut_jpeg(tmp_path)
+    image, truncated = read_image(cut)
+    assert truncated and image.mode == "RGB" and image.size == (64, 64)
+    # The rows that are in the file decode as in the whole file.
+    top = np.asarray(image)[:8].astype(int)
+    np.testing.assert_array_equal(top, np.asarray(load_image(good))[:8].astype(int))
+    assert load_image(cut, allow_truncated=True).size == (64, 64)
+    assert read_image(good) == (load_image(good), False)
+    with pytest.raises(ImageError, match="cut.jpg"):
+        read_image(cut, allow_truncated=False)
+
+
+def test_truncated_load_does_not_change_pil_globally(tmp_path: Path) -> None:
+    _, cut = _cut_jpeg(tmp_path)
+    assert not ImageFile.LOAD_TRUNCATED_IMAGES
+    read_image(cut)
+    assert not ImageFile.LOAD_TRUNCATED_IMAGES
+    with pytest.raises(ImageError):
+        load_image(cut)  # the default stays strict after a lenient load
+
+
+def test_image_dataset_reports_status_instead_of_raising(tmp_path: Path) -> None:
+    good, cut = _cut_jpeg(tmp_path)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    ds = ImageDataset([good, cut, bad], build_transform(16, normalize=False), size_hint=16, with_status=True)
+    items = [ds[i] for i in range(3)]
+    assert [status for _, status in items] == [IMAGE_OK, IMAGE_TRUNCATED, IMAGE_UNREADABLE]
+    assert all(t.shape == (3, 16, 16) and t.dtype == torch.uint8 for t, _ in items)
+    images, statuses = next(iter(torch.utils.data.DataLoader(ds, batch_size=3, num_workers=1)))
+    assert images.shape == (3, 3, 16, 16) and statuses.tolist() == [0, 1, 2]
+    with pytest.raises(ImageError, match="bad.jpg"):
+        ImageDataset([bad], build_transform(16))[0]  # without statuses a bad file still raises
+
+
+def test_normalize_batch_matches_the_float_transform() -> None:
+    rng = np.random.default_rng(2)
+    image = Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8))
+    as_uint8 = build_transform(24, normalize=False)(image)
+    expected = build_transform(24)(image)
+    assert torch.allclose(normalize_batch(as_uint8[None])[0], expected, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- JPEG draft

@@ -1,0 +1,177 @@
+"""The embedding cache: keys, atomic files with ordinary permissions, memory-mapped reads and replayed stats."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from prodmatch.data.catalog import Catalog, load_catalog
+from prodmatch.encoders.cache import EmbeddingCache
+from prodmatch.encoders.image import build_resnet18
+from prodmatch.encoders.tfidf import TfidfEncoder
+from prodmatch.utils.vectors import l2_normalize
+from tests.unit.encoders.cards import assert_unit_rows, image_encoder, write_catalog
+
+
+class Counting:
+    """Wraps an encoder and counts encode calls; ``fake`` skips the real work (only the cache is under test)."""
+
+    def __init__(self, inner, fake: bool = False) -> None:
+        self.inner = inner
+        self.fake = fake
+        self.calls = 0
+        self.modality = inner.modality
+        self.stats: dict[str, int] = {}
+
+    @property
+    def dim(self) -> int:
+        return 4 if self.fake else self.inner.dim
+
+    def encode(self, inputs):
+        self.calls += 1
+        if self.fake:
+            return l2_normalize(np.ones((len(inputs), 4)))
+        vectors = self.inner.encode(inputs)
+        self.stats = dict(self.inner.stats)
+        return vectors
+
+    def cache_key(self):
+        return self.inner.cache_key()
+
+
+class CountingOut(Counting):
+    """Also accepts ``out``, like the image encoder, so the cache can stream into a memory-mapped file."""
+
+    def encode(self, inputs, out=None):
+        self.calls += 1
+        vectors = self.inner.encode(inputs, out=out)
+        self.stats = dict(self.inner.stats)
+        return vectors
+
+
+@pytest.fixture
+def private_catalog(tmp_path: Path) -> Catalog:
+    """A catalog of its own: these tests edit its images."""
+    root = tmp_path / "cat"
+    return load_catalog(write_catalog(root), root)
+
+
+def test_cache_hit_and_invalidation(catalog: Catalog, tmp_path: Path, caplog):
+    texts = catalog.texts("title")
+    cache = EmbeddingCache(tmp_path / "emb")
+    encoder = Counting(TfidfEncoder(dim=4).fit(texts))
+    with caplog.at_level(logging.INFO, logger="prodmatch.encoders"):
+        first = cache.get_or_compute(encoder, texts)
+        second = cache.get_or_compute(encoder, texts)
+    assert encoder.calls == 1 and cache.hits == 1 and cache.misses == 1
+    np.testing.assert_array_equal(first, second)
+    assert isinstance(second, np.memmap) and not second.flags.writeable  # read back memory-mapped
+    assert "cache hit" in caplog.text and "cache miss" in caplog.text
+    assert not list((tmp_path / "emb").glob("*.tmp"))  # atomic writes left no temp file
+
+    cache.get_or_compute(encoder, texts[:4])  # other inputs -> miss
+    assert encoder.calls == 2
+    changed = Counting(TfidfEncoder(dim=4, ngram_range=(1, 3)).fit(texts))  # other params -> miss
+    cache.get_or_compute(changed, texts)
+    assert changed.calls == 1
+    refit = Counting(TfidfEncoder(dim=4).fit(catalog.texts("text_all")))  # other corpus -> miss
+    cache.get_or_compute(refit, texts)
+    assert refit.calls == 1
+    assert len(list((tmp_path / "emb").glob("*.npy"))) == 4
+
+
+def test_cache_files_are_not_private(catalog: Catalog, tmp_path: Path):
+    texts = catalog.texts("title")
+    old = os.umask(0o022)
+    try:
+        EmbeddingCache(tmp_path).get_or_compute(TfidfEncoder(dim=3).fit(texts), texts)
+    finally:
+        os.umask(old)
+    files = list(tmp_path.iterdir())
+    assert {f.suffix for f in files} == {".npy", ".json"}
+    assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o644}
+
+
+def test_cache_skips_uncacheable_and_disabled(catalog: Catalog, tmp_path: Path):
+    encoder = Counting(image_encoder(backbone=build_resnet18(pretrained=False)), fake=True)
+    cache = EmbeddingCache(tmp_path / "emb")
+    cache.get_or_compute(encoder, catalog.image_paths())
+    cache.get_or_compute(encoder, catalog.image_paths())
+    assert encoder.calls == 2 and not (tmp_path / "emb").exists()
+
+    texts = catalog.texts("title")
+    tfidf = Counting(TfidfEncoder(dim=3).fit(texts))
+    off = EmbeddingCache(None)
+    off.get_or_compute(tfidf, texts)
+    off.get_or_compute(tfidf, texts)
+    assert tfidf.calls == 2
+
+
+def test_cache_streams_big_outputs_into_a_memory_map(catalog: Catalog, tmp_path: Path):
+    paths = catalog.image_paths()
+    expected = image_encoder(seed=0).encode(paths)
+    cache = EmbeddingCache(tmp_path, memmap_min_bytes=0)  # every output counts as big
+    encoder = CountingOut(image_encoder(seed=0))
+    vectors = cache.get_or_compute(encoder, paths)
+    assert isinstance(vectors, np.memmap)
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+    assert_unit_rows(cache.get_or_compute(encoder, paths), len(paths), 512)
+    assert encoder.calls == 1
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+def test_cache_with_image_encoder(catalog: Catalog, tmp_path: Path):
+    cache = EmbeddingCache(tmp_path)
+    paths = catalog.image_paths()
+    encoder = Counting(image_encoder(seed=0))
+    first = cache.get_or_compute(encoder, paths)
+    assert_unit_rows(cache.get_or_compute(encoder, paths), len(paths), 512)
+    assert encoder.calls == 1
+    reseeded = Counting(image_encoder(seed=1))
+    assert not np.allclose(cache.get_or_compute(reseeded, paths), first)
+    assert reseeded.calls == 1
+
+
+def test_image_cache_misses_when_an_image_file_is_replaced(private_catalog: Catalog, tmp_path: Path):
+    cache = EmbeddingCache(tmp_path / "cache")
+    encoder = Counting(image_encoder(seed=0))
+    paths = private_catalog.image_paths()
+    cache.get_or_compute(encoder, paths)
+    path = paths[0]
+    Image.new("RGB", (40, 40), (250, 10, 10)).save(path, format=Image.open(path).format)
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    cache.get_or_compute(encoder, paths)
+    assert encoder.calls == 2, "a replaced image must be re-encoded, not served from the cache"
+
+
+def test_cache_hit_replays_the_encode_stats(private_catalog: Catalog, tmp_path: Path):
+    paths = private_catalog.image_paths()
+    paths[2].write_bytes(b"not an image any more")
+    cache = EmbeddingCache(tmp_path / "cache")
+    first = image_encoder(seed=0)
+    vectors = cache.get_or_compute(first, paths)
+    assert first.stats == {"unreadable_image": 1}
+    assert np.isnan(vectors[2]).all() and not np.isnan(np.delete(vectors, 2, axis=0)).any()
+
+    again = image_encoder(seed=0)
+    hit = cache.get_or_compute(again, paths)
+    assert cache.hits == 1
+    assert again.stats == {"unreadable_image": 1}
+    assert again.stats_examples == {"unreadable_image": str(paths[2])}
+    np.testing.assert_array_equal(hit, vectors)
+
+
+def test_missing_image_file_is_encoded_without_caching(private_catalog: Catalog, tmp_path: Path):
+    paths = private_catalog.image_paths()
+    paths[0].unlink()
+    cache = EmbeddingCache(tmp_path / "cache")
+    encoder = image_encoder(seed=0)
+    vectors = cache.get_or_compute(encoder, paths)
+    assert np.isnan(vectors[0]).all() and encoder.stats == {"unreadable_image": 1}
+    assert not (tmp_path / "cache").exists()

@@ -1,0 +1,74 @@
+"""TF-IDF: explicit fit on the run's corpus, then encode any texts into its space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prodmatch.data.catalog import Catalog, load_catalog
+from prodmatch.encoders.tfidf import TfidfEncoder
+from prodmatch.errors import ConfigError
+from tests.unit.encoders.cards import CARDS, assert_unit_rows, write_catalog
+
+
+def fitted(texts: list[str], **kwargs) -> TfidfEncoder:
+    return TfidfEncoder(**kwargs).fit(texts)
+
+
+def test_tfidf_similarities(catalog: Catalog):
+    texts = catalog.texts("title")
+    vectors = fitted(texts, dim=None).encode(texts)
+    assert_unit_rows(vectors, len(catalog), vectors.shape[1])
+    sims = vectors @ vectors.T
+    np.testing.assert_allclose(np.diag(sims), 1.0, atol=1e-5)
+    # The two Torneo treadmills are closer to each other than to the rowing machine.
+    assert sims[0, 1] > 0.8 and sims[0, 1] > sims[0, 3] + 0.3
+
+
+def test_tfidf_identical_titles_cosine_one(tmp_path: Path):
+    cat = load_catalog(write_catalog(tmp_path, cards=[CARDS[0], CARDS[0], CARDS[3]]), tmp_path)
+    texts = cat.texts("title")
+    vectors = fitted(texts, dim=2).encode(texts)
+    assert float(vectors[0] @ vectors[1]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_tfidf_dimension_reduction(catalog: Catalog):
+    texts = catalog.texts("text_all")
+    encoder = fitted(texts, dim=5, seed=0)
+    vectors = encoder.encode(texts)
+    assert_unit_rows(vectors, len(catalog), 5)
+    assert encoder.dim == 5
+    np.testing.assert_allclose(vectors, fitted(texts, dim=5, seed=0).encode(texts), atol=1e-5)
+
+
+def test_tfidf_fits_on_the_whole_corpus(catalog: Catalog):
+    texts = catalog.texts("title")
+    encoder = TfidfEncoder(dim=None).fit(texts[:3] + texts)
+    assert encoder.encode(texts[:3]).shape[1] == encoder.encode(texts).shape[1] == encoder.dim
+
+
+def test_tfidf_cache_key_follows_corpus_and_params(catalog: Catalog):
+    texts = catalog.texts("title")
+    assert TfidfEncoder().cache_key() is None  # not fitted: nothing fixes the vectors yet
+    keys = {
+        fitted(texts, dim=4).cache_key(),
+        fitted(texts[:4], dim=4).cache_key(),
+        fitted(texts, dim=4, ngram_range=(1, 3)).cache_key(),
+    }
+    assert len(keys) == 3 and fitted(texts, dim=4).cache_key() in keys
+
+
+def test_tfidf_refit_changes_the_space(catalog: Catalog):
+    encoder = fitted(catalog.texts("title"), dim=None)
+    first_dim = encoder.dim
+    encoder.fit(catalog.texts("text_all"))
+    assert encoder.dim > first_dim  # the longer corpus has more n-grams
+
+
+def test_tfidf_needs_fit(catalog: Catalog):
+    encoder = TfidfEncoder()
+    assert encoder.needs_fit and encoder.modality == "text"
+    with pytest.raises(ConfigError, match="fit"):
+        encoder.encode(catalog.texts("title"))
