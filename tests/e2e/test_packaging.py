@@ -18,7 +18,6 @@ TINY = ["data.synthetic.scale=tiny", "data.image_size=32", "num_workers=0", "enc
 
 def test_package_list_covers_every_package_on_disk():
     import tomllib
-
     from setuptools import find_packages
 
     listed = set(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
@@ -30,7 +29,18 @@ def installed(tmp_path_factory) -> Path:
     """A fresh venv outside the repo holding only the built wheel (dependencies come from this environment)."""
     root = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", root, REPO_ROOT],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            root,
+            REPO_ROOT,
+        ],
         check=True,
         capture_output=True,
     )

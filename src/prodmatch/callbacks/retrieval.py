@@ -65,7 +65,7 @@ class RetrievalCallback(pl.Callback):
         self, trainer: pl.Trainer, module: pl.LightningModule, prefix: str
     ) -> tuple[RetrievalResult, dict]:
         """One retrieval evaluation with the module's current weights; (result, metrics) on every rank."""
-        from prodmatch.encoders.base import EmbeddingCache
+        from prodmatch.encoders.cache import EmbeddingCache
 
         if self.queries is None or self.database is None:
             raise RuntimeError(

@@ -9,8 +9,6 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from prodmatch.data.catalog import Catalog
-
 
 class ShardedEncoder:
     """Rank r embeds rows r, r+W, r+2W, ...; shards are padded to one length for the gather and the padding is
@@ -25,21 +23,16 @@ class ShardedEncoder:
     ) -> object:  # dim, modality, needs_fit, fit, cache_key: the inner encoder's
         return getattr(self.encoder, name)
 
-    def prepare(self, catalogs: Sequence[Catalog], view: str) -> None:
-        prepare = getattr(self.encoder, "prepare", None)
-        if prepare is not None:
-            prepare(catalogs, view)
-
-    def encode(self, catalog: Catalog, view: str) -> np.ndarray:
+    def encode(self, inputs: Sequence[object]) -> np.ndarray:
         world, rank = self.module.trainer.world_size, self.module.trainer.global_rank
         if world == 1:
-            return self.encoder.encode(catalog, view)
-        n = len(catalog)
+            return self.encoder.encode(inputs)
+        n = len(inputs)
         per_rank = math.ceil(n / world)
-        shard = self.encoder.encode(catalog.subset(np.arange(rank, n, world)), view)
+        shard = self.encoder.encode(list(inputs)[rank::world])
         padded = np.zeros((per_rank, shard.shape[1]), dtype=np.float32)
         padded[: len(shard)] = shard
         gathered = self.module.all_gather(torch.from_numpy(padded).to(self.module.device))  # [W, per, D]
-        # gathered[r, j] is catalog row j*W + r: interleave ranks, then drop the padding (rows >= n).
+        # gathered[r, j] is input j*W + r: interleave ranks, then drop the padding (rows >= n).
         out = gathered.permute(1, 0, 2).reshape(per_rank * world, -1)[:n]
         return out.cpu().numpy().astype(np.float32)

@@ -16,7 +16,6 @@ from prodmatch.encoders.image import ImageEncoder
 from prodmatch.errors import ConfigError
 
 if TYPE_CHECKING:
-    from prodmatch.data.catalog import Catalog
     from prodmatch.data.datamodule import PairDataModule
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
@@ -132,30 +131,44 @@ class ProdmatchModule(pl.LightningModule):
 
 
 class ModuleEncoder:
-    """An Encoder over a module's live weights: evaluates in eval mode, restores the training mode after.
+    """An encoder over a module's live weights: evaluates in eval mode, restores the training mode after.
 
-    Never cached (``cache_key`` is None): the weights change while training.
+    Never cached (``cache_key`` is None) and never fitted: the weights change while training.
     """
+
+    needs_fit = False
 
     def __init__(self, inner: Any, module: torch.nn.Module) -> None:
         self.inner = inner
         self.module = module
 
     @property
+    def modality(self) -> str:
+        return self.inner.modality
+
+    @property
     def dim(self) -> int:
         return int(self.inner.dim)
 
-    def prepare(self, catalogs: Sequence[Catalog], view: str) -> None:
-        """No-op: the module's model is already built (fitting it again would discard the training)."""
+    @property
+    def stats(self) -> dict[str, int]:
+        return getattr(self.inner, "stats", {})
 
-    def encode(self, catalog: Catalog, view: str) -> np.ndarray:
+    @property
+    def stats_examples(self) -> dict[str, str]:
+        return getattr(self.inner, "stats_examples", {})
+
+    def fit(self, texts: Sequence[str]) -> ModuleEncoder:
+        return self
+
+    def encode(self, inputs: Sequence[Any]) -> np.ndarray:
         was_training = self.module.training
         try:
-            return self.inner.encode(catalog, view)
+            return self.inner.encode(inputs)
         finally:
             self.module.train(was_training)
 
-    def cache_key(self, view: str) -> str | None:
+    def cache_key(self) -> str | None:
         return None
 
 

@@ -6,9 +6,9 @@ so an off-the-shelf encoder and a module being trained are scored the same way.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from prodmatch.data.catalog import IMAGE_VIEW, TEXT_VIEWS, Catalog
-from prodmatch.encoders.base import EmbeddingCache, Encoder
-from prodmatch.errors import CatalogError, ConfigError
+from prodmatch.encoders.base import Encoder, stats_metrics, strict_error
+from prodmatch.encoders.cache import EmbeddingCache
+from prodmatch.errors import ConfigError
 from prodmatch.retrieval.fusion import concat, rerank
 from prodmatch.retrieval.index import AnnoyIndex, ExactIndex
 from prodmatch.retrieval.result import RetrievalResult
@@ -127,9 +128,14 @@ class RetrievalPipeline:
         warn_unmatched_targets(queries, database)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        vectors = [embed_channel(ch, queries, database, encoders, cache) for ch in self.channels]
+        embedded = [embed_channel(ch, queries, database, encoders, cache) for ch in self.channels]
         timings["embed_s"] = time.perf_counter() - t0
-        queries, database, vectors, data = drop_unembedded(queries, database, vectors, strict)
+        stats, examples = _merge_stats(embedded)
+        if strict and (err := strict_error(stats, examples)) is not None:
+            raise err
+        vectors = [(q, db) for q, db, _, _ in embedded]
+        queries, database, vectors = drop_unembedded(queries, database, vectors)
+        data = {key.removeprefix("data/"): n for key, n in stats_metrics(stats).items()}
 
         if self.fusion == "concat":
             first_q = concat([v[0] for v in vectors], self.concat_weights)
@@ -177,52 +183,72 @@ class RetrievalPipeline:
         return {f"ann_recall@{self.k}": ann_recall(ids[sample, :k], exact_ids, k), "ann_recall_sample": n}
 
 
+def _inputs(catalog: Catalog, view: str) -> list:
+    """What an encoder takes for a view: the image file paths, or the view's texts."""
+    return catalog.image_paths() if view == IMAGE_VIEW else catalog.texts(view)
+
+
 def embed_channel(
     channel: Channel,
     queries: Catalog,
     database: Catalog,
     encoders: Mapping[str, Encoder],
     cache: EmbeddingCache | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Both catalogs' vectors for one channel: the view becomes the encoder's inputs, fitted where it fits."""
+) -> tuple[np.ndarray, np.ndarray, dict[str, int], dict[str, str]]:
+    """Both catalogs' vectors for one channel (fitted on both catalogs' texts first where the encoder learns),
+    plus what the encoder met on the way (unreadable or truncated images) and one example input of each."""
     if channel.encoder not in encoders:
         raise ConfigError(
             f"retrieval channel names encoder {channel.encoder!r}, which is not configured "
             f"(known: {', '.join(sorted(encoders))}); fix retrieval.channels or add it under encoders"
         )
     encoder = encoders[channel.encoder]
-    prepare = getattr(encoder, "prepare", None)
-    if prepare is not None:
-        prepare([queries, database], channel.view)
-    if cache is None:
-        return encoder.encode(queries, channel.view), encoder.encode(database, channel.view)
-    return (
-        cache.get_or_compute(encoder, queries, channel.view),
-        cache.get_or_compute(encoder, database, channel.view),
-    )
+    wanted = "image" if channel.view == IMAGE_VIEW else "text"
+    if encoder.modality != wanted:
+        raise ConfigError(
+            f"retrieval channel {{encoder: {channel.encoder}, view: {channel.view}}}: a {encoder.modality} "
+            f"encoder cannot embed the {channel.view} view; use a {wanted} encoder"
+        )
+    inputs = [_inputs(queries, channel.view), _inputs(database, channel.view)]
+    if encoder.needs_fit:
+        encoder.fit([*inputs[0], *inputs[1]])
+    stats: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    out = []
+    for part in inputs:
+        out.append(cache.get_or_compute(encoder, part) if cache is not None else encoder.encode(part))
+        stats.update(getattr(encoder, "stats", {}))
+        examples = {**getattr(encoder, "stats_examples", {}), **examples}
+    return out[0], out[1], dict(stats), examples
+
+
+def _merge_stats(embedded: list[tuple]) -> tuple[dict[str, int], dict[str, str]]:
+    """Counts of what all channels met, and one example input of each kind."""
+    stats: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    for *_, met, seen in embedded:
+        stats.update(met)
+        examples = {**seen, **examples}
+    return dict(stats), examples
 
 
 def drop_unembedded(
-    queries: Catalog, database: Catalog, vectors: list[tuple[np.ndarray, np.ndarray]], strict: bool
-) -> tuple[Catalog, Catalog, list[tuple[np.ndarray, np.ndarray]], dict[str, int]]:
-    """Drop cards whose input could not be read while embedding (NaN rows); count them, or fail when strict."""
-    bad = [functools.reduce(np.logical_or, [~np.isfinite(v[i]).all(axis=1) for v in vectors]) for i in (0, 1)]
-    data = {
-        f"dropped/unreadable_image/{name}": int(b.sum())
-        for name, b in zip(("queries", "database"), bad, strict=True)
-    }
-    if not any(b.any() for b in bad):
-        return queries, database, vectors, data
-    detail = ", ".join(f"{n} {name}" for name, n in data.items() if n)
-    if strict:
-        raise CatalogError(
-            f"images that passed the load check could not be decoded while embedding ({detail}); replace "
-            "them, or run with data.strict=false to drop and count them"
-        )
-    log.warning("dropped cards whose image could not be decoded while embedding: %s", detail)
+    queries: Catalog, database: Catalog, vectors: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[Catalog, Catalog, list[tuple[np.ndarray, np.ndarray]]]:
+    """Drop the cards some channel could not embed (NaN rows: an image that did not decode), logged."""
+    bad = [np.zeros(len(c), dtype=bool) for c in (queries, database)]
+    for i in (0, 1):
+        for v in vectors:
+            bad[i] |= ~np.isfinite(v[i]).all(axis=1)
+    if not (bad[0].any() or bad[1].any()):
+        return queries, database, vectors
+    log.warning(
+        "dropped %d query and %d database cards whose image could not be decoded while embedding "
+        "(counted in metrics.json under data/dropped/)", int(bad[0].sum()), int(bad[1].sum()),
+    )  # fmt: skip
     keep_q, keep_db = ~bad[0], ~bad[1]
-    vectors = [(q[keep_q], db[keep_db]) for q, db in vectors]
-    return queries.subset(keep_q), database.subset(keep_db), vectors, data
+    vectors = [(np.asarray(q)[keep_q], np.asarray(db)[keep_db]) for q, db in vectors]
+    return queries.subset(keep_q), database.subset(keep_db), vectors
 
 
 def warn_unmatched_targets(queries: Catalog, database: Catalog) -> dict[str, int]:

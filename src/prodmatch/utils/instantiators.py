@@ -35,7 +35,7 @@ def encoder_registry(cfg: DictConfig) -> Any:
 
 def embedding_cache(cfg: DictConfig) -> Any:
     """The on-disk embedding cache, or None with `cache=false`."""
-    from prodmatch.encoders.base import EmbeddingCache
+    from prodmatch.encoders.cache import EmbeddingCache
 
     return EmbeddingCache(Path(cfg.paths.cache_dir) / "embeddings") if cfg.cache else None
 
