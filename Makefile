@@ -51,6 +51,10 @@ reproduce-quick:  ## smoke version of `reproduce` (tiny catalog, minutes) -> rep
 bench:  ## search/encoding benchmarks, results written to bench/results.md
 	$(PY) -m prodmatch.bench --out bench/results.md
 
+.PHONY: gpu-check
+gpu-check:  ## on a GPU machine (<= ~8 min): demo training in bf16, full-catalog embedding, faiss-gpu -> images/s
+	PY=$(PY) scripts/gpu_check.sh $(OVERRIDES)
+
 clean:  ## remove runs, caches and generated data
 	rm -rf logs/* multirun/* wandb outputs .pytest_cache .ruff_cache data/cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
