@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -161,3 +162,50 @@ def test_submitit_local_failing_job_is_recorded_and_the_other_finishes(tiny_data
     assert wandb_exit_codes(failed) == [1]
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
+
+
+class _Submitted(Exception):
+    """Stops the launcher where it would call sbatch."""
+
+
+def test_slurm_preset_sets_partition_gpus_time_and_array_parallelism(tmp_path, monkeypatch):
+    """The real plugin turns `hydra/launcher=slurm` into the sbatch script (sbatch itself is not called)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from submitit.slurm.slurm import SlurmExecutor
+
+    import prodmatch.cli  # noqa: F401  (registers the config resolvers)
+
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "srun").write_text("#!/bin/sh\n")  # submitit looks for srun to believe it is on a cluster
+    (fake_bin / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
+    scripts: list[str] = []
+
+    def capture(self, command):
+        scripts.append(self._make_submission_file_text(command, "uid"))
+        raise _Submitted
+
+    monkeypatch.setattr(SlurmExecutor, "_submit_command", capture)
+    overrides = ["hydra/launcher=slurm", "hydra.launcher.partition=gpu", f"hydra.sweep.dir={tmp_path}/sweep"]
+    with initialize_config_dir(str(REPO_ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides, return_hydra_config=True)
+    node = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
+    node.update(submitit_folder=f"{tmp_path}/sweep/.submitit/%j", name="train")
+    launcher = instantiate(node)
+    launcher.config = cfg
+    with pytest.raises(_Submitted):
+        launcher.launch([[f"seed={i}"] for i in range(10)], initial_job_idx=0)
+    (script,) = scripts
+    for line in (
+        "#SBATCH --partition=gpu",
+        "#SBATCH --gpus-per-node=1",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --cpus-per-task=8",
+        "#SBATCH --time=120",
+        "#SBATCH --mem=32GB",
+        "#SBATCH --array=0-9%8",  # 10 jobs, at most 8 at once
+    ):
+        assert line in script, script
+    assert f"{tmp_path}/sweep/.submitit/" in script
