@@ -28,7 +28,7 @@ FAILING_CHOICE = "datamodule.batch_size=choice(16,0,24)"
 
 def _hparams_search_arg() -> str:
     """`hparams_search=...` once train.yaml lists the group in its defaults, `+hparams_search=...` before."""
-    defaults = OmegaConf.load(REPO_ROOT / "conf" / "train.yaml").defaults
+    defaults = OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf" / "train.yaml").defaults)
     listed = any(isinstance(d, dict) and "hparams_search" in d for d in defaults)
     return ("" if listed else "+") + "hparams_search=demo_optuna"
 
