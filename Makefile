@@ -6,7 +6,7 @@ DATA ?= synthetic
 SCALE ?= demo
 SEED ?= 0
 
-.PHONY: help install test test-all lint format data data-full demo evaluate sweep bench reproduce reproduce-quick clean
+.PHONY: help install test test-all lint format data data-full demo evaluate sweep bench bench-scale reproduce reproduce-quick gpu-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ reproduce-quick:  ## smoke version of `reproduce` (tiny catalog, minutes) -> rep
 
 bench:  ## search/encoding benchmarks, results written to bench/results.md
 	$(PY) -m prodmatch.bench --out bench/results.md
+
+gpu-check:  ## on a GPU machine (<= ~8 min): demo training in bf16, full-catalog embedding, faiss-gpu -> images/s
+	PY=$(PY) scripts/gpu_check.sh $(OVERRIDES)
 
 clean:  ## remove runs, caches and generated data
 	rm -rf logs/* multirun/* wandb outputs .pytest_cache .ruff_cache data/cache

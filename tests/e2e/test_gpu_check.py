@@ -1,0 +1,56 @@
+"""`make gpu-check` without a GPU: one error line at once; its config and throughput wiring on the CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers.run import REPO_ROOT, cli_overrides, run_script
+
+
+def test_without_a_gpu_the_check_stops_with_one_error_line(tmp_path):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PY": sys.executable}
+    proc = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "gpu_check.sh"), "--out", str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no CUDA GPU"), proc.stderr
+    assert not (tmp_path / "out").exists(), "nothing is written before the GPU is found"
+
+
+def test_gpu_bf16_trainer_config(compose_cfg):
+    cfg = compose_cfg("train", ["trainer=gpu_bf16"])
+    assert (cfg.trainer.accelerator, cfg.trainer.devices) == ("gpu", 1)
+    assert cfg.trainer.precision == "bf16-mixed"
+    assert cfg.trainer.benchmark is True
+
+
+@pytest.mark.slow
+def test_training_with_the_check_throughput_callback_writes_its_json(tiny_data_dir, tmp_path):
+    """The same callback overrides the check passes, on the CPU and the tiny catalog."""
+    out = tmp_path / "throughput.json"
+    args = [
+        *cli_overrides(tiny_data_dir, tmp_path),
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=3",
+        "datamodule.pairs_per_epoch=48",
+        "datamodule.batch_size=8",
+        "callbacks.retrieval.before_fit=false",
+        "logger=csv",
+        "+callbacks.throughput._target_=prodmatch.callbacks.throughput.TrainThroughput",
+        f"+callbacks.throughput.output_path={out}",
+    ]
+    proc = run_script("train.py", args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(out.read_text())
+    assert summary["steps"] == 3 and summary["images"] == 3 * 8 * 2  # pairs: two images each
+    assert 0 <= summary["data_wait_share"] < 1 and summary["device"] == "cpu"
