@@ -21,7 +21,6 @@ FAST = [
     "log_examples=0",
     "callbacks.retrieval.before_fit=false",
 ]
-WRAPPER = "needs the task wrapper's sweep rules"
 # With the study's seed, this choice gives trial 1 (of 0, 1, 2) the batch size 0, a config error.
 FAILING_CHOICE = "datamodule.batch_size=choice(16,0,24)"
 
