@@ -54,17 +54,16 @@ def product_split(
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
     seed: int = 0,
     *,
-    also: Sequence[Sequence[str | None] | np.ndarray] = (),
+    products: Sequence[str | None] | np.ndarray | None = None,
 ) -> np.ndarray:
     """Split label per card ("train", "val", "test"; "none" for a card without SKU) over unique SKUs.
 
-    ``also``: the SKUs of other catalogs (e.g. the queries) whose products join the split, so that one call
-    per catalog with the same ``also`` gives every catalog the same group for the same SKU. Without it, two
-    catalogs agree only when they hold the same set of SKUs; :func:`split_catalogs` does this for two.
+    ``products``: the SKUs whose groups are drawn (default: ``skus`` themselves). Pass the database's SKUs
+    when splitting the queries, so that the same SKU gets the same group in both catalogs; a query SKU
+    absent from the database is "none" (it has no listing to find, so no SKU measure counts it).
     """
     cleaned = _clean(skus)
-    pool = np.concatenate([cleaned, *(_clean(other) for other in also)]) if also else cleaned
-    groups = sku_groups(pool, fractions, seed)
+    groups = sku_groups(cleaned if products is None else products, fractions, seed)
     labels = pd.Series(cleaned, dtype=object).map(groups).fillna(NO_SKU)
     return labels.to_numpy(dtype=object)
 
@@ -75,8 +74,10 @@ def split_catalogs(
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(query split, database split): one split over the union of both catalogs' SKUs."""
-    return (
-        product_split(query_skus, fractions, seed, also=[db_skus]),
-        product_split(db_skus, fractions, seed, also=[query_skus]),
-    )
+    """(query split, database split), both drawn over the database's SKUs.
+
+    The database split equals ``product_split(db_skus, fractions, seed)``, which is what
+    ``PairDataModule(label="sku")`` computes from the database on its own, so training and scoring agree.
+    """
+    db = product_split(db_skus, fractions, seed)
+    return product_split(query_skus, fractions, seed, products=db_skus), db
