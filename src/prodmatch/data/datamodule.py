@@ -140,7 +140,7 @@ class PairDataModule(pl.LightningDataModule):
     ``text_view`` that the text module tokenises itself), ``same`` (bool ``[B]``), ``target_a`` / ``target_b``
     (int64 codes into :attr:`target_names`) and, when the catalog has skus, ``sku_a`` / ``sku_b`` (codes into
     :attr:`sku_names`, -1 = no sku). ``m_per_class``: ``x`` and ``label`` (int64 codes into
-    :attr:`label_names`); ``views``: ``a``, ``b`` and ``label`` (the card's position); ``positives``: ``a``,
+    :attr:`label_names`; training classes first, see :attr:`num_classes`); ``views``: ``a``, ``b`` and ``label`` (the card's position); ``positives``: ``a``,
     ``b`` and ``label`` (their shared class). See the module docstring for ``label`` and the split.
     """
 
@@ -185,10 +185,12 @@ class PairDataModule(pl.LightningDataModule):
         self.sku_codes, self.sku_names = _sku_codes(database.skus)
         if label == "target":
             self.label_codes, self.label_names = self.target_codes, self.target_names
+            self._num_train_classes = len(self.target_names)
             self.train_indices, self.val_indices = stratified_split(self.target_codes, val_fraction, seed)
         else:
             self.label_codes, self.label_names = self._product_labels(labels)
             self.train_indices, self.val_indices = self._product_indices(split, split_fractions, labels)
+            self._train_classes_first()
         self._check_sampler_fits()
         self.train_sampler: PairSampler | None = None
         self.val_sampler: PairSampler | None = None
@@ -244,6 +246,25 @@ class PairDataModule(pl.LightningDataModule):
             )
         return np.flatnonzero(labelled & (split == "train")), np.flatnonzero(labelled & (split == "val"))
 
+    def _train_classes_first(self) -> None:
+        """Renumber the product classes so that the training split's are 0 .. num_classes - 1.
+
+        A class-centre loss (ArcFace) then holds a centre for each trained product only; validation and test
+        products get the codes after them.
+        """
+        codes = self.label_codes
+        train = np.unique(codes[self.train_indices])
+        rest = np.setdiff1d(np.unique(codes[codes >= 0]), train)
+        new = np.full(len(self.label_names), -1, dtype=np.int64)
+        new[train] = np.arange(len(train))
+        new[rest] = np.arange(len(train), len(train) + len(rest))
+        used = new >= 0
+        names = np.empty(int(used.sum()), dtype=object)
+        names[new[used]] = self.label_names[used]
+        self.label_codes = np.where(codes >= 0, new[np.maximum(codes, 0)], -1)
+        self.label_names = names
+        self._num_train_classes = len(train)
+
     def _check_sampler_fits(self) -> None:
         if len(self.train_indices) == 0:
             raise ConfigError(
@@ -266,8 +287,8 @@ class PairDataModule(pl.LightningDataModule):
 
     @property
     def num_classes(self) -> int:
-        """Number of classes of ``label`` (targets, or product / pseudo-product ids)."""
-        return len(self.label_names)
+        """Number of training classes of ``label``: all targets, or the products of the training split."""
+        return self._num_train_classes
 
     # ------------------------------------------------------------------ pairs (the study's sampler)
 

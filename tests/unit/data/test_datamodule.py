@@ -156,8 +156,11 @@ def test_sku_label_trains_only_on_train_products(database) -> None:
     split = product_split(database.skus, (0.6, 0.2, 0.2), seed=0)
     np.testing.assert_array_equal(dm.train_indices, np.flatnonzero(split == "train"))
     np.testing.assert_array_equal(dm.val_indices, np.flatnonzero(split == "val"))
-    assert dm.num_classes == len(set(database.skus))
+    assert dm.num_classes == len(set(database.skus[split == "train"]))
     np.testing.assert_array_equal(dm.label_names[dm.label_codes], database.skus)
+    # training products hold the codes 0 .. num_classes - 1, the others come after them
+    assert set(dm.label_codes[dm.train_indices]) == set(range(dm.num_classes))
+    assert dm.label_codes[dm.val_indices].min() >= dm.num_classes
     loader = dm.train_dataloader()
     train_labels = set(dm.label_codes[dm.train_indices].tolist())
     for i, batch in enumerate(loader):
