@@ -1,4 +1,4 @@
-"""Lazy, vectorised pair sampling for siamese training.
+"""Lazy, vectorised pair sampling for siamese training, and same-class pairs for in-batch-negative losses.
 
 Pairs are index arrays into a catalog (never tensors), regenerated per epoch from ``(seed, epoch)``, so the
 memory needed stays flat as the catalog grows and every rank of a distributed run draws the same pairs.
@@ -134,3 +134,33 @@ class PairSampler:
             t = self.present[rng.integers(0, len(self.present), size=n)]
             return self.order[self.offsets[t] + rng.integers(0, self.counts[t])]
         return np.resize(rng.permutation(len(self.pool)), n)
+
+
+def positive_pairs(codes: np.ndarray, pool: np.ndarray, seed: int, epoch: int) -> Pairs:
+    """Pairs of two different cards of the same class, for losses whose negatives are the rest of the batch.
+
+    Every ``pool`` card of a class with at least two pool cards anchors once per epoch, its partner drawn
+    from the other cards of its class. Pairs come in rounds (round r holds the r-th card of each class, in
+    random order), so consecutive pairs repeat no class while a round lasts: a batch holds a class twice
+    (its own false negative) only where it spans two rounds and draws the same class from both.
+    """
+    pool = np.asarray(pool, dtype=np.int64)
+    codes_pool = np.asarray(codes, dtype=np.int64)[pool]
+    rng = np.random.default_rng((int(seed), int(epoch), 3))
+    counts = np.bincount(codes_pool[codes_pool >= 0], minlength=1)
+    members = np.flatnonzero((codes_pool >= 0) & (counts[np.maximum(codes_pool, 0)] >= 2))
+    if len(members) == 0:
+        raise CatalogError(
+            "positive pairs need a class with at least two training cards; check the labels or the split"
+        )
+    # Group by class, shuffled inside each class; rank = the card's position inside its class group.
+    order = np.lexsort((rng.random(len(members)), codes_pool[members]))
+    m, c = members[order], codes_pool[members[order]]
+    first = np.searchsorted(c, c)
+    size = counts[c]
+    rank = np.arange(len(c)) - first
+    partner_rank = rng.integers(0, size - 1)
+    partner_rank = partner_rank + (partner_rank >= rank)  # another card of the class, never itself
+    partner = m[first + partner_rank]
+    sequence = np.lexsort((rng.random(len(c)), rank))  # round by round, classes shuffled in each
+    return Pairs(pool[m[sequence]], pool[partner[sequence]], np.ones(len(c), dtype=bool))

@@ -1,11 +1,20 @@
-"""Sentence-transformer fine-tuning on text pairs with sentence-transformers' own ContrastiveLoss."""
+"""Sentence-transformer fine-tuning on text pairs with sentence-transformers' own losses.
+
+``loss=contrastive`` (the study's): ContrastiveLoss on (a, b, same) pairs (``datamodule.sampler=pairs``).
+``loss=mnrl``: MultipleNegativesRankingLoss on (anchor, positive) pairs of different cards of the same product
+(``datamodule.sampler=positives`` with ``label=sku``); the other positives of the batch are the negatives.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import torch
-from sentence_transformers.sentence_transformer.losses import ContrastiveLoss, SiameseDistanceMetric
+from sentence_transformers.sentence_transformer.losses import (
+    ContrastiveLoss,
+    MultipleNegativesRankingLoss,
+    SiameseDistanceMetric,
+)
 
 from prodmatch.data.catalog import TEXT_VIEWS
 from prodmatch.data.pairs import pair_labels
@@ -26,6 +35,7 @@ if TYPE_CHECKING:
 
 LOSS_ONE_MEANS = "same"  # sentence-transformers' ContrastiveLoss: label 1 pulls a pair together
 DISTANCES = {"cosine": "COSINE_DISTANCE", "euclidean": "EUCLIDEAN", "manhattan": "MANHATTAN"}
+LOSSES = {"contrastive": "pairs", "mnrl": "positives"}  # loss -> the datamodule sampler it trains on
 
 
 class SbertModule(ProdmatchModule):
@@ -35,7 +45,8 @@ class SbertModule(ProdmatchModule):
     builds the tiny local model (tokenizer trained on the database's ``tokenizer_view`` texts, random BERT
     seeded by ``seed``) when training starts, or via :meth:`build_model`. ``local`` / ``cache_dir`` are the text
     encoders' settings of the same names. ``margin`` / ``distance`` configure sentence-transformers'
-    ``ContrastiveLoss`` (its label 1 = SAME target; defaults are the library's). ``local_model_dir`` is filled in
+    ``ContrastiveLoss`` (its label 1 = SAME target; defaults are the library's); ``loss=mnrl`` trains with
+    ``MultipleNegativesRankingLoss`` instead (``scale``: its cosine scale). ``local_model_dir`` is filled in
     when the local model is built and saved with the hyper-parameters, so ``load_from_checkpoint`` rebuilds it.
     """
 
@@ -58,8 +69,12 @@ class SbertModule(ProdmatchModule):
         distance: str = "cosine",
         encode_batch_size: int = 64,
         local_model_dir: str | None = None,
+        loss: str = "contrastive",
+        scale: float = 20.0,
     ) -> None:
         super().__init__(optimizer, scheduler, scheduler_interval)
+        if loss not in LOSSES:
+            raise ConfigError(f"model.loss={loss!r} is unknown; use one of {', '.join(LOSSES)}")
         if distance not in DISTANCES:
             raise ConfigError(f"distance={distance!r} is unknown; use one of {', '.join(DISTANCES)}")
         if tokenizer_view not in TEXT_VIEWS:
@@ -110,6 +125,12 @@ class SbertModule(ProdmatchModule):
 
     def setup(self, stage: str) -> None:
         dm = self._check_datamodule()
+        wanted = LOSSES[self.hparams.loss]
+        if dm is not None and getattr(dm, "sampler", "pairs") != wanted:
+            raise ConfigError(
+                f"model.loss={self.hparams.loss} trains on datamodule.sampler={wanted}, "
+                f"not {dm.sampler}; set datamodule.sampler={wanted}"
+            )
         if dm is not None:
             self._train_view = dm.text_view
             self.hparams.train_view = dm.text_view
@@ -127,13 +148,16 @@ class SbertModule(ProdmatchModule):
     # ------------------------------------------------------------------ training
 
     @property
-    def st_loss(self) -> ContrastiveLoss:
-        """sentence-transformers' ContrastiveLoss over the current model.
+    def st_loss(self) -> ContrastiveLoss | MultipleNegativesRankingLoss:
+        """sentence-transformers' loss (``loss``) over the current model.
 
         Built on demand rather than stored: as a submodule it would register the model's weights twice.
         """
+        model = self._require_model()
+        if self.hparams.get("loss", "contrastive") == "mnrl":
+            return MultipleNegativesRankingLoss(model, scale=self.hparams.scale)
         metric = getattr(SiameseDistanceMetric, DISTANCES[self.hparams.distance])
-        return ContrastiveLoss(self._require_model(), distance_metric=metric, margin=self.hparams.margin)
+        return ContrastiveLoss(model, distance_metric=metric, margin=self.hparams.margin)
 
     def features(self, texts: list[str]) -> dict[str, Any]:
         """Tokenised batch on the module's device, with the model's own preprocessing."""
@@ -141,8 +165,11 @@ class SbertModule(ProdmatchModule):
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in feats.items()}
 
     def pair_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        features = [self.features(batch["a"]), self.features(batch["b"])]
+        if self.hparams.get("loss", "contrastive") == "mnrl":
+            return self.st_loss(features, None)  # b[i] is a's positive; the rest of b are its negatives
         labels = pair_labels(batch["same"], LOSS_ONE_MEANS).to(self.device)
-        return self.st_loss([self.features(batch["a"]), self.features(batch["b"])], labels)
+        return self.st_loss(features, labels)
 
     # ------------------------------------------------------------------ retrieval
 

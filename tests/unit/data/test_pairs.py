@@ -1,4 +1,5 @@
-"""Pair sampling: label conventions, statistics, balancing, singletons and per-(seed, epoch) determinism."""
+"""Pair sampling: label conventions, statistics, balancing, singletons, per-(seed, epoch) determinism, and
+the same-class pairs of in-batch-negative losses."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from prodmatch.data.datamodule import PairDataModule, stratified_split
-from prodmatch.data.pairs import PairSampler, encode_labels, pair_labels
+from prodmatch.data.pairs import PairSampler, encode_labels, pair_labels, positive_pairs
 from prodmatch.errors import CatalogError, ConfigError
 
 
@@ -117,93 +117,21 @@ def test_needs_two_targets_and_valid_probability() -> None:
         PairSampler(_codes([5, 5]), positive_prob=1.5)
 
 
-# --------------------------------------------------------------------------- train / validation split
-
-
-def test_stratified_split_without_leakage() -> None:
-    codes = _codes([40, 21, 10, 1])
-    train, val = stratified_split(codes, 0.1, seed=0)
-    assert np.intersect1d(train, val).size == 0
-    np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(len(codes)))
-    np.testing.assert_array_equal(
-        np.bincount(codes[val], minlength=4), [4, 2, 1, 0]
-    )  # single card: train only
-    again, _ = stratified_split(codes, 0.1, seed=0)
-    other, _ = stratified_split(codes, 0.1, seed=1)
-    np.testing.assert_array_equal(train, again)
-    assert not np.array_equal(train, other)
-    with pytest.raises(ConfigError):
-        stratified_split(codes, 1.0, seed=0)
-
-
-# --------------------------------------------------------------------------- datamodule on the tiny catalog
-
-
-@pytest.fixture(scope="module")
-def database(tiny_catalogs):
-    return tiny_catalogs[1]
-
-
-def test_datamodule_split_and_targets(database) -> None:
-    dm = PairDataModule(database, image_size=32, batch_size=8, num_workers=0, seed=0)
-    assert list(dm.target_names) == sorted(set(database.targets))
-    assert dm.num_classes == len(dm.target_names)
-    np.testing.assert_array_equal(dm.target_names[dm.target_codes], database.targets)
-    train, val = dm.train_indices, dm.val_indices
-    assert np.intersect1d(train, val).size == 0 and len(train) + len(val) == len(database)
-    counts = np.bincount(dm.target_codes, minlength=dm.num_classes)
-    np.testing.assert_array_equal(
-        np.bincount(dm.target_codes[val], minlength=dm.num_classes), np.floor(counts * 0.1 + 0.5)
-    )
-    # train pairs never touch validation cards and vice versa; every train card anchors once per epoch
-    p0, p1 = dm.pairs(0), dm.pairs(1)
-    assert np.isin(np.concatenate([p0.anchor, p0.other]), train).all()
-    np.testing.assert_array_equal(np.sort(p0.anchor), train)
-    assert not np.array_equal(p0.other, p1.other)
-    v = dm.pairs(0, "val")
-    assert np.isin(np.concatenate([v.anchor, v.other]), val).all()
-    np.testing.assert_array_equal(dm.pairs(5, "val").other, v.other)  # fixed validation pairs
-
-
-def test_datamodule_image_payload(database) -> None:
-    dm = PairDataModule(database, image_size=32, batch_size=8, num_workers=0, augment=True)
-    loader = dm.train_dataloader()
-    assert len(loader.dataset) == len(dm.train_indices)
-    batch = next(iter(loader))
-    assert batch["a"].shape == (8, 3, 32, 32) and batch["b"].shape == (8, 3, 32, 32)
-    assert batch["a"].dtype == torch.float32 and batch["same"].dtype == torch.bool
-    assert batch["target_a"].dtype == torch.int64
-    torch.testing.assert_close(batch["same"], batch["target_a"] == batch["target_b"])
-    assert set(batch) >= {"sku_a", "sku_b"}  # the synthetic database has skus
-    val = next(iter(dm.val_dataloader()))
-    assert val["a"].shape[1:] == (3, 32, 32)
-
-
-def test_datamodule_text_payload_and_pairs_per_epoch(database) -> None:
-    dm = PairDataModule(
-        database,
-        modality="text",
-        text_view="title_cat",
-        batch_size=4,
-        num_workers=0,
-        pairs_per_epoch=20,
-        balance_targets=True,
-    )
-    dataset = dm.train_dataloader().dataset
-    assert len(dataset) == 20
-    texts = database.texts("title_cat")
-    item = dataset[3]
-    assert item["a"] == texts[dataset.pairs.anchor[3]] and item["b"] == texts[dataset.pairs.other[3]]
-    assert item["target_a"] == dm.target_codes[dataset.pairs.anchor[3]]
-    batch = next(iter(dm.train_dataloader()))
-    assert isinstance(batch["a"], list) and all(isinstance(t, str) for t in batch["a"])
-    assert len(batch["b"]) == 4 and batch["same"].shape == (4,)
-
-
-def test_datamodule_rejects_bad_settings(database) -> None:
-    with pytest.raises(ConfigError, match="modality"):
-        PairDataModule(database, modality="audio")
-    with pytest.raises(ConfigError, match="text_view"):
-        PairDataModule(database, modality="text", text_view="image")
-    with pytest.raises(ConfigError, match="pairs_per_epoch"):
-        PairDataModule(database, pairs_per_epoch=0)
+def test_positive_pairs_are_same_class_rounds_without_repeats() -> None:
+    codes = np.append(_codes([5, 4, 3, 2, 1, 6]), -1)  # class 4 has one card, the last card no class
+    pool = np.arange(len(codes) - 3)  # three cards outside the pool
+    pairs = positive_pairs(codes, pool, seed=0, epoch=0)
+    assert pairs.same.all()
+    assert np.isin(np.concatenate([pairs.anchor, pairs.other]), pool).all()
+    assert (codes[pairs.anchor] == codes[pairs.other]).all() and (pairs.anchor != pairs.other).all()
+    in_pool = np.bincount(codes[pool][codes[pool] >= 0])
+    usable = np.flatnonzero(in_pool >= 2)
+    np.testing.assert_array_equal(np.sort(pairs.anchor), np.sort(pool[np.isin(codes[pool], usable)]))
+    # the first round holds each usable class once
+    first_round = codes[pairs.anchor[: len(usable)]]
+    assert sorted(first_round.tolist()) == usable.tolist()
+    again, later = positive_pairs(codes, pool, 0, 0), positive_pairs(codes, pool, 0, 1)
+    np.testing.assert_array_equal(again.other, pairs.other)
+    assert not np.array_equal(later.anchor, pairs.anchor)
+    with pytest.raises(CatalogError, match="two training cards"):
+        positive_pairs(np.arange(5), np.arange(5), 0, 0)
