@@ -101,9 +101,8 @@ def test_study_failed_trial_follows_the_sweep_failure_rules(optuna_study):
 
 
 def test_readme_hparams_search_command_composes():
-    from hydra import compose, initialize_config_dir
-
     import prodmatch.cli  # noqa: F401  (registers the config resolvers)
+    from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(str(REPO_ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", ["hparams_search=demo_optuna"], return_hydra_config=True)
@@ -170,11 +169,10 @@ class _Submitted(Exception):
 
 def test_slurm_preset_sets_partition_gpus_time_and_array_parallelism(tmp_path, monkeypatch):
     """The real plugin turns `hydra/launcher=slurm` into the sbatch script (sbatch itself is not called)."""
+    import prodmatch.cli  # noqa: F401  (registers the config resolvers)
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
     from submitit.slurm.slurm import SlurmExecutor
-
-    import prodmatch.cli  # noqa: F401  (registers the config resolvers)
 
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()

@@ -18,13 +18,9 @@ from sentence_transformers.sentence_transformer.losses import (
 
 from prodmatch.data.catalog import TEXT_VIEWS
 from prodmatch.data.pairs import pair_labels
-from prodmatch.encoders.text import (
-    DEFAULT_MODEL,
-    TextEncoder,
-    load_sentence_model,
-    local_model_dir,
-    local_sentence_model,
-)
+from prodmatch.encoders.local_text import local_model_dir, local_sentence_model
+from prodmatch.encoders.sentence import DEFAULT_MODEL, load_sentence_model
+from prodmatch.encoders.text import TextEncoder
 from prodmatch.errors import ConfigError
 from prodmatch.models.base import ModuleEncoder, OptimizerFactory, ProdmatchModule, SchedulerFactory
 

@@ -273,6 +273,10 @@ def test_text_matching_is_hard_but_informative(tiny: Path) -> None:
     acc = {}
     for view in ("title", "title_cat"):
         encoder = TfidfEncoder(dim=128, seed=0).fit(queries.texts(view) + database.texts(view))
-        ids, _ = ExactIndex().build(encoder.encode(database.texts(view))).search(encoder.encode(queries.texts(view)), 10)
+        ids, _ = (
+            ExactIndex()
+            .build(encoder.encode(database.texts(view)))
+            .search(encoder.encode(queries.texts(view)), 10)
+        )
         acc[view] = acc_at_k(queries.targets, database.targets, ids, k=10)[0]
     assert 2 * chance < acc["title"] < acc["title_cat"] < 0.98, (chance, acc)
