@@ -37,9 +37,10 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_warn
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader
 
 from prodmatch.data.catalog import TEXT_VIEWS, Catalog
+from prodmatch.data.datasets import CardDataset, PairDataset, positives_collate
 from prodmatch.data.images import ImageDataset, build_transform
 from prodmatch.data.pairs import Pairs, PairSampler, encode_labels, positive_pairs
 from prodmatch.data.splits import product_split
@@ -73,64 +74,6 @@ def stratified_split(
     rank = np.arange(len(codes)) - offsets[codes[order]]
     to_val = rank < n_val[codes[order]]
     return np.sort(order[~to_val]), np.sort(order[to_val])
-
-
-class PairDataset(Dataset):
-    """Map-style dataset of one epoch's pairs; ``items[i]`` is card i's payload (image tensor or text)."""
-
-    def __init__(
-        self,
-        pairs: Pairs,
-        items: Sequence[Any],
-        target_codes: np.ndarray,
-        sku_codes: np.ndarray | None = None,
-    ) -> None:
-        self.pairs = pairs
-        self.items = items
-        self.target_codes = target_codes
-        self.sku_codes = sku_codes
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        a, b = int(self.pairs.anchor[i]), int(self.pairs.other[i])
-        item = {
-            "a": self.items[a],
-            "b": self.items[b],
-            "same": bool(self.pairs.same[i]),
-            "target_a": int(self.target_codes[a]),
-            "target_b": int(self.target_codes[b]),
-        }
-        if self.sku_codes is not None:
-            item["sku_a"] = int(self.sku_codes[a])
-            item["sku_b"] = int(self.sku_codes[b])
-        return item
-
-
-class CardDataset(Dataset):
-    """Single cards with a class label (``m_per_class``), or two views of each card (``views``)."""
-
-    def __init__(
-        self,
-        positions: np.ndarray,
-        items: Sequence[Any],
-        labels: np.ndarray,
-        second: Sequence[Any] | None = None,
-    ) -> None:
-        self.positions = positions
-        self.items = items
-        self.labels = labels
-        self.second = second  # a second payload source (another augmentation) for two-view batches
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        pos = int(self.positions[i])
-        if self.second is None:
-            return {"x": self.items[pos], "label": int(self.labels[pos])}
-        return {"a": self.items[pos], "b": self.second[pos], "label": int(self.labels[pos])}
 
 
 class PairDataModule(pl.LightningDataModule):
@@ -334,7 +277,7 @@ class PairDataModule(pl.LightningDataModule):
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, **self._loader_args())
 
     def _dataset(self, pairs: Pairs, train: bool) -> PairDataset:
-        return PairDataset(pairs, self._card_items(train), self.target_codes, self.sku_codes)
+        return PairDataset(pairs, self._card_items(train), self.target_codes)
 
     # ------------------------------------------------------------------ class-batched samplers
 
@@ -345,7 +288,7 @@ class PairDataModule(pl.LightningDataModule):
         if self.sampler == "positives":
             pairs = positive_pairs(self.label_codes, pool, self.seed, epoch)
             dataset = PairDataset(pairs, self._card_items(False), self.label_codes)
-            return DataLoader(dataset, shuffle=False, collate_fn=_positives_collate, **args)
+            return DataLoader(dataset, shuffle=False, collate_fn=positives_collate, **args)
         if self.sampler == "views":
             second = self._card_items(True)  # the second view is always augmented
             dataset = CardDataset(pool, self._card_items(train), np.arange(len(self.database)), second)
@@ -419,12 +362,6 @@ def _check_settings(
         raise ConfigError(f"datamodule.sampler={sampler!r} is unknown; use one of {', '.join(SAMPLERS)}")
     if sampler == "views" and modality != "image":
         raise ConfigError("datamodule.sampler=views augments images; use modality=image or another sampler")
-
-
-def _positives_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """(a, b, label) batches: the pair's shared class comes in as ``target_a`` (see _class_loader)."""
-    batch = default_collate(items)
-    return {"a": batch["a"], "b": batch["b"], "label": batch["target_a"]}
 
 
 def _sku_codes(skus: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -57,10 +57,6 @@ class Pairs:
     def __len__(self) -> int:
         return len(self.anchor)
 
-    def labels(self, one_means: OneMeans) -> np.ndarray:
-        """Labels in a loss's convention (see :func:`pair_labels`)."""
-        return pair_labels(self.same, one_means)
-
 
 class PairSampler:
     """Draws (anchor, other, same) pairs over ``pool`` positions, grouped by their target codes.

@@ -47,7 +47,7 @@ def test_positive_share_and_target_agreement(positive_prob: float) -> None:
     same_target = codes[pairs.anchor] == codes[pairs.other]
     np.testing.assert_array_equal(same_target, pairs.same)
     assert not np.any(pairs.anchor == pairs.other)  # a positive is another card, never the anchor itself
-    np.testing.assert_array_equal(pairs.labels("different"), (~same_target).astype(np.float32))
+    np.testing.assert_array_equal(pair_labels(pairs.same, "different"), (~same_target).astype(np.float32))
 
 
 def test_negatives_are_uniform_over_other_cards() -> None:
