@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -331,3 +332,22 @@ def test_exact_near_ties_at_the_cut_are_exact(data):
         same = ExactIndex(max_memory_mb=1024).build(full).search(base, 10)
         np.testing.assert_array_equal(ids, same[0])
         np.testing.assert_array_equal(scores, same[1])
+
+
+CONF = Path(__file__).resolve().parents[3] / "conf" / "retrieval" / "index"
+
+
+@pytest.mark.parametrize("name", ["annoy", "exact", "faiss_hnsw", "faiss_ivfpq"])
+def test_index_configs_instantiate_and_search(name, data):
+    """Each conf/retrieval/index/*.yaml maps 1:1 onto its constructor and gives a working index."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.load(CONF / f"{name}.yaml")
+    cfg = OmegaConf.create({"seed": 3, "index": node})
+    factory = instantiate(cfg.index)
+    queries, db = data
+    index = factory().build(db)
+    assert type(index).__name__ == node["_target_"].rsplit(".", 1)[1]
+    ids, _ = index.search(queries, 10)
+    assert ann_recall(ids, brute_force(queries, db, 10)[0], 10) > 0.5
