@@ -351,3 +351,14 @@ def test_index_configs_instantiate_and_search(name, data):
     assert type(index).__name__ == node["_target_"].rsplit(".", 1)[1]
     ids, _ = index.search(queries, 10)
     assert ann_recall(ids, brute_force(queries, db, 10)[0], 10) > 0.5
+
+
+def test_canonical_scores_do_not_depend_on_batching(data):
+    from prodmatch.retrieval.index.exact import canonical_scores
+
+    queries, db = data
+    rng = np.random.default_rng(1)
+    rows, ids = rng.integers(0, 150, 3000), rng.integers(0, 2000, 3000)
+    whole = canonical_scores(queries, db, rows, ids, step=3000)
+    for step in (1, 7, 512):
+        np.testing.assert_array_equal(canonical_scores(queries, db, rows, ids, step), whole)

@@ -7,8 +7,8 @@ against database blocks when even one full score row does not fit. Each tile kee
 
 Identical results at any budget. A BLAS or cuBLAS product picks its kernel (and so its summation order) by
 matrix shape, so the same (query, item) pair can differ in the last bit between tile sizes. The matmul is
-therefore only used to *find* candidates: the returned scores are recomputed for the candidates in float64 by
-one fixed reduction and rounded to float32, and the top-k is taken by (descending score, ascending id). A
+therefore only used to *find* candidates: the returned scores are recomputed for the candidates in float64, one
+pair at a time, and rounded to float32, and the top-k is taken by (descending score, ascending id). A
 row is redone exactly, over every item within the product's error bound of its k-th score, when its k-th
 score is not clear of the best excluded candidate by that bound (near-ties around the cut, duplicate cards).
 """
@@ -47,13 +47,15 @@ def error_bound(dim: int) -> float:
 def canonical_scores(
     q: np.ndarray, db: np.ndarray, rows: np.ndarray, ids: np.ndarray, step: int
 ) -> np.ndarray:
-    """float32 cosines of pairs (q[rows[i]], db[ids[i]]): a float64 reduction whose order ignores batching."""
+    """float32 cosines of the pairs (q[rows[i]], db[ids[i]]), by one float64 reduction per pair.
+
+    numpy's einsum reduces each pair on its own, in the same order at any batch size (the index tests check
+    this), unlike a matrix product whose kernel depends on the matrix shape.
+    """
     out = np.empty(ids.shape[0], dtype=np.float32)
     for start in range(0, ids.shape[0], step):
         sl = slice(start, start + step)
-        a = q[rows[sl]].astype(np.float64)
-        b = db[ids[sl]].astype(np.float64)
-        out[sl] = (a * b).sum(axis=1)  # numpy reduces each contiguous row the same way at any batch size
+        out[sl] = np.einsum("pd,pd->p", q[rows[sl]], db[ids[sl]], dtype=np.float64)
     return out
 
 
@@ -190,8 +192,8 @@ class ExactIndex:
         return ids[0], scores[0]
 
     def _pair_step(self) -> int:
-        """Pairs per float64 rescoring batch: two [pairs, D] float64 gathers within the budget."""
-        return max(1, int(self.max_memory_mb * 2**20) // (16 * max(1, self.dim or 1)))
+        """Pairs per rescoring batch: two [pairs, D] float32 gathers within the budget."""
+        return max(1, int(self.max_memory_mb * 2**20) // (8 * max(1, self.dim or 1)))
 
     def save(self, path: str | Path) -> None:
         """Write the normalised database as one ``.npy`` file at exactly ``path`` (atomically)."""

@@ -71,8 +71,8 @@ class FaissIndex:
     """faiss HNSW (``kind="hnsw"``: M, ef_construction, ef_search) or IVF-PQ (``kind="ivfpq"``: nlist, m,
     nbits, nprobe, train_size) over unit vectors, scored by inner product (= cosine).
 
-    ``nlist=None`` picks ``4 * sqrt(N)`` lists (at least 39 training points each); ``train_size=None`` trains
-    on ``max(64 * nlist, 10000)`` sampled rows (all rows when fewer). ``ef_search`` and ``nprobe`` may be
+    ``nlist=None`` picks ``sqrt(N)`` lists (at least 40 rows each); ``train_size=None`` trains on
+    ``max(40 * nlist, 10000)`` sampled rows (all rows when fewer): k-means time grows with both. ``ef_search`` and ``nprobe`` may be
     changed between searches (the recall/speed knob).
     """
 
@@ -120,7 +120,7 @@ class FaissIndex:
     def _n_lists(self, n: int) -> int:
         if self.nlist is not None:
             return self.nlist
-        return max(1, min(int(4 * math.sqrt(n)), n // 39))
+        return max(1, min(int(math.sqrt(n)), n // 40))
 
     def _new(self, dim: int, n: int):
         faiss = self._faiss
@@ -147,7 +147,7 @@ class FaissIndex:
                 f"faiss IVF-PQ with nlist={nlist}, nbits={self.nbits} needs at least {need} database rows to "
                 f"train, got {db.shape[0]}; lower nlist/nbits or use faiss_hnsw or exact"
             )
-        size = self.train_size or max(64 * nlist, 10_000)
+        size = self.train_size or max(40 * nlist, 10_000)
         if size >= db.shape[0]:
             return db
         rows = np.sort(np.random.default_rng(self.seed).choice(db.shape[0], size, replace=False))
