@@ -6,7 +6,7 @@ DATA ?= synthetic
 SCALE ?= demo
 SEED ?= 0
 
-.PHONY: help install test test-all lint format data data-full demo evaluate sweep bench reproduce reproduce-quick clean
+.PHONY: help install test test-all lint format data data-full demo evaluate sweep bench bench-scale reproduce reproduce-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -50,6 +50,13 @@ reproduce-quick:  ## smoke version of `reproduce` (tiny catalog, minutes) -> rep
 
 bench:  ## search/encoding benchmarks, results written to bench/results.md
 	$(PY) -m prodmatch.bench --out bench/results.md
+
+SCALE_DB ?= 1000000
+SCALE_DIM ?= 256
+SCALE_QUERIES ?= 10000
+bench-scale:  ## index backends at scale (SCALE_DB=1000000 SCALE_QUERIES=10000; long) -> bench/scale_<db>.json/.png + bench/results.md
+	$(PY) -m prodmatch.bench --scale --db $(SCALE_DB) --dim $(SCALE_DIM) --queries $(SCALE_QUERIES) \
+		--backends exact,annoy,faiss_hnsw,faiss_ivfpq --json bench/scale_$(SCALE_DB).json --markdown bench/results.md
 
 clean:  ## remove runs, caches and generated data
 	rm -rf logs/* multirun/* wandb outputs .pytest_cache .ruff_cache data/cache

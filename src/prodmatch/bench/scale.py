@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,28 +47,39 @@ def run_worker(name: str, spec: ScaleSpec, tmp: Path, timeout: float | None = No
     return json.loads(out.read_text())
 
 
-def run_scale(spec: ScaleSpec, backends: list[str], timeout: float | None = None) -> dict[str, Any]:
-    """The baseline, then every backend; ratios to bare torch and to exact are taken within this run."""
-    with tempfile.TemporaryDirectory(prefix="prodmatch-scale-") as tmp:
-        spec.truth = str(Path(tmp) / "truth.npy")
-        baseline = run_worker("torch", spec, Path(tmp), timeout)
-        if "error" in baseline:
-            raise SystemExit(f"error: the bare-torch baseline failed: {baseline['error']}")
-        rows = {name: run_worker(name, spec, Path(tmp), timeout) for name in backends}
-    spec.truth = None
-    exact_per_query = rows.get("exact", {}).get("query_s")
-    for row in rows.values():
-        if "error" not in row:
-            row["ratio_to_torch"] = row["query_s"] / baseline["query_s"]
-            if exact_per_query:
-                row["ratio_to_exact"] = row["query_s"] / exact_per_query
-    return {
-        "spec": asdict(spec),
+def run_scale(
+    spec: ScaleSpec,
+    backends: list[str],
+    timeout: float | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """The baseline, then every backend; ratios to bare torch and to exact are taken within this run.
+
+    ``on_row`` gets the result so far after each backend (the CLI writes it, so a long run that is stopped
+    keeps the rows it finished).
+    """
+    result: dict[str, Any] = {
+        "spec": asdict(spec) | {"truth": None},
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine_info(),
-        "torch": baseline,
-        "backends": rows,
+        "backends": {},
     }
+    with tempfile.TemporaryDirectory(prefix="prodmatch-scale-") as tmp:
+        spec.truth = str(Path(tmp) / "truth.npy")
+        result["torch"] = baseline = run_worker("torch", spec, Path(tmp), timeout)
+        if "error" in baseline:
+            raise SystemExit(f"error: the bare-torch baseline failed: {baseline['error']}")
+        for name in backends:
+            row = result["backends"][name] = run_worker(name, spec, Path(tmp), timeout)
+            if "error" not in row:
+                row["ratio_to_torch"] = row["query_s"] / baseline["query_s"]
+                exact_s = result["backends"].get("exact", {}).get("query_s")
+                if exact_s:
+                    row["ratio_to_exact"] = row["query_s"] / exact_s
+            if on_row:
+                on_row(result)
+    spec.truth = None
+    return result
 
 
 def best_point(row: dict[str, Any], k: int, target: float = 0.99) -> dict[str, Any] | None:
@@ -167,8 +179,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"error: unknown backend(s) {', '.join(unknown)}; pick from {','.join(BACKENDS)}")
     spec = ScaleSpec(args.db, args.dim, args.queries, args.k, args.seed, args.max_memory_mb)
     spec.sweep, spec.sweep_queries = args.sweep, args.sweep_queries
-    result = run_scale(spec, backends, args.timeout)
-    write_json(args.json, result)
+    result = run_scale(spec, backends, args.timeout, on_row=lambda partial: write_json(args.json, partial))
     plot = None
     if args.sweep:
         plot = args.plot or args.json.with_suffix(".png")
