@@ -165,6 +165,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--json", type=Path, required=True, help="where to write the results")
     parser.add_argument(
+        "--render-only", action="store_true", help="measure nothing: redraw table and plot from --json"
+    )
+    parser.add_argument(
         "--markdown", type=Path, help="results file whose scale section for this size to rewrite"
     )
     parser.add_argument("--plot", type=Path, help="recall-vs-queries/s PNG (default: the JSON path as .png)")
@@ -177,16 +180,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     unknown = sorted(set(backends) - set(BACKENDS))
     if unknown:
         raise SystemExit(f"error: unknown backend(s) {', '.join(unknown)}; pick from {','.join(BACKENDS)}")
-    spec = ScaleSpec(args.db, args.dim, args.queries, args.k, args.seed, args.max_memory_mb)
-    spec.sweep, spec.sweep_queries = args.sweep, args.sweep_queries
-    result = run_scale(spec, backends, args.timeout, on_row=lambda partial: write_json(args.json, partial))
+    if args.render_only:
+        result = json.loads(args.json.read_text())
+    else:
+        spec = ScaleSpec(args.db, args.dim, args.queries, args.k, args.seed, args.max_memory_mb)
+        spec.sweep, spec.sweep_queries = args.sweep, args.sweep_queries
+        result = run_scale(
+            spec, backends, args.timeout, on_row=lambda partial: write_json(args.json, partial)
+        )
     plot = None
     if args.sweep:
         plot = args.plot or args.json.with_suffix(".png")
         plot_sweeps(result, plot)
     text = to_markdown(result, str(plot) if plot else None)
     if args.markdown:
-        write_section(args.markdown, f"scale-{args.db}", text)
+        write_section(args.markdown, f"scale-{result['spec']['db']}", text)
     print(text)
     return result
 

@@ -6,7 +6,6 @@ import numpy as np
 
 from prodmatch.retrieval.index.base import Index, as_matrix, check_k
 from prodmatch.retrieval.index.exact import ExactIndex
-from prodmatch.retrieval.metrics import ann_recall
 
 
 def sample_rows(n: int, sample_size: int, seed: int = 0) -> np.ndarray:
@@ -33,6 +32,8 @@ def sampled_recall(
     ``exact`` is an already built ExactIndex over ``db_vectors`` (saves normalising the database again). An
     ExactIndex scores 1.0 by definition, without a second search.
     """
+    from prodmatch.retrieval.metrics import ann_recall  # pandas comes with it: only import when measuring
+
     k = check_k(k)
     queries = as_matrix(query_vectors, "query vectors")
     rows = sample_rows(queries.shape[0], int(sample_size), seed)
