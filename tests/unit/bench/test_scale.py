@@ -42,6 +42,7 @@ def test_measure_every_backend_and_render(tmp_path):
     assert base["query_s"] > 0 and base["peak_rss_mb"] > 0 and (tmp_path / "truth.npy").is_file()
     rows = {name: measure(name, spec) for name in scale.BACKENDS}
     assert rows["exact"]["recall@10"] == 1.0 and "sweep" not in rows["exact"]
+    assert rows["exact"]["ratio_to_torch_same_process"] > 0
     assert rows["faiss_hnsw"]["params"] == {"ef_search": 64}
     for name, knob in scale.KNOBS.items():
         points = rows[name]["sweep"]
