@@ -129,7 +129,7 @@ def _torch_ratio(row: dict[str, Any]) -> str:
     """Query time over bare torch's; for exact also the back-to-back figure from its own process."""
     text = f"{row['ratio_to_torch']:.2f}x"
     if "ratio_to_torch_same_process" in row:
-        text += f" ({row['ratio_to_torch_same_process']:.2f}x back to back)"
+        text += f" ({row['ratio_to_torch_same_process']:.2f}x alternating in one process)"
     return text
 
 

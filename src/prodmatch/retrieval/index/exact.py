@@ -92,6 +92,11 @@ class ExactIndex:
     def dim(self) -> int | None:
         return None if self._db is None else int(self._db.shape[1])
 
+    @property
+    def vectors(self) -> np.ndarray:
+        """The normalised database rows, as searched."""
+        return self._require_built()
+
     def build(self, vectors: np.ndarray) -> ExactIndex:
         self._db = l2_normalize(as_matrix(vectors, "database vectors"))
         self._db_t = None
