@@ -44,7 +44,9 @@ def run_worker(name: str, spec: ScaleSpec, tmp: Path, timeout: float | None = No
     if proc.returncode != 0 or not out.is_file():
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         return {"backend": name, "error": lines[-1] if lines else f"exit code {proc.returncode}"}
-    return json.loads(out.read_text())
+    row = json.loads(out.read_text())
+    row.pop("spec", None)  # the run's spec is stored once, without this run's temporary paths
+    return row
 
 
 def run_scale(
