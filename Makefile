@@ -14,7 +14,7 @@ help:  ## list the targets
 install:  ## create .venv and install prodmatch with its dev tools (editable)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,faiss]"
 
 test:  ## fast test suite
 	$(PY) -m pytest -q
@@ -50,6 +50,13 @@ reproduce-quick:  ## smoke version of `reproduce` (tiny catalog, minutes) -> rep
 
 bench:  ## search/encoding benchmarks, results written to bench/results.md
 	$(PY) -m prodmatch.bench --out bench/results.md
+
+SCALE_DB ?= 1000000
+SCALE_DIM ?= 256
+SCALE_QUERIES ?= 10000
+bench-scale:  ## index backends at scale (SCALE_DB=1000000 SCALE_QUERIES=10000; long) -> bench/scale_<db>.json/.png + bench/results.md
+	$(PY) -m prodmatch.bench --scale --db $(SCALE_DB) --dim $(SCALE_DIM) --queries $(SCALE_QUERIES) \
+		--backends exact,annoy,faiss_hnsw,faiss_ivfpq --json bench/scale_$(SCALE_DB).json --markdown bench/results.md
 
 gpu-check:  ## on a GPU machine (<= ~8 min): demo training in bf16, full-catalog embedding, faiss-gpu -> images/s
 	PY=$(PY) scripts/gpu_check.sh $(OVERRIDES)

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from prodmatch.errors import ConfigError
-from prodmatch.retrieval.index import PAD_ID, PAD_SCORE, as_matrix, check_k, l2_rows, pad_results
+from prodmatch.retrieval.index import PAD_ID, PAD_SCORE, as_matrix, check_k, pad_results
+from prodmatch.utils.vectors import l2_normalize as l2_rows
 
 
 def _check_weights(weights: Sequence[float], n_blocks: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Search benchmarks at the study's size, written as a markdown table.
+"""Search benchmarks at the study's size, written as a markdown table (the ``search`` section of the file).
 
     python -m prodmatch.bench --out bench/results.md
 
@@ -12,88 +12,26 @@ like on one machine. Each benchmark is a function ``(ctx) -> list[Row]`` in :dat
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from prodmatch.bench.common import (
+    BenchConfig,
+    BenchContext,
+    Row,
+    fmt_seconds,
+    machine_info,
+    timed,
+    unit,
+    write_section,
+)
+from prodmatch.bench.encoding import bench_encoding
 from prodmatch.retrieval.fusion import rerank
 from prodmatch.retrieval.index import AnnoyIndex, ExactIndex
 from prodmatch.retrieval.metrics import ann_recall, metric_dict
-
-
-@dataclass
-class BenchConfig:
-    """Sizes of one benchmark run (defaults: the study's catalogs)."""
-
-    queries: int = 1000
-    db: int = 13700
-    dim: int = 512
-    text_dim: int = 312  # rubert-tiny2, the second modality in re-ranking
-    k: int = 10
-    rerank_k: int = 40
-    n_trees: int = 50
-    repeats: int = 3
-    naive_queries: int = 20  # the per-item Python loop is slow: time a few queries and extrapolate
-    loop_queries: int = 200
-    n_targets: int = 8
-    seed: int = 0
-    search_k: int = 10000  # prodmatch's configured ANNOY search depth
-    encode_images: int = 256  # ResNet18 forward passes for the batched-encoding comparison
-    encode_size: int = 64  # the synthetic catalog's working image size
-
-
-@dataclass
-class Row:
-    name: str
-    size: str
-    seconds: float
-    note: str = ""
-
-
-@dataclass
-class BenchContext:
-    """Shared data and results, so later benchmarks can quote ratios against earlier ones."""
-
-    cfg: BenchConfig
-    shared: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        rng = np.random.default_rng(self.cfg.seed)
-        self.queries, self.db = _clustered(rng, self.cfg.queries, self.cfg.db, self.cfg.dim)
-        self.q_text, self.db_text = _clustered(rng, self.cfg.queries, self.cfg.db, self.cfg.text_dim)
-        self.q_targets = rng.integers(0, self.cfg.n_targets, self.cfg.queries).astype(str).astype(object)
-        self.db_targets = rng.integers(0, self.cfg.n_targets, self.cfg.db).astype(str).astype(object)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-
-
-def _clustered(rng: np.random.Generator, n_q: int, n_db: int, dim: int, group_size: int = 40):
-    """Unit vectors around product-group centres: embeddings cluster, and ANN recall depends on that."""
-    n = n_q + n_db
-    centres = rng.standard_normal((max(1, n // group_size), dim))
-    x = _unit(centres[rng.integers(0, len(centres), n)] + rng.standard_normal((n, dim)))
-    return x[:n_q], x[n_q:]
-
-
-def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Median wall time of ``repeats`` calls, and the last call's result."""
-    times, out = [], None
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
 
 
 def _size(cfg: BenchConfig, dim: int | None = None) -> str:
@@ -107,7 +45,12 @@ def bench_exact(ctx: BenchContext) -> list[Row]:
     ctx.shared |= {"exact_ids": ids, "exact_s": build_s + search_s, "exact_search_s": search_s}
     return [
         Row("ExactIndex build (normalise)", f"{cfg.db} x {cfg.dim}", build_s),
-        Row(f"ExactIndex search top-{cfg.k}", _size(cfg), search_s, "matrix product + argpartition"),
+        Row(
+            f"ExactIndex search top-{cfg.k}",
+            _size(cfg),
+            search_s,
+            "torch matmul + topk, memory-bounded tiles",
+        ),
     ]
 
 
@@ -183,8 +126,8 @@ def bench_annoy(ctx: BenchContext) -> list[Row]:
     # Uniform random vectors have no neighbourhood structure: the worst case for ANN recall.
     rng = np.random.default_rng(cfg.seed + 1)
     uq, udb = (
-        _unit(rng.standard_normal((cfg.queries, cfg.dim))),
-        _unit(rng.standard_normal((cfg.db, cfg.dim))),
+        unit(rng.standard_normal((cfg.queries, cfg.dim))),
+        unit(rng.standard_normal((cfg.db, cfg.dim))),
     )
     exact_u = ExactIndex().build(udb).search(uq, cfg.k)[0]
     ann_u = AnnoyIndex(n_trees=cfg.n_trees).build(udb).search(uq, cfg.k)[0]
@@ -256,31 +199,6 @@ def bench_fusion(ctx: BenchContext) -> list[Row]:
     return [Row(f"rerank top-{cfg.rerank_k} -> top-{cfg.k}", size, seconds, "gather + einsum + stable sort")]
 
 
-def bench_encoding(ctx: BenchContext) -> list[Row]:
-    """ResNet18 embedding of decoded images: batches of 64 (as the encoders do) vs one image at a time."""
-    import torch
-    from torchvision.models import resnet18
-
-    cfg = ctx.cfg
-    torch.manual_seed(cfg.seed)
-    model = resnet18(weights=None).eval()
-    model.fc = torch.nn.Identity()
-    images = torch.randn(cfg.encode_images, 3, cfg.encode_size, cfg.encode_size)
-
-    def run(batch: int) -> None:
-        with torch.inference_mode():
-            for start in range(0, len(images), batch):
-                model(images[start : start + batch])
-
-    size = f"{cfg.encode_images} images x {cfg.encode_size} px"
-    batched, _ = timed(lambda: run(64), cfg.repeats)
-    single, _ = timed(lambda: run(1), cfg.repeats)
-    return [
-        Row("ResNet18 encoding, batch 64", size, batched, f"{cfg.encode_images / batched:.0f} images/s"),
-        Row("ResNet18 encoding, one at a time", size, single, f"batching is {single / batched:.1f}x faster"),
-    ]
-
-
 BenchFn = Callable[[BenchContext], list[Row]]
 BENCHES: list[BenchFn] = [bench_exact, bench_naive, bench_annoy, bench_metrics, bench_fusion, bench_encoding]
 
@@ -288,36 +206,6 @@ BENCHES: list[BenchFn] = [bench_exact, bench_naive, bench_annoy, bench_metrics, 
 def run_benches(cfg: BenchConfig, benches: list[BenchFn] | None = None) -> list[Row]:
     ctx = BenchContext(cfg)
     return [row for bench in (benches or BENCHES) for row in bench(ctx)]
-
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def machine_info() -> dict[str, str]:
-    info = {
-        "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu count": str(os.cpu_count()),
-        "python": platform.python_version(),
-    }
-    info |= {name: _version(name) for name in ("numpy", "torch", "annoy", "torchmetrics")}
-    try:
-        import torch
-
-        info["torch threads"] = str(torch.get_num_threads())
-    except ImportError:
-        pass
-    return info
-
-
-def _fmt_seconds(s: float) -> str:
-    if np.isnan(s):
-        return "-"
-    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
 
 
 def to_markdown(rows: list[Row], cfg: BenchConfig, info: dict[str, str]) -> str:
@@ -331,7 +219,7 @@ def to_markdown(rows: list[Row], cfg: BenchConfig, info: dict[str, str]) -> str:
         "",
         "| benchmark | size | time | notes |",
         "| --- | --- | ---: | --- |",
-        *(f"| {r.name} | {r.size} | {_fmt_seconds(r.seconds)} | {r.note} |" for r in rows),
+        *(f"| {r.name} | {r.size} | {fmt_seconds(r.seconds)} | {r.note} |" for r in rows),
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()) + ".",
         "",
@@ -359,8 +247,7 @@ def main(argv: list[str] | None = None) -> str:
         encode_images=args.encode_images,
     )
     text = to_markdown(run_benches(cfg), cfg, machine_info())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    write_section(args.out, "search", text)
     print(text)
     return text
 

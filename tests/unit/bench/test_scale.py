@@ -1,0 +1,87 @@
+"""The scale benchmark: seeded data, per-backend measurements, the JSON rows, the table and the plot."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from prodmatch.bench import scale
+from prodmatch.bench.scale_worker import ScaleSpec, bare_torch_topk, measure, scale_data
+
+
+def tiny(tmp_path, **kw) -> ScaleSpec:
+    return ScaleSpec(db=600, dim=32, queries=40, sweep_queries=20, truth=str(tmp_path / "truth.npy"), **kw)
+
+
+def test_scale_data_is_seeded_unit_and_clustered(tmp_path):
+    q, db = scale_data(tiny(tmp_path))
+    q2, db2 = scale_data(tiny(tmp_path))
+    np.testing.assert_array_equal(db, db2)
+    np.testing.assert_array_equal(q, q2)
+    assert q.shape == (40, 32) and db.shape == (600, 32) and db.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(db, axis=1), 1.0, atol=1e-5)
+    assert not np.array_equal(db, scale_data(tiny(tmp_path, seed=1))[1])
+    top = (q @ db.T).max(axis=1)
+    assert np.median(top) > 0.5  # each query has close neighbours: its product group
+
+
+def test_bare_torch_matches_exact_ids(tmp_path):
+    from prodmatch.retrieval.index import ExactIndex
+
+    q, db = scale_data(tiny(tmp_path))
+    ids = bare_torch_topk(q, db, 10, max_memory_mb=0.01)  # several query chunks
+    np.testing.assert_array_equal(ids, ExactIndex().build(db).search(q, 10)[0])
+
+
+@pytest.mark.slow
+def test_measure_every_backend_and_render(tmp_path):
+    spec = tiny(tmp_path)
+    base = measure("torch", spec)
+    assert base["query_s"] > 0 and base["peak_rss_mb"] > 0 and (tmp_path / "truth.npy").is_file()
+    rows = {name: measure(name, spec) for name in scale.BACKENDS}
+    assert rows["exact"]["recall@10"] == 1.0 and "sweep" not in rows["exact"]
+    assert rows["exact"]["ratio_to_torch_same_process"] > 0
+    assert rows["faiss_hnsw"]["params"] == {"ef_search": 64}
+    for name, knob in scale.KNOBS.items():
+        points = rows[name]["sweep"]
+        assert len(points) >= 4 and all(p["queries"] == 20 and 0 <= p["recall@10"] <= 1 for p in points)
+        assert [p[knob] for p in points] == sorted(p[knob] for p in points)
+    for row in rows.values():
+        row["ratio_to_torch"] = row["query_s"] / base["query_s"]
+    rows["faiss_ivfpq"] = {"backend": "faiss_ivfpq", "error": "ConfigError: no faiss"}
+    result = {"spec": spec.__dict__, "date": "today", "torch": base, "backends": rows}
+    text = scale.to_markdown(result, plot=str(tmp_path / "scale_600.png"))
+    assert "| exact | - |" in text and "| faiss_ivfpq | failed: ConfigError: no faiss |" in text
+    assert "ef_search=" in text and "(scale_600.png)" in text
+    scale.plot_sweeps(result, tmp_path / "scale_600.png")
+    assert (tmp_path / "scale_600.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_best_point_is_the_fastest_above_target():
+    row = {
+        "sweep": [
+            {"nprobe": 1, "recall@10": 0.8, "queries_per_s": 900},
+            {"nprobe": 4, "recall@10": 0.991, "queries_per_s": 500},
+            {"nprobe": 16, "recall@10": 0.999, "queries_per_s": 200},
+        ]
+    }
+    assert scale.best_point(row, 10)["nprobe"] == 4
+    assert scale.best_point(row, 10, target=0.9999) is None
+
+
+def test_unknown_backend_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="unknown backend"):
+        scale.main(["--backends", "exact,hnswlib", "--json", str(tmp_path / "x.json")])
+
+
+@pytest.mark.slow
+def test_scale_cli_end_to_end(tmp_path):
+    out, md = tmp_path / "scale.json", tmp_path / "results.md"
+    argv = ["--db", "500", "--dim", "8", "--queries", "30", "--sweep-queries", "10", "--json", str(out)]
+    scale.main([*argv, "--backends", "exact,annoy", "--markdown", str(md)])
+    result = json.loads(out.read_text())
+    assert set(result["backends"]) == {"exact", "annoy"} and result["torch"]["query_s"] > 0
+    assert all("ratio_to_torch" in row and "peak_rss_mb" in row for row in result["backends"].values())
+    assert "<!-- bench:scale-500 -->" in md.read_text() and (tmp_path / "scale.png").is_file()
