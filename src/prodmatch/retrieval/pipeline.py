@@ -20,7 +20,7 @@ from prodmatch.encoders.base import Encoder, stats_metrics, strict_error
 from prodmatch.encoders.cache import EmbeddingCache
 from prodmatch.errors import ConfigError
 from prodmatch.retrieval.fusion import concat, rerank
-from prodmatch.retrieval.index import AnnoyIndex, ExactIndex
+from prodmatch.retrieval.index import AnnoyIndex, sampled_recall
 from prodmatch.retrieval.result import RetrievalResult
 
 log = logging.getLogger("prodmatch.retrieval")
@@ -63,6 +63,11 @@ class RetrievalPipeline:
         self.k = k
         self.rerank_k = rerank_k
         self.concat_weights = None if concat_weights is None else [float(w) for w in concat_weights]
+        if isinstance(index, str):  # `retrieval.index=exact` sets a value; the backend is a config group
+            raise ConfigError(
+                f"retrieval.index={index} is not a backend choice; choose one with retrieval/index={index} "
+                "(annoy, exact, faiss_hnsw or faiss_ivfpq)"
+            )
         self.index_factory = index or AnnoyIndex
         self.recall_sample = recall_sample
         self.seed = seed
@@ -172,15 +177,16 @@ class RetrievalPipeline:
 
     def _recall(self, index: Any, q: np.ndarray, db: np.ndarray, ids: np.ndarray) -> dict[str, float]:
         """The index's recall@k against exact search on a seeded sample of queries (1.0 for exact search)."""
-        k = min(self.k, ids.shape[1])
-        if isinstance(index, ExactIndex):
-            return {f"ann_recall@{self.k}": 1.0, "ann_recall_sample": len(q)}
-        n = min(self.recall_sample, len(q))
-        sample = np.sort(np.random.default_rng(self.seed).choice(len(q), size=n, replace=False))
-        exact_ids, _ = ExactIndex().build(db).search(q[sample], k)
-        from prodmatch.retrieval.metrics import ann_recall
-
-        return {f"ann_recall@{self.k}": ann_recall(ids[sample, :k], exact_ids, k), "ann_recall_sample": n}
+        recall, n = sampled_recall(
+            index,
+            db,
+            q,
+            min(self.k, ids.shape[1]),
+            sample_size=self.recall_sample,
+            seed=self.seed,
+            ann_ids=ids,
+        )
+        return {f"ann_recall@{self.k}": recall, "ann_recall_sample": n}
 
 
 def _inputs(catalog: Catalog, view: str) -> list:

@@ -132,9 +132,11 @@ def test_bad_settings_are_one_config_line_naming_the_key(database, override, key
 
 def test_bad_batch_size_through_the_config_is_one_error_line(compose_cfg, database) -> None:
     from hydra.utils import instantiate
-    from prodmatch.cli import one_line, user_error
 
-    cfg = compose_cfg("train", ["datamodule.batch_size=0"])
+    from prodmatch.errors import one_line
+    from prodmatch.utils.task import user_error
+
+    cfg = compose_cfg("train", ["datamodule.batch_size=0", "datamodule.modality=image"])
     with pytest.raises(Exception) as info:
         instantiate(cfg.datamodule, database=database)
     err = user_error(info.value)

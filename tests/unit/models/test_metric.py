@@ -139,11 +139,14 @@ def test_pairs_datamodule_is_rejected(database):
         _fit(module, dm)
 
 
-@pytest.mark.parametrize("model", ["resnet_arcface", "resnet_ntxent"])
-def test_model_configs_instantiate(compose_cfg, database, model):
+@pytest.mark.parametrize(
+    ("model", "experiment"), [("resnet_arcface", "product_arcface"), ("resnet_ntxent", "product_ntxent")]
+)
+def test_model_configs_instantiate(compose_cfg, database, model, experiment):
     from hydra.utils import instantiate
 
-    cfg = compose_cfg("train", [f"model={model}", "datamodule.batch_size=8", "datamodule.num_workers=0"])
+    overrides = [f"experiment={experiment}", "datamodule.batch_size=8", "datamodule.num_workers=0"]
+    cfg = compose_cfg("train", [*overrides, "datamodule.modality=image"])
     dm = instantiate(cfg.datamodule, database=database)
     module = instantiate(cfg.model)
     assert isinstance(module, MetricLearningModule) and isinstance(module.net, ImageEmbeddingNet)

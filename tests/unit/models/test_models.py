@@ -113,7 +113,7 @@ def test_siamese_fit_logs_and_encodes(database, queries) -> None:
     trainer.fit(module, datamodule=dm)
     assert {"train/loss", "val/loss"} <= set(trainer.callback_metrics)
     assert trainer.lr_scheduler_configs[0].interval == "epoch"
-    assert module.modality == "image" and module.train_view == "image"
+    assert module.modality == "image"
     encoder = module.encoder
     assert encoder.cache_key() is None
     module.train()

@@ -106,7 +106,9 @@ def test_fit_with_positives_and_sampler_mismatch(database, tmp_path) -> None:
 def test_sbert_mnrl_config_instantiates(compose_cfg, database) -> None:
     from hydra.utils import instantiate
 
-    cfg = compose_cfg("train", ["model=sbert_mnrl", "datamodule.num_workers=0"])
+    cfg = compose_cfg(
+        "train", ["experiment=product_sbert_mnrl", "datamodule.num_workers=0", "datamodule.modality=text"]
+    )
     module = instantiate(cfg.model)
     dm = instantiate(cfg.datamodule, database=database)
     assert module.hparams.loss == "mnrl" and dm.sampler == "positives" and dm.label == "sku"

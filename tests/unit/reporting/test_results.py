@@ -95,8 +95,8 @@ def test_build_table_puts_the_study_beside_ours(runs_root: Path) -> None:
     assert len(table) == N_STUDY_FIGURES + 2
     assert list(table["experiment"][:2]) == ["img", "title"]  # the study's order
     assert list(table["experiment"][-2:]) == ["my_model", "my_demo"]  # its study order, then no row
-    for absent in ("sku_full_recall", "sku_map", "match_f1"):  # no run has them: no column
-        assert absent not in table.columns
+    assert "match_f1" not in table.columns  # no run has it: no column
+    assert {"sku_full_recall", "sku_map"} <= set(table.columns)  # every run with SKUs has these
 
 
 @pytest.mark.parametrize("k", [1, 5, 20])
@@ -113,7 +113,10 @@ def test_any_k_is_reported_at_that_k(k: int, tmp_path: Path, make_run) -> None:
     assert np.isnan(row["delta"])  # the study's figures are Acc@10: no difference at another k
     text = (tmp_path / "out" / "results.md").read_text(encoding="utf-8")
     header = next(line for line in text.splitlines() if line.startswith("| experiment | study row"))
-    assert f"| Acc@{k} | study Acc@10 | Δ | before fit | SKU R@{k} | SKU MRR | ANN R@{k} |" in header
+    assert (
+        f"| Acc@{k} | study Acc@10 | Δ | before fit | SKU R@{k} | SKU full R@{k} | SKU mAP@{k} | SKU MRR |"
+        in header
+    )
     acc, sku = 100 * metrics[f"retrieval/acc@{k}"], 100 * metrics[f"retrieval/sku_recall@{k}"]
     assert f"| {acc:.2f} | 85.21 | — | — | {sku:.2f} | {metrics['retrieval/sku_mrr']:.3f} | 100.00 |" in _row(
         text, "img"
@@ -153,7 +156,7 @@ def test_product_level_columns_appear_when_present(tmp_path: Path, make_run) -> 
     )
     row = table.set_index("experiment")
     assert row.loc["img", "sku_full_recall"] == pytest.approx(40.0) and row.loc["img", "match_f1"] == 0.75
-    assert np.isnan(row.loc["title", "sku_map"])
+    assert np.isnan(row.loc["title", "match_f1"])
     text = md.read_text(encoding="utf-8")
     assert "| SKU R@5 | SKU full R@5 | SKU mAP@5 | SKU MRR | match F1 | ANN R@5 |" in text
     assert "| 40.00 | 0.321 |" in _row(text, "img") and "| 0.750 |" in _row(text, "img")
