@@ -18,8 +18,13 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from prodmatch.errors import ConfigError
-from prodmatch.retrieval.index import topk_rows
 from prodmatch.utils.vectors import l2_normalize
+
+
+def _top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k best columns, best first, equal scores by the lower column (a stable sort: deterministic)."""
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return order.astype(np.int64), np.take_along_axis(sims, order, axis=1)
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ def cross_dealer_neighbours(
     for start in range(0, len(x), chunk_size):
         sims = x[start : start + chunk_size] @ x.T
         sims[codes[start : start + chunk_size, None] == codes[None, :]] = -np.inf
-        ids[start : start + chunk_size], scores[start : start + chunk_size] = topk_rows(sims, k_eff)
+        ids[start : start + chunk_size], scores[start : start + chunk_size] = _top_k(sims, k_eff)
     ids[~np.isfinite(scores)] = -1
     return ids, scores
 

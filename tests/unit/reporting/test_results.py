@@ -118,9 +118,9 @@ def test_any_k_is_reported_at_that_k(k: int, tmp_path: Path, make_run) -> None:
         in header
     )
     acc, sku = 100 * metrics[f"retrieval/acc@{k}"], 100 * metrics[f"retrieval/sku_recall@{k}"]
-    assert f"| {acc:.2f} | 85.21 | — | — | {sku:.2f} | {metrics['retrieval/sku_mrr']:.3f} | 100.00 |" in _row(
-        text, "img"
-    )
+    full, sku_map = 100 * metrics[f"retrieval/sku_full_recall@{k}"], metrics[f"retrieval/sku_map@{k}"]
+    cells = f"| {acc:.2f} | 85.21 | — | — | {sku:.2f} | {full:.2f} | {sku_map:.3f} | {metrics['retrieval/sku_mrr']:.3f} |"
+    assert cells + " 100.00 |" in _row(text, "img")
     assert f"## Acc@{k} per target" in text and "| k |" not in text
     target = f"{100 * metrics[f'retrieval/acc@{k}/steppery']:.2f}"
     assert target in text.split(f"## Acc@{k} per target")[1].split("\n\n")[1]

@@ -59,10 +59,8 @@ def test_single_channel_result_and_contract_metrics(tiny_catalogs, encoders):
     metrics = score(result)
     targets = set(queries.targets)
     expected = {"retrieval/acc@10", "retrieval/ann_recall@10", "retrieval/sku_recall@10", "retrieval/sku_mrr"}
-    expected |= {
-        "retrieval/ann_recall_sample",
-        *(f"data/dropped/unreadable_image/{r}" for r in ("queries", "database")),
-    }
+    expected |= {"retrieval/ann_recall_sample", "retrieval/sku_precision@10", "retrieval/sku_full_recall@10"}
+    expected |= {"retrieval/sku_map@10"}
     expected |= {f"retrieval/acc@10/{t}" for t in targets}
     assert set(metrics) == expected
     # Acc@10 recomputed from the returned ids, the study's definition.
