@@ -61,7 +61,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     modality = _settle_modality(cfg)
     needs_images = modality == "image" or any(ch.view == "image" for ch in cfg.retrieval.channels)
     queries, database = inst.load_catalogs(cfg, needs_images)
-    datamodule = instantiate(cfg.datamodule, database=database)
+    # plain Python containers: Lightning stores the datamodule's arguments in checkpoints, loaded weights-only
+    datamodule = instantiate(cfg.datamodule, database=database, _convert_="all")
     model = instantiate_model(cfg.model, num_classes=datamodule.num_classes)
     config = inst.resolved(cfg)
     callbacks = _callbacks(cfg, {"retrieval": {"queries": queries, "database": database}})

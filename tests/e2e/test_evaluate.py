@@ -166,25 +166,34 @@ def test_match_rejects_bad_top_n(compose_cfg):
         match(cfg)
 
 
-def test_corrupt_image_found_while_encoding_is_one_line_naming_the_file(tiny_data_dir, tmp_path):
-    """A file that exists but does not decode fails in a DataLoader worker: still one line, no traceback."""
+def test_corrupt_image_found_while_encoding_is_dropped_and_counted(tiny_data_dir, tmp_path):
+    """A file that exists but does not decode is met in a DataLoader worker: the card is dropped and counted,
+    the run goes on; data.strict=true makes it one error line naming the file; the load check drops it early."""
     import shutil
 
     data_dir = tmp_path / "data"
     shutil.copytree(tiny_data_dir / "synthetic", data_dir / "synthetic")
     ref = pd.read_csv(data_dir / "synthetic" / "company_data.csv")["img_ref"].iloc[3]
     (data_dir / "synthetic" / ref).write_bytes(b"not an image")
+    run_dir = tmp_path / "run"
     args = [
         *cli_overrides(data_dir, tmp_path),
         "experiment=img",
         "logger=none",
         "cache=false",
         "num_workers=1",
+        f"hydra.run.dir={run_dir}",
     ]
     proc = run_script("evaluate.py", args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["data/dropped/unreadable_image"] == 1
+    assert len(pd.read_csv(run_dir / "matches.csv")["query_idx"].unique()) == 48  # 49 query cards, one dropped
+
+    proc = run_script("evaluate.py", [*args, "data.strict=true"], cwd=tmp_path)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and Path(ref).name in errors[0] and "data.check_images=decode" in errors[0]
+    assert len(errors) == 1 and Path(ref).name in errors[0] and "data.strict" in errors[0]
     assert "Traceback" not in proc.stderr
 
     proc = run_script("evaluate.py", [*args, "data.check_images=decode"], cwd=tmp_path)

@@ -101,7 +101,9 @@ def test_study_failed_trial_follows_the_sweep_failure_rules(optuna_study):
 
 
 def test_readme_hparams_search_command_composes():
-    import prodmatch.cli  # noqa: F401  (registers the config resolvers)
+    from prodmatch.utils.resolvers import register_resolvers
+
+    register_resolvers()
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(str(REPO_ROOT / "conf"), version_base="1.3"):
@@ -169,7 +171,9 @@ class _Submitted(Exception):
 
 def test_slurm_preset_sets_partition_gpus_time_and_array_parallelism(tmp_path, monkeypatch):
     """The real plugin turns `hydra/launcher=slurm` into the sbatch script (sbatch itself is not called)."""
-    import prodmatch.cli  # noqa: F401  (registers the config resolvers)
+    from prodmatch.utils.resolvers import register_resolvers
+
+    register_resolvers()
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
     from submitit.slurm.slurm import SlurmExecutor

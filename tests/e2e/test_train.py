@@ -96,8 +96,8 @@ def test_resume_from_checkpoint(compose_cfg, tmp_path):
     )
     train(resumed)
     second = torch.load(ckpt, map_location="cpu", weights_only=True)
-    assert second["epoch"] == first["epoch"] + 1, "one more epoch, not a restart"
-    assert second["global_step"] == 2 * first["global_step"]
+    # Exactly one more epoch of steps, not a restart (Lightning stamps `epoch` differently at epoch and train end).
+    assert second["global_step"] == 2 * first["global_step"] and second["epoch"] > first["epoch"]
 
 
 def test_sweep_runs_one_job_and_one_finished_wandb_run_per_model(tiny_data_dir, tmp_path):
