@@ -188,7 +188,9 @@ def test_corrupt_image_found_while_encoding_is_dropped_and_counted(tiny_data_dir
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["data/dropped/unreadable_image"] == 1
-    assert len(pd.read_csv(run_dir / "matches.csv")["query_idx"].unique()) == 48  # 49 query cards, one dropped
+    assert (
+        len(pd.read_csv(run_dir / "matches.csv")["query_idx"].unique()) == 48
+    )  # 49 query cards, one dropped
 
     proc = run_script("evaluate.py", [*args, "data.strict=true"], cwd=tmp_path)
     assert proc.returncode != 0

@@ -253,20 +253,31 @@ class PairDataModule(pl.LightningDataModule):
                 "PairDataModule samples fresh pairs per epoch only with "
                 "Trainer(reload_dataloaders_every_n_epochs=1); the pairs of the first epoch are reused"
             )
+        self._seed_epoch(epoch, trainer)
         if self.sampler != "pairs":
             return self._class_loader(epoch, train=True)
-        dataset = self._dataset(self.pairs(epoch, "train"), train=True)
+        dataset = self._dataset(self.pairs(epoch, "train"), train=True, epoch=epoch)
         generator = torch.Generator().manual_seed(
             int(np.random.default_rng((self.seed, epoch)).integers(2**62))
         )
+        # No DataLoader shuffle: the epoch's pairs already come in a seeded random order, and a sampler's draws
+        # would depend on Lightning's restart path (a resumed run must see the batches an uninterrupted one sees).
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=True,
+            shuffle=False,
             generator=generator,
             drop_last=len(dataset) > self.batch_size,  # no ragged last batch (BatchNorm needs > 1 sample)
             **self._loader_args(),
         )
+
+    def _seed_epoch(self, epoch: int, trainer: pl.Trainer | None) -> None:
+        """Seed Python, NumPy and torch from (seed, epoch) as the epoch's loader is made: augmentations drawn in the
+        main process then depend on the epoch alone, so a run resumed from a checkpoint repeats an uninterrupted
+        one (Lightning skips epoch-start hooks on some restarts, so this lives here, where every epoch passes)."""
+        rank = trainer.global_rank if trainer is not None else 0
+        epoch_seed = int(np.random.default_rng((self.seed, epoch, 1)).integers(2**31 - 1))
+        pl.seed_everything(epoch_seed + rank, workers=True, verbose=False)
 
     def val_dataloader(self) -> DataLoader | list:
         if self.sampler != "pairs":
@@ -276,8 +287,9 @@ class PairDataModule(pl.LightningDataModule):
         dataset = self._dataset(self.pairs(0, "val"), train=False)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, **self._loader_args())
 
-    def _dataset(self, pairs: Pairs, train: bool) -> PairDataset:
-        return PairDataset(pairs, self._card_items(train), self.target_codes)
+    def _dataset(self, pairs: Pairs, train: bool, epoch: int = 0) -> PairDataset:
+        seed = int(np.random.default_rng((self.seed, epoch, 2)).integers(2**31 - 1)) if train else None
+        return PairDataset(pairs, self._card_items(train), self.target_codes, seed=seed)
 
     # ------------------------------------------------------------------ class-batched samplers
 

@@ -2,27 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset, default_collate
 
 from prodmatch.data.pairs import Pairs
 
 
+@contextmanager
+def seeded(*key: int) -> Iterator[None]:
+    """Run the block with torch's CPU RNG seeded from ``key``, restoring the caller's RNG state after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(np.random.default_rng(key).integers(2**63 - 1)))
+        yield
+
+
 class PairDataset(Dataset):
-    """Map-style dataset of one epoch's pairs; ``items[i]`` is card i's payload (image tensor or text)."""
+    """Map-style dataset of one epoch's pairs; ``items[i]`` is card i's payload (image tensor or text).
+
+    With ``seed`` (the epoch's), each side of pair i is augmented under an RNG seeded from (seed, i, side): the
+    augmentations depend on the epoch and the pair alone, not on the process's history or the worker count, so a
+    run resumed from a checkpoint draws exactly what an uninterrupted one does.
+    """
 
     def __init__(
         self,
         pairs: Pairs,
         items: Sequence[Any],
         target_codes: np.ndarray,
+        seed: int | None = None,
     ) -> None:
         self.pairs = pairs
         self.items = items
         self.target_codes = target_codes
+        self.seed = seed
+
+    def _item(self, card: int, i: int, side: int) -> Any:
+        if self.seed is None:
+            return self.items[card]
+        with seeded(self.seed, i, side):
+            return self.items[card]
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -30,8 +53,8 @@ class PairDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         a, b = int(self.pairs.anchor[i]), int(self.pairs.other[i])
         item = {
-            "a": self.items[a],
-            "b": self.items[b],
+            "a": self._item(a, i, 0),
+            "b": self._item(b, i, 1),
             "same": bool(self.pairs.same[i]),
             "target_a": int(self.target_codes[a]),
             "target_b": int(self.target_codes[b]),

@@ -32,7 +32,9 @@ class Interrupted(SystemExit):
 def _handler(signum: int, frame: FrameType | None) -> None:
     trainer = _fitting[-1] if _fitting else None
     connector = getattr(trainer, "_signal_connector", None)
-    if connector is not None and not connector.received_sigterm:
+    # While fitting, the first signal asks Lightning to stop at the next batch boundary (its own SIGTERM handler
+    # may already have set the flag before calling this one); the same signal again stops at once.
+    if connector is not None and signum not in stopping_signal:
         connector.received_sigterm = True  # Lightning raises SIGTERMException at the next batch boundary
         stopping_signal.append(signum)
         return

@@ -1,0 +1,3 @@
+"""prodmatch: product matching from images and text."""
+
+__version__ = "0.1.0"

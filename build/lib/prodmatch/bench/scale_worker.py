@@ -1,0 +1,177 @@
+"""One scale-benchmark measurement in its own process: generate the data, build, search, sweep, report.
+
+Run by :mod:`prodmatch.bench.scale` as ``python -m prodmatch.bench.scale_worker NAME SPEC_JSON``, so that each
+backend's peak RSS (``ru_maxrss``) is its own. The peak includes the generated database and queries, which
+every backend holds while it builds.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from prodmatch.retrieval.metrics import ann_recall
+from prodmatch.utils.atomic import write_json
+from prodmatch.utils.vectors import l2_normalize
+
+_BLOCK = 65_536  # rows generated at a time, so generation never holds a float64 copy of the database
+
+
+@dataclass
+class ScaleSpec:
+    """Sizes and settings shared by every worker of one scale run."""
+
+    db: int
+    dim: int
+    queries: int
+    k: int = 10
+    seed: int = 0
+    max_memory_mb: float = 1024
+    sweep: bool = True
+    sweep_queries: int = 1000
+    truth: str | None = None  # .npy of the exact top-k ids, written by the torch worker
+    out: str | None = None  # where this worker writes its JSON result
+
+
+def scale_data(spec: ScaleSpec, group_size: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """(queries, database): seeded float32 unit vectors around product-group centres, made block by block."""
+    rng = np.random.default_rng(spec.seed)
+    n_centres = max(1, (spec.db + spec.queries) // group_size)
+    centres = rng.standard_normal((n_centres, spec.dim), dtype=np.float32)
+
+    def draw(n: int) -> np.ndarray:
+        out = np.empty((n, spec.dim), dtype=np.float32)
+        for start in range(0, n, _BLOCK):
+            rows = min(_BLOCK, n - start)
+            block = centres[rng.integers(0, n_centres, rows)]
+            block += rng.standard_normal((rows, spec.dim), dtype=np.float32)
+            out[start : start + rows] = l2_normalize(block, inplace=True)
+        return out
+
+    queries = draw(spec.queries)
+    return queries, draw(spec.db)
+
+
+def bare_torch_topk(queries: np.ndarray, db: np.ndarray, k: int, max_memory_mb: float) -> np.ndarray:
+    """The baseline: torch matmul + topk over query chunks whose score matrix fits the same budget."""
+    import torch
+
+    rows = max(1, int(max_memory_mb * 2**20) // (4 * db.shape[0]))
+    q_t, db_t = torch.from_numpy(queries), torch.from_numpy(db)
+    out = []
+    with torch.inference_mode():
+        for start in range(0, q_t.shape[0], rows):
+            out.append(torch.topk(q_t[start : start + rows] @ db_t.T, k, dim=1).indices)
+    return torch.cat(out).numpy()
+
+
+def _backends(spec: ScaleSpec) -> dict[str, tuple[Callable[[], Any], str | None, list[int]]]:
+    """name -> (index factory, search knob swept, knob values). Settings follow conf/retrieval/index/, with
+    every build on all cores (torch uses them too)."""
+    from prodmatch.retrieval.index import AnnoyIndex, ExactIndex, FaissIndex
+
+    seed = spec.seed
+    return {
+        "exact": (lambda: ExactIndex(max_memory_mb=spec.max_memory_mb), None, []),
+        "annoy": (
+            lambda: AnnoyIndex(n_trees=50, search_k=10_000, seed=seed, n_jobs=-1),
+            "search_k",
+            [-1, 2_000, 10_000, 30_000],
+        ),
+        "faiss_hnsw": (
+            lambda: FaissIndex(kind="hnsw", M=32, ef_construction=40, ef_search=64, seed=seed, n_jobs=-1),
+            "ef_search",
+            [16, 32, 64, 128, 256, 512],
+        ),
+        "faiss_ivfpq": (
+            lambda: FaissIndex(kind="ivfpq", m=32, nbits=8, nprobe=16, seed=seed, n_jobs=-1),
+            "nprobe",
+            [1, 4, 16, 64, 256],
+        ),
+    }
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def measure(name: str, spec: ScaleSpec) -> dict[str, Any]:
+    """Build and search one backend (or the bare-torch baseline, ``name="torch"``) and report the figures."""
+    queries, db = scale_data(spec)
+    row: dict[str, Any] = {"backend": name}
+    if name == "torch":
+        bare_torch_topk(queries[:8], db, spec.k, spec.max_memory_mb)  # warm-up: thread pool, allocator
+        row["query_s"], ids = _timed(lambda: bare_torch_topk(queries, db, spec.k, spec.max_memory_mb))
+        row["build_s"] = 0.0
+        if spec.truth:
+            np.save(spec.truth, ids)
+    else:
+        factory, knob, values = _backends(spec)[name]
+        row["build_s"], index = _timed(lambda: factory().build(db))
+        index.search(queries[:8], spec.k)  # warm-up
+        del db  # the index holds what it needs, as a caller that frees its embeddings would
+        if name == "exact":
+            row |= _exact_vs_torch(index, queries, spec)
+        row["query_s"], (ids, _) = _timed(lambda: index.search(queries, spec.k))
+        row["params"] = {
+            key: getattr(index, key) for key in ("search_k", "ef_search", "nprobe") if key == knob
+        }
+        truth = np.load(spec.truth)
+        row[f"recall@{spec.k}"] = ann_recall(ids, truth, spec.k)
+        if spec.sweep and knob:
+            row["sweep"] = _sweep(index, knob, values, queries, truth, spec)
+    row["queries_per_s"] = spec.queries / row["query_s"]
+    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    return row
+
+
+def _exact_vs_torch(index, queries: np.ndarray, spec: ScaleSpec, repeats: int = 2) -> dict[str, float]:
+    """Bare torch and exact search timed alternately in this process, best of ``repeats`` each.
+
+    The cross-process ratio is exposed to the load drifting between processes on a shared machine. The
+    baseline searches the index's own (normalised) copy, so no second database is held.
+    """
+    db = index.vectors
+    bare_torch_topk(queries[:8], db, spec.k, spec.max_memory_mb)
+    torch_s, exact_s = [], []
+    for _ in range(repeats):
+        torch_s.append(_timed(lambda: bare_torch_topk(queries, db, spec.k, spec.max_memory_mb))[0])
+        exact_s.append(_timed(lambda: index.search(queries, spec.k))[0])
+    return {
+        "torch_query_s": min(torch_s),
+        "exact_query_s_alternating": min(exact_s),
+        "ratio_to_torch_same_process": min(exact_s) / min(torch_s),
+    }
+
+
+def _sweep(index, knob: str, values: list[int], queries, truth, spec: ScaleSpec) -> list[dict[str, Any]]:
+    """Recall and queries/s at each value of the search knob, on the first ``sweep_queries`` queries."""
+    n = min(spec.sweep_queries, queries.shape[0])
+    points = []
+    for value in values:
+        setattr(index, knob, value)
+        seconds, (ids, _) = _timed(lambda: index.search(queries[:n], spec.k))
+        recall = ann_recall(ids, truth[:n], spec.k)
+        points.append({knob: value, f"recall@{spec.k}": recall, "queries_per_s": n / seconds, "queries": n})
+    return points
+
+
+def main(argv: list[str] | None = None) -> None:
+    name, spec_json = (sys.argv[1:] if argv is None else argv)[:2]
+    spec = ScaleSpec(**json.loads(spec_json))
+    row = measure(name, spec)
+    row["spec"] = asdict(spec)
+    write_json(spec.out, row)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""RetrievalCallback: the retrieval evaluation of the module's own encoder, before fit, every N epochs, at fit end.
+
+It runs the one evaluation stage (:mod:`prodmatch.retrieval.evaluation`): the pipeline with the module's live
+encoder as `model`, then score and record. Its metrics come back to the task through :attr:`metrics`; the
+before-fit figures live in the checkpoint, so a resumed run keeps them instead of recomputing them on the
+checkpoint's weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+from prodmatch.callbacks.sharded import ShardedEncoder
+from prodmatch.data.catalog import Catalog
+from prodmatch.retrieval.evaluation import record, score
+from prodmatch.retrieval.pipeline import RetrievalPipeline
+from prodmatch.retrieval.result import RetrievalResult
+from prodmatch.tracking import log_metrics
+
+log = logging.getLogger("prodmatch.callbacks")
+
+BEFORE_FIT = "before_fit/"
+
+
+class RetrievalCallback(pl.Callback):
+    """Scores the module's encoder with the retrieval pipeline and records the result (see the module doc)."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: RetrievalPipeline,
+        output_dir: str | Path,
+        encoders: Mapping[str, Any] | None = None,
+        queries: Catalog | None = None,
+        database: Catalog | None = None,
+        before_fit: bool = True,
+        every_n_epochs: int = 0,
+        log_examples: int = 8,
+        cache: bool = True,
+        cache_dir: str | Path | None = None,
+        strict: bool = False,
+        run_config: dict[str, Any] | None = None,
+    ) -> None:
+        from prodmatch.encoders.registry import EncoderRegistry
+
+        self.pipeline = pipeline
+        self.queries = queries
+        self.database = database
+        self.encoders = encoders if encoders is not None else EncoderRegistry({})
+        self.output_dir = Path(output_dir)
+        self.before_fit = before_fit
+        self.every_n_epochs = int(every_n_epochs)
+        self.log_examples = int(log_examples)
+        self.cache_dir = Path(cache_dir) if cache and cache_dir else None
+        self.strict = strict
+        self.run_config = run_config  # the resolved config, saved with the result (provenance)
+        self.metrics: dict[str, float] = {}  # before-fit and final metrics, what the task returns
+
+    def evaluate(
+        self, trainer: pl.Trainer, module: pl.LightningModule, prefix: str
+    ) -> tuple[RetrievalResult, dict]:
+        """One retrieval evaluation with the module's current weights; (result, metrics) on every rank."""
+        from prodmatch.encoders.cache import EmbeddingCache
+
+        if self.queries is None or self.database is None:
+            raise RuntimeError(
+                "RetrievalCallback needs the query and database catalogs (queries=, database=)"
+            )
+        encoders = self.encoders.with_extra(model=module.encoder)
+        if trainer.world_size > 1:
+            encoders = {name: ShardedEncoder(encoders[name], module) for name in self.pipeline.encoder_names}
+        # No cache under DDP: a hit on one rank and a miss on another would desynchronise the gather.
+        cache = EmbeddingCache(self.cache_dir) if self.cache_dir and trainer.world_size == 1 else None
+        was_training = module.training
+        module.eval()
+        try:
+            result = self.pipeline.run(self.queries, self.database, encoders, cache, strict=self.strict)
+        finally:
+            module.train(was_training)
+        result.config = self.run_config
+        return result, score(result, prefix=prefix)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.before_fit:
+            return
+        if any(key.startswith(BEFORE_FIT) for key in self.metrics):
+            log.info("before-fit figures restored from the checkpoint; not recomputed on its weights")
+            return
+        _, metrics = self.evaluate(trainer, pl_module, prefix=BEFORE_FIT + "retrieval/")
+        self.metrics.update(metrics)
+        if trainer.is_global_zero:
+            log_metrics(trainer.loggers, metrics, step=trainer.global_step)
+            key = f"{BEFORE_FIT}retrieval/acc@{self.pipeline.k}"
+            log.info("before fit: Acc@%d = %.4f", self.pipeline.k, metrics[key])
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.every_n_epochs <= 0 or trainer.sanity_checking:
+            return
+        if (trainer.current_epoch + 1) % self.every_n_epochs != 0:
+            return
+        _, metrics = self.evaluate(trainer, pl_module, prefix="epoch/retrieval/")
+        if trainer.is_global_zero:
+            log_metrics(trainer.loggers, metrics, step=trainer.global_step)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        result, metrics = self.evaluate(trainer, pl_module, prefix="retrieval/")
+        self.metrics.update(metrics)
+        if trainer.is_global_zero:
+            record(
+                result, self.metrics, self.output_dir, trainer.loggers, self.log_examples, trainer.global_step
+            )
+            log.info("after fit: Acc@%d = %.4f", self.pipeline.k, metrics[f"retrieval/acc@{self.pipeline.k}"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """The before-fit figures travel in the checkpoint (a resumed run keeps the original ones)."""
+        return {"before_fit": {k: v for k, v in self.metrics.items() if k.startswith(BEFORE_FIT)}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.metrics.update(state_dict.get("before_fit", {}))

@@ -1,0 +1,124 @@
+"""Label-free positives: cross-modal mining of database cards that are likely the same product.
+
+Cards of one modality's embeddings (e.g. title TF-IDF) that are *mutual* nearest neighbours across dealers,
+with a cosine of at least a threshold, become pseudo-positive pairs for training the other modality (e.g. the
+image model). A shop lists a product once, so the nearest card of another dealer is the natural candidate;
+mutuality and the threshold trade pairs for precision. Connected components of the pairs give pseudo-SKU ids
+for the class-batched datamodule modes (``PairDataModule(label="sku", labels=...)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from prodmatch.errors import ConfigError
+from prodmatch.utils.vectors import l2_normalize
+
+
+def _top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k best columns, best first, equal scores by the lower column (a stable sort: deterministic)."""
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return order.astype(np.int64), np.take_along_axis(sims, order, axis=1)
+
+
+@dataclass(frozen=True)
+class MinedPairs:
+    """Pseudo-positive pairs of database rows, ``first < second``, with their cosine similarity."""
+
+    first: np.ndarray  # int64 [P]
+    second: np.ndarray  # int64 [P]
+    score: np.ndarray  # float32 [P]
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+
+def _dealer_codes(dealers: Sequence[str] | np.ndarray, n: int) -> np.ndarray:
+    codes, _ = pd.factorize(pd.Series(np.asarray(dealers, dtype=object).ravel()).astype(str))
+    if len(codes) != n:
+        raise ValueError(f"dealers has {len(codes)} values but the embeddings have {n} rows")
+    return codes.astype(np.int64)
+
+
+def cross_dealer_neighbours(
+    embeddings: np.ndarray, dealers: Sequence[str] | np.ndarray, k: int = 1, chunk_size: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ids [N, k], cosine [N, k]) of each row's k nearest rows of *other* dealers (chunked exact search).
+
+    Rows of the same dealer (the row itself included) are excluded by setting their similarity to -inf;
+    a row with fewer than k rows of other dealers gets id -1 in the missing slots.
+    """
+    x = l2_normalize(embeddings)
+    codes = _dealer_codes(dealers, len(x))
+    k_eff = min(int(k), len(x))
+    ids = np.empty((len(x), k_eff), dtype=np.int64)
+    scores = np.empty((len(x), k_eff), dtype=np.float32)
+    for start in range(0, len(x), chunk_size):
+        sims = x[start : start + chunk_size] @ x.T
+        sims[codes[start : start + chunk_size, None] == codes[None, :]] = -np.inf
+        ids[start : start + chunk_size], scores[start : start + chunk_size] = _top_k(sims, k_eff)
+    ids[~np.isfinite(scores)] = -1
+    return ids, scores
+
+
+def mine_pairs(
+    embeddings: np.ndarray,
+    dealers: Sequence[str] | np.ndarray,
+    threshold: float = 0.5,
+    k: int = 1,
+    chunk_size: int = 1024,
+) -> MinedPairs:
+    """Mutual k-nearest-neighbour pairs across dealers with cosine >= ``threshold``.
+
+    ``k=1`` keeps pairs that are each other's single nearest card of another dealer (a matching: every row
+    is in at most one pair); a larger ``k`` admits more pairs, and more wrong ones.
+    """
+    if k < 1:
+        raise ConfigError(f"mining k={k} must be >= 1; use k=1 for mutual nearest neighbours")
+    if not -1.0 <= threshold <= 1.0:
+        raise ConfigError(f"mining threshold={threshold} is not a cosine in [-1, 1]; use e.g. 0.5")
+    ids, scores = cross_dealer_neighbours(embeddings, dealers, k, chunk_size)
+    n = len(ids)
+    rows = np.repeat(np.arange(n, dtype=np.int64), ids.shape[1])
+    cols, sims = ids.ravel(), scores.ravel()
+    keep = (cols >= 0) & (sims >= threshold)
+    rows, cols, sims = rows[keep], cols[keep], sims[keep]
+    # An edge i -> j is mutual when j -> i is an edge too; each mutual pair is kept once, as i < j.
+    mutual = np.isin(cols * n + rows, rows * n + cols) & (rows < cols)
+    return MinedPairs(rows[mutual], cols[mutual], sims[mutual].astype(np.float32))
+
+
+def _clean_skus(skus: Sequence[str | None] | np.ndarray) -> np.ndarray:
+    values = pd.Series(np.asarray(skus, dtype=object).ravel(), dtype=object)
+    return values.where(values.notna(), "").astype(str).str.strip().to_numpy(dtype=object)
+
+
+def pseudo_label_precision(pairs: MinedPairs, skus: Sequence[str | None] | np.ndarray) -> float:
+    """Share of mined pairs whose two cards carry the same SKU, over pairs where both cards have one.
+
+    NaN when no pair can be checked (no pairs, or no SKUs).
+    """
+    clean = _clean_skus(skus)
+    a, b = clean[pairs.first], clean[pairs.second]
+    known = (a != "") & (b != "")
+    return float((a[known] == b[known]).mean()) if known.any() else float("nan")
+
+
+def pseudo_labels(pairs: MinedPairs, n: int) -> np.ndarray:
+    """Pseudo-SKU id per row: connected components of the pair graph (0, 1, ...); -1 for unpaired rows."""
+    graph = coo_matrix(
+        (np.ones(len(pairs), dtype=np.int8), (pairs.first, pairs.second)), shape=(n, n)
+    ).tocsr()
+    _, component = connected_components(graph, directed=False)
+    degree = np.bincount(np.concatenate([pairs.first, pairs.second]), minlength=n)
+    paired = degree > 0
+    labels = np.full(n, -1, dtype=np.int64)
+    # Renumber the components that hold a pair densely, in order of their first row.
+    _, labels[paired] = np.unique(component[paired], return_inverse=True)
+    return labels

@@ -1,0 +1,301 @@
+"""ResNet18 image embeddings: the 512-d pooled feature (classification head replaced by Identity).
+
+An image that passed the catalog's load check but cannot be decoded now gives a NaN row and a count in
+``encoder.stats`` instead of ending the run; a truncated file is decoded as far as it goes and counted as a
+warning. DataLoader workers send uint8 crops (4x less than float) with a status per item; the batch is scaled
+and normalised once, on the model's device.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.error import URLError
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision.models import ResNet18_Weights, resnet18
+from tqdm.auto import tqdm
+
+from prodmatch.data.images import (
+    IMAGE_UNREADABLE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    STATUS_REASONS,
+    ImageDataset,
+    build_transform,
+    normalize_batch,
+)
+from prodmatch.encoders.base import IMAGE_MODALITY, EncodeStats
+from prodmatch.encoders.device import resolve_device
+from prodmatch.encoders.network import host_reachable
+from prodmatch.errors import ConfigError, WeightsUnavailableError, one_line
+from prodmatch.utils.hashing import tree_identity
+from prodmatch.utils.vectors import l2_normalize
+
+__all__ = ["ImageEncoder", "build_resnet18", "resnet18_weights_file"]
+
+log = logging.getLogger("prodmatch.encoders")
+
+WEIGHTS_KEY = "encoders.image.weights"  # the config key users set to point at a local weights file
+FEATURE_DIM = 512
+_PATH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+# Prefixes that wrappers (DataParallel, Lightning modules, siamese heads) put in front of the ResNet keys.
+_KEY_PREFIXES = ("module.", "model.", "backbone.", "encoder.")
+
+
+def _is_enum_name(weights: str) -> bool:
+    return weights == "DEFAULT" or weights in ResNet18_Weights.__members__
+
+
+def _looks_like_path(weights: str) -> bool:
+    return any(sep in weights for sep in ("/", "\\")) or weights.lower().endswith(_PATH_SUFFIXES)
+
+
+def resnet18_weights_file(weights: str = "IMAGENET1K_V1") -> Path:
+    """Where torchvision keeps (or would download) the file of a ResNet18 weights enum entry."""
+    url = ResNet18_Weights[weights].url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+def _unavailable(what: str, reason: str, hint: str = "") -> WeightsUnavailableError:
+    fix = f"{hint} or " if hint else ""
+    return WeightsUnavailableError(
+        f"{what} could not be loaded: {reason}; {fix}pass {WEIGHTS_KEY}=/path/to/resnet18.pth, "
+        "or run with pretrained=false (random init)"
+    )
+
+
+def _enum_state_dict(name: str, progress: bool) -> dict[str, torch.Tensor]:
+    enum = ResNet18_Weights[name]
+    what = f"ResNet18 ImageNet weights ({enum.name})"
+    target = resnet18_weights_file(name)
+    hint = f"put {target.name} (from {enum.url}) at {target}"
+    if not target.is_file() and not host_reachable(enum.url):
+        raise _unavailable(
+            what, f"not cached and {urlparse(enum.url).hostname} is unreachable (offline?)", hint
+        )
+    try:
+        return enum.get_state_dict(progress=progress, check_hash=True)
+    except (URLError, OSError, RuntimeError, ValueError, pickle.UnpicklingError) as err:
+        raise _unavailable(what, one_line(err), hint) from err
+
+
+def _file_state_dict(path_str: str) -> dict[str, torch.Tensor]:
+    path = Path(path_str).expanduser()
+    what = f"ResNet18 weights file {path}"
+    if not path.is_file():
+        raise _unavailable(what, "no such file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as err:
+        raise _unavailable(what, f"not a loadable torch state_dict ({one_line(err)})") from err
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a Lightning checkpoint
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise _unavailable(what, f"holds a {type(state).__name__}, not a state_dict")
+    return state
+
+
+def _strip_prefixes(state: dict[str, Any]) -> dict[str, Any]:
+    """Drop a common wrapper prefix so checkpoints of wrapped backbones load into a bare ResNet18."""
+    for prefix in _KEY_PREFIXES:
+        if "conv1.weight" not in state and f"{prefix}conv1.weight" in state:
+            state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    return state
+
+
+def _load_into(model: nn.Module, state: dict[str, Any], what: str) -> None:
+    # The head is replaced anyway, so a checkpoint with any (or no) classifier loads.
+    body = {k: v for k, v in _strip_prefixes(state).items() if not k.startswith("fc.")}
+    expected = {k for k in model.state_dict() if not k.startswith("fc.")}
+    missing = sorted(expected - body.keys())
+    if missing:
+        raise _unavailable(
+            what, f"not a ResNet18 state_dict (missing {len(missing)} keys, e.g. {missing[0]})"
+        )
+    try:
+        model.load_state_dict({k: body[k] for k in expected}, strict=False)
+    except RuntimeError as err:
+        raise _unavailable(what, f"tensor shapes do not match ResNet18 ({one_line(err, 120)})") from err
+
+
+def build_resnet18(
+    pretrained: bool = True, weights: str = "IMAGENET1K_V1", progress: bool = False
+) -> nn.Module:
+    """torchvision ResNet18 with ``fc = Identity`` (512-d output).
+
+    ``weights``: a torchvision ``ResNet18_Weights`` name (downloaded once into the torch hub cache) or a local
+    state_dict file. ``pretrained=False`` gives random init from the global torch RNG (the caller seeds).
+    """
+    model = resnet18(weights=None)
+    if pretrained:
+        weights = str(weights)
+        if _is_enum_name(weights):
+            name = ResNet18_Weights[weights].name  # "DEFAULT" -> the concrete entry
+            _load_into(model, _enum_state_dict(name, progress), f"ResNet18 ImageNet weights ({name})")
+        elif _looks_like_path(weights):
+            _load_into(model, _file_state_dict(weights), f"ResNet18 weights file {weights}")
+        else:
+            names = ", ".join(ResNet18_Weights.__members__)
+            raise ConfigError(
+                f"{WEIGHTS_KEY}={weights!r} is neither a ResNet18_Weights name ({names}) nor a path to a "
+                ".pth state_dict; use one of those, or pretrained=false"
+            )
+    model.fc = nn.Identity()
+    return model
+
+
+class ImageEncoder:
+    """Batched ResNet18 image embeddings through a DataLoader (decoding in workers), L2-normalised.
+
+    ``backbone``: a ready network (a training module's live backbone): never cached, evaluated in eval mode
+    and left in the training mode it was in, on the device the trainer put it.
+    """
+
+    modality = IMAGE_MODALITY
+    needs_fit = False
+    dim = FEATURE_DIM
+
+    def __init__(
+        self,
+        pretrained: bool = True,
+        weights: str = "IMAGENET1K_V1",
+        image_size: int = 224,
+        batch_size: int = 64,
+        num_workers: int = 2,
+        device: str = "auto",
+        backbone: nn.Module | None = None,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> None:
+        if batch_size <= 0 or num_workers < 0:
+            raise ConfigError(
+                f"image encoder: batch_size={batch_size}, num_workers={num_workers}; "
+                "batch_size must be >= 1 and num_workers >= 0"
+            )
+        self.pretrained = pretrained
+        self.weights = str(weights)
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.device = device
+        self.seed = seed
+        self.progress = progress
+        self.stats: EncodeStats = {}
+        self.stats_examples: dict[str, str] = {}  # reason -> first input met with it
+        self._external = backbone is not None  # a training module's backbone: its weights change, never cache
+        self._model = backbone
+        self._mean, self._std = self._normalisation()
+        self._transform = build_transform(image_size, train=False, normalize=False)
+
+    def _normalisation(self) -> tuple[Sequence[float], Sequence[float]]:
+        """The mean/std the weights were trained with (torchvision's meta), ImageNet's otherwise."""
+        if self.pretrained and not self._external and _is_enum_name(self.weights):
+            preset = ResNet18_Weights[self.weights].transforms()
+            return tuple(preset.mean), tuple(preset.std)
+        return IMAGENET_MEAN, IMAGENET_STD
+
+    @property
+    def model(self) -> nn.Module:
+        """The backbone, built (and its weights loaded) on first use."""
+        if self._model is None:
+            # Seeded in a forked RNG: random init is reproducible without disturbing the caller's stream.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                self._model = build_resnet18(self.pretrained, self.weights)
+            self._model.to(resolve_device(self.device))
+        return self._model
+
+    def fit(self, texts: Sequence[str]) -> ImageEncoder:
+        """Nothing to learn from a corpus."""
+        return self
+
+    def cache_key(self) -> str | None:
+        if self._external:
+            return None
+        if not self.pretrained:
+            identity = f"random(seed={self.seed})"
+        elif _is_enum_name(self.weights):
+            identity = ResNet18_Weights[self.weights].name
+        else:
+            path = Path(self.weights).expanduser()
+            identity = tree_identity(path) if path.exists() else self.weights
+        return f"resnet18|weights={identity}|pretrained={self.pretrained}|image_size={self.image_size}"
+
+    def loader(self, paths: Sequence[str | Path], device: torch.device) -> DataLoader:
+        """Batches of (uint8 crops [B, 3, S, S], statuses [B]) in input order, decoded in worker processes."""
+        dataset = ImageDataset(paths, self._transform, size_hint=self.image_size, with_status=True)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=device.type == "cuda",
+        )
+
+    def encode(self, inputs: Sequence[str | Path], out: np.ndarray | None = None) -> np.ndarray:
+        """float32 [N, 512], L2-normalised, in input order; NaN rows for images that cannot be read.
+
+        ``out``: a writable float32 [N, 512] array (e.g. a memory-mapped file) to fill instead of a new one.
+        """
+        self.stats, self.stats_examples = {}, {}
+        paths = [str(p) for p in inputs]
+        if out is None:
+            out = np.empty((len(paths), self.dim), dtype=np.float32)
+        statuses = np.zeros(len(paths), dtype=np.int8)
+        if paths:
+            self._forward_all(paths, out, statuses)
+        self._record(paths, statuses)
+        out[statuses == IMAGE_UNREADABLE] = np.nan
+        return l2_normalize(out, inplace=True)
+
+    def _forward_all(self, paths: list[str], out: np.ndarray, statuses: np.ndarray) -> None:
+        model = self.model
+        device = self._model_device(model)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                start = 0
+                batches = tqdm(
+                    self.loader(paths, device), desc="images", unit="batch", disable=not self.progress
+                )
+                for images, status in batches:
+                    batch = normalize_batch(images.to(device, non_blocking=True), self._mean, self._std)
+                    feats = model(batch).float().cpu().numpy()
+                    out[start : start + len(feats)] = feats
+                    statuses[start : start + len(feats)] = status.numpy()
+                    start += len(feats)
+        finally:
+            model.train(was_training)  # a training module's backbone goes back to the mode it was in
+
+    def _record(self, paths: list[str], statuses: np.ndarray) -> None:
+        """Fill ``stats`` / ``stats_examples`` and log one warning line for what this encode met."""
+        parts = []
+        for code, reason in STATUS_REASONS.items():
+            rows = np.flatnonzero(statuses == code)
+            if rows.size:
+                self.stats[reason] = int(rows.size)
+                self.stats_examples[reason] = paths[rows[0]]
+                parts.append(f"{rows.size} {reason.replace('_', ' ')}(s), e.g. {paths[rows[0]]}")
+        if parts:
+            log.warning(
+                "image encoding of %d files met %s; unreadable rows are NaN (dropped and counted), truncated "
+                "images were decoded as far as the file goes",
+                len(paths),
+                "; ".join(parts),
+            )
+
+    def _model_device(self, model: nn.Module) -> torch.device:
+        if self._external:  # leave a training module's backbone where the trainer put it
+            param = next(model.parameters(), None)
+            return param.device if param is not None else torch.device("cpu")
+        return resolve_device(self.device)

@@ -1,0 +1,196 @@
+"""Plumbing shared by the LightningModules: optimizer/scheduler wiring and the module-backed encoder."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+from prodmatch.encoders.image import ImageEncoder
+from prodmatch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from prodmatch.data.datamodule import PairDataModule
+
+OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
+SchedulerFactory = Callable[..., Any]
+
+# Where a checkpoint keeps the resolved `model` config (plain data, so weights-only loading can read it).
+MODEL_CONFIG_KEY = "prodmatch_model_config"
+# Scheduler arguments that take the run's total number of optimizer steps (OneCycleLR, linear warmup).
+_TOTAL_STEP_ARGS = ("total_steps", "num_training_steps")
+
+
+def linear_warmup(optimizer: Optimizer, num_training_steps: int, warmup_ratio: float = 0.1) -> LambdaLR:
+    """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to 0 (the usual BERT schedule)."""
+    if not 0.0 <= warmup_ratio < 1.0:
+        raise ConfigError(f"warmup_ratio={warmup_ratio} is outside [0, 1); set e.g. warmup_ratio=0.1")
+    from transformers import get_linear_schedule_with_warmup  # heavy import: only for the text models
+
+    total = max(int(num_training_steps), 1)
+    return get_linear_schedule_with_warmup(optimizer, int(round(total * warmup_ratio)), total)
+
+
+def _missing_total_step_arg(factory: SchedulerFactory) -> str | None:
+    """Name of the scheduler's total-steps argument when the config left it for the trainer to fill."""
+    bound = getattr(factory, "keywords", {}) or {}
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return None
+    for name in _TOTAL_STEP_ARGS:
+        if name in params and bound.get(name) is None:
+            return name
+    return None
+
+
+class ProdmatchModule(pl.LightningModule):
+    """Base of the training modules: ``optimizer`` / ``scheduler`` are partials (``_partial_: true`` nodes).
+
+    A scheduler whose signature has ``total_steps`` or ``num_training_steps`` (OneCycleLR, :func:`linear_warmup`)
+    gets ``trainer.estimated_stepping_batches`` and steps per batch; any other steps per epoch (StepLR).
+    """
+
+    modality: str = "image"
+
+    def __init__(
+        self,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_interval: str | None = None,
+    ) -> None:
+        super().__init__()
+        if scheduler_interval not in (None, "step", "epoch"):
+            raise ConfigError(
+                f"scheduler_interval={scheduler_interval!r}; use 'step', 'epoch' or null (auto)"
+            )
+        self._optimizer_factory = optimizer
+        self._scheduler_factory = scheduler
+        self._scheduler_interval = scheduler_interval
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self._optimizer_factory(self.parameters())
+        if self._scheduler_factory is None:
+            return optimizer
+        total_arg = _missing_total_step_arg(self._scheduler_factory)
+        kwargs = {total_arg: int(self.trainer.estimated_stepping_batches)} if total_arg else {}
+        scheduler = self._scheduler_factory(optimizer, **kwargs)
+        interval = self._scheduler_interval or ("step" if total_arg else "epoch")
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the resolved model config, so the checkpoint alone rebuilds this module (models/loading.py)."""
+        config = getattr(self, "model_config", None)
+        if config is not None:
+            checkpoint[MODEL_CONFIG_KEY] = config
+
+    def _datamodule(self) -> PairDataModule | None:
+        trainer = self._trainer
+        return getattr(trainer, "datamodule", None) if trainer is not None else None
+
+    def _check_datamodule(self) -> PairDataModule | None:
+        """The attached datamodule, after checking it serves this module's modality."""
+        dm = self._datamodule()
+        dm_modality = getattr(dm, "modality", None)
+        if dm_modality is not None and dm_modality != self.modality:
+            raise ConfigError(
+                f"{type(self).__name__} trains on {self.modality} pairs but the datamodule serves "
+                f"{dm_modality}; set the data modality to {self.modality!r}"
+            )
+        return dm
+
+    def pair_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The loss of a batch of pairs (see PairDataModule for the batch layout)."""
+        raise NotImplementedError(f"{type(self).__name__} defines its own training and validation steps")
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.pair_loss(batch)
+        self._log_step("train", loss, len(batch["a"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._log_step("val", self.pair_loss(batch), len(batch["a"]))
+
+    def _log_step(self, stage: str, loss: torch.Tensor, batch_size: int) -> None:
+        # train/loss per step, val/loss per epoch: each under its plain name (no _step/_epoch suffix).
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=stage != "train",
+            prog_bar=True,
+            batch_size=batch_size,
+            sync_dist=stage != "train",
+        )
+
+
+class ModuleEncoder:
+    """An encoder over a module's live weights: evaluates in eval mode, restores the training mode after.
+
+    Never cached (``cache_key`` is None) and never fitted: the weights change while training.
+    """
+
+    needs_fit = False
+
+    def __init__(self, inner: Any, module: torch.nn.Module) -> None:
+        self.inner = inner
+        self.module = module
+
+    @property
+    def modality(self) -> str:
+        return self.inner.modality
+
+    @property
+    def dim(self) -> int:
+        return int(self.inner.dim)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return getattr(self.inner, "stats", {})
+
+    @property
+    def stats_examples(self) -> dict[str, str]:
+        return getattr(self.inner, "stats_examples", {})
+
+    def fit(self, texts: Sequence[str]) -> ModuleEncoder:
+        return self
+
+    def encode(self, inputs: Sequence[Any]) -> np.ndarray:
+        was_training = self.module.training
+        try:
+            return self.inner.encode(inputs)
+        finally:
+            self.module.train(was_training)
+
+    def cache_key(self) -> str | None:
+        return None
+
+
+class ResNetModule(ProdmatchModule):
+    """Base of the image modules: a ``backbone`` (``model.net``, 512-d) and its retrieval encoder.
+
+    Subclasses save ``image_size``, ``encode_batch_size`` and ``encode_num_workers`` as hyper-parameters.
+    """
+
+    modality = "image"
+    backbone: torch.nn.Module
+
+    @property
+    def encoder(self) -> ModuleEncoder:
+        """The backbone as a retrieval encoder (L2-normalised), embedding exactly like evaluate.py."""
+        hp = self.hparams
+        inner = ImageEncoder(
+            pretrained=False,
+            image_size=hp.image_size,
+            batch_size=hp.encode_batch_size,
+            num_workers=hp.encode_num_workers,
+            device=str(self.device),
+            backbone=self.backbone,
+        )
+        return ModuleEncoder(inner, self)

@@ -1,0 +1,84 @@
+"""ResNet18 classifier over the database targets; its penultimate layer (the backbone) is the embedding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from prodmatch.encoders.image import build_resnet18
+from prodmatch.errors import ConfigError
+from prodmatch.models.base import OptimizerFactory, ResNetModule, SchedulerFactory
+
+
+class ClassifierModule(ResNetModule):
+    """Cross-entropy on the targets of both cards of every pair in a batch.
+
+    ``num_classes``: the number of database targets (train.py passes the datamodule's count when the config
+    leaves it null, so the saved model config rebuilds the same head). The study clips gradients at 0.1: ``Trainer(gradient_clip_val=0.1)``.
+    """
+
+    def __init__(
+        self,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_interval: str | None = None,
+        num_classes: int | None = None,
+        net: nn.Module | None = None,
+        image_size: int = 224,
+        encode_batch_size: int = 64,
+        encode_num_workers: int = 2,
+    ) -> None:
+        super().__init__(optimizer, scheduler, scheduler_interval)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.backbone = net if net is not None else build_resnet18(pretrained=False)
+        self.head: nn.Linear | None = None
+        if num_classes is not None:
+            self._build_head(num_classes)
+
+    def _build_head(self, num_classes: int) -> None:
+        if num_classes < 2:
+            raise ConfigError(f"the classifier needs at least 2 targets, got num_classes={num_classes}")
+        self.head = nn.Linear(512, int(num_classes))
+        self.train_acc = MulticlassAccuracy(num_classes=int(num_classes), average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes=int(num_classes), average="micro")
+
+    def setup(self, stage: str) -> None:
+        dm = self._check_datamodule()
+        n = getattr(dm, "num_classes", None)
+        if self.head is None:
+            if n is None:
+                raise ConfigError(
+                    "ClassifierModule needs num_classes; pass it or train with a PairDataModule"
+                )
+            self._build_head(n)
+        elif n is not None and n != self.head.out_features:
+            raise ConfigError(
+                f"the classifier has {self.head.out_features} classes but the database has {n} targets; "
+                "set model.num_classes=null to take the count from the data"
+            )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits."""
+        return self.head(self.backbone(images))
+
+    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        # Both cards of each pair are labelled examples: the classifier uses the pair batches as plain images.
+        images = torch.cat([batch["a"], batch["b"]])
+        targets = torch.cat([batch["target_a"], batch["target_b"]])
+        logits = self(images)
+        loss = F.cross_entropy(logits, targets)
+        acc = self.train_acc if stage == "train" else self.val_acc
+        acc(logits, targets)
+        self._log_step(stage, loss, len(images))
+        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images))
+        return loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._step(batch, "val")

@@ -1,0 +1,1 @@
+"""prodmatch.reporting"""

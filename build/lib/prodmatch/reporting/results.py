@@ -1,0 +1,188 @@
+"""The results table: every study row and every collected run, ours beside the study's figure, at any k.
+
+Each run is read at its own k (``result/result.json``): ``acc`` is its ``retrieval/acc@<k>``, and so on. The
+study's figures are Acc@10, so Δ is given only for runs at k = 10. Product-level and SKU measures get a column
+when at least one run has them (see :data:`MEASURES`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from prodmatch.reporting import study
+from prodmatch.reporting.runs import collect_runs
+from prodmatch.utils import atomic
+
+__all__ = ["MEASURES", "Measure", "build_table", "collect_runs", "default_note", "write_results"]
+
+log = logging.getLogger("prodmatch.reporting")
+
+ACC_KEY = "retrieval/acc@{k}"
+BEFORE_FIT = "before_fit/"
+# Columns of build_table(): rates in percent (0..100) unless a Measure says otherwise.
+ACC = "acc"
+BEFORE_ACC = "before_fit_acc"
+STUDY_ACC = "study_acc10"
+DELTA = "delta"
+TARGET_PREFIX = "acc/"
+
+
+@dataclass(frozen=True)
+class Measure:
+    """An optional metric column: its metrics.json key and header (``{k}`` is each run's k)."""
+
+    column: str
+    key: str
+    header: str
+    percent: bool = True
+
+
+MEASURES: tuple[Measure, ...] = (
+    Measure("sku_recall", "retrieval/sku_recall@{k}", "SKU R@{k}"),
+    Measure("sku_full_recall", "retrieval/sku_full_recall@{k}", "SKU full R@{k}"),
+    Measure("sku_map", "retrieval/sku_map@{k}", "SKU mAP@{k}", percent=False),
+    Measure("sku_mrr", "retrieval/sku_mrr", "SKU MRR", percent=False),
+    Measure("match_f1", "match/f1", "match F1", percent=False),
+    Measure("ann_recall", "retrieval/ann_recall@{k}", "ANN R@{k}"),
+)
+
+
+def per_run(runs: pd.DataFrame, template: str) -> pd.Series:
+    """Metric ``template`` (``{k}`` filled with each run's own k) per run, NaN where a run lacks it."""
+    out = pd.Series(np.nan, index=runs.index, dtype=float)
+    for k, rows in runs.groupby("k").groups.items():
+        key = template.format(k=int(k))
+        if key in runs.columns:
+            out.loc[rows] = runs.loc[rows, key].astype(float)
+    return out
+
+
+def target_names(runs: pd.DataFrame) -> list[str]:
+    """Targets with a per-target Acc@k in at least one run (at that run's k), sorted."""
+    names: set[str] = set()
+    for k, rows in runs.groupby("k").groups.items():
+        prefix = ACC_KEY.format(k=int(k)) + "/"
+        cols = [c for c in runs.columns if str(c).startswith(prefix)]
+        names |= {c[len(prefix) :] for c in cols if runs.loc[rows, c].notna().any()}
+    return sorted(names)
+
+
+def _ours(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """One row per run with its k-resolved columns; also the optional measure columns present."""
+    ours = pd.DataFrame(
+        {
+            "experiment": runs["experiment"].astype(str),
+            "task": runs["task"].astype(str),
+            "run_dir": runs["run_dir"].map(str),
+            "k": runs["k"].astype(int),
+            ACC: 100.0 * per_run(runs, ACC_KEY),
+            BEFORE_ACC: 100.0 * per_run(runs, BEFORE_FIT + ACC_KEY),
+        }
+    )
+    for name in target_names(runs):
+        ours[TARGET_PREFIX + name] = 100.0 * per_run(runs, f"{ACC_KEY}/{name}")
+    present = []
+    for m in MEASURES:
+        values = per_run(runs, m.key)
+        if values.notna().any():
+            ours[m.column] = values * (100.0 if m.percent else 1.0)
+            present.append(m.column)
+    return ours.drop_duplicates("experiment", keep="last"), present
+
+
+def _catalogue(runs: pd.DataFrame) -> pd.DataFrame:
+    """The study rows of the config dir, plus the study rows that runs of other experiments carry."""
+    known = {e.name: e for e in study.experiments()}
+    if "study" in runs.columns:
+        for name, row in zip(runs["experiment"], runs["study"], strict=True):
+            if row is not None and name not in known:
+                known[name] = row
+    rows = list(known.values())
+    return pd.DataFrame(
+        {
+            "experiment": [e.name for e in rows],
+            "table": [e.table for e in rows],
+            "description": [e.description for e in rows],
+            "study_label": [e.study_label for e in rows],
+            STUDY_ACC: [np.nan if e.study_acc10 is None else e.study_acc10 for e in rows],
+            "order": [float(e.order) for e in rows],
+        }
+    )
+
+
+def build_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The results table of a collect_runs() frame: every study row with a figure, plus every run.
+
+    Columns: experiment, table, description, study_label, task, run_dir, status ("ok" | "not run"), k, acc,
+    acc/<target>..., the MEASURES present, before_fit_acc, study_acc10, delta (ours - study, points, k = 10
+    only). Rates are percent; measures with ``percent=False`` are fractions.
+    """
+    ours, measures = _ours(runs)
+    table = _catalogue(runs).merge(ours, on="experiment", how="outer", indicator=True)
+    table = table.loc[table[STUDY_ACC].notna() | (table["_merge"] != "left_only")].copy()
+    table["status"] = np.where(table["_merge"] == "left_only", "not run", "ok")
+    unknown = table["table"].isna()  # experiments no study row names: placed by task, after the known ones
+    table.loc[unknown, "table"] = np.where(
+        table.loc[unknown, "task"] == "train", study.FINE_TUNED, study.OFF_THE_SHELF
+    )
+    table.loc[unknown, "description"] = "(no study row in its experiment config)"
+    table["order"] = table["order"].fillna(np.inf)
+    table[DELTA] = (table[ACC] - table[STUDY_ACC]).where(table["k"] == study.STUDY_K)
+    table["_section"] = table["table"].map({t: i for i, t in enumerate(study.TABLES)})
+    table = table.sort_values(["_section", "order", "experiment"], kind="stable")
+    front = ["experiment", "table", "description", "study_label", "task", "run_dir", "status", "k", ACC]
+    back = [*measures, BEFORE_ACC, STUDY_ACC, DELTA]
+    return table[front + target_columns(ours) + back].reset_index(drop=True)
+
+
+def target_columns(table: pd.DataFrame) -> list[str]:
+    """The per-target Acc@k columns of a build_table() frame."""
+    return [c for c in table.columns if str(c).startswith(TARGET_PREFIX)]
+
+
+def measure_columns(table: pd.DataFrame) -> list[Measure]:
+    """The optional measures a build_table() frame holds, in MEASURES order."""
+    return [m for m in MEASURES if m.column in table.columns]
+
+
+def write_results(df: pd.DataFrame, out_md: Path, out_png: Path, title: str, note: str) -> pd.DataFrame:
+    """Write the markdown table and the bar chart; ``df`` is a build_table() or a collect_runs() frame."""
+    from prodmatch.reporting.render import plot_results, results_markdown
+
+    table = df if STUDY_ACC in df.columns else build_table(df)
+    out_md, out_png = Path(out_md), Path(out_png)
+    plot_results(table, out_png, title, note)
+    png_name = Path(os.path.relpath(out_png, out_md.parent)).as_posix()
+    atomic.write_text(out_md, results_markdown(table, title, note, png_name, base=out_md.parent))
+    log.info(
+        "wrote %s and %s (%d rows, %d run)", out_md, out_png, len(table), int(table["status"].eq("ok").sum())
+    )
+    return table
+
+
+def default_note(runs: pd.DataFrame) -> str:
+    """A note naming the data the runs used, for when the caller gives none."""
+    sources = sorted(
+        {
+            f"{data or '?'} ({Path(csv).name or '?'})"
+            for data, csv in zip(runs["data"], runs["queries_csv"], strict=True)
+        }
+    )
+    ks = ", ".join(str(k) for k in sorted(set(runs["k"].astype(int))))
+    return (
+        f"Our figures: {len(runs)} runs at k = {ks}, queries from {', '.join(sources)}. "
+        "Study figures: the original study's real data, Acc@10."
+    )
+
+
+def k_label(ks: Sequence[int] | pd.Series) -> str:
+    """``"10"`` when every run shares one k, else ``"k"`` (the table then shows each run's k)."""
+    unique = sorted({int(k) for k in ks if not pd.isna(k)})
+    return str(unique[0]) if len(unique) == 1 else "k"

@@ -1,0 +1,104 @@
+"""The study's result tables as rows read from the experiment configs' ``study:`` blocks.
+
+Each ``conf/experiment/<name>.yaml`` that is a row of a results table carries ``study: {table, order,
+description, label, acc10}``; ``acc10`` is the original study's Acc@10 (percent, queries = company, database =
+comparable) or null where the study has no figure. Adding or renaming an experiment means editing its YAML only.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from prodmatch.errors import ConfigError
+from prodmatch.retrieval.examples import SHOWCASE_QUERY_IDS
+from prodmatch.utils.config import config_path
+
+OFF_THE_SHELF = "off_the_shelf"
+FINE_TUNED = "fine_tuned"
+TABLES: tuple[str, ...] = (OFF_THE_SHELF, FINE_TUNED)
+TABLE_TITLES: dict[str, str] = {OFF_THE_SHELF: "Off-the-shelf models", FINE_TUNED: "Fine-tuned models"}
+# The study's figures are all at this cut; a run at another k is not compared with them.
+STUDY_K = 10
+
+# The study's visual check looked at these query rows (row positions in company_data.csv).
+STUDY_QUERY_IDS: tuple[int, ...] = SHOWCASE_QUERY_IDS
+
+_PKG = "pkg://"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment name, its table, what it does, and the study's figure for it if the study has one."""
+
+    name: str
+    table: str
+    description: str
+    study_label: str | None = None
+    study_acc10: float | None = None  # percent, as printed in the study
+    order: int = 0  # position in its table
+
+
+def experiment_files(config_dir: str) -> Iterator[tuple[str, str]]:
+    """(name, YAML text) of every ``experiment/*.yaml`` under a config dir: a folder or ``pkg://<package>``."""
+    if config_dir.startswith(_PKG):
+        base: Any = importlib.resources.files(config_dir[len(_PKG) :])
+    else:
+        base = Path(config_dir)
+    folder = base / "experiment"
+    if not folder.is_dir():
+        raise ConfigError(f"{config_dir}: no experiment/ folder; point the config path at prodmatch's conf/")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            yield entry.name[: -len(".yaml")], entry.read_text(encoding="utf-8")
+
+
+def study_row(name: str, block: Any, source: str = "") -> Experiment:
+    """An :class:`Experiment` from one ``study:`` block; a malformed block is a one-line ConfigError."""
+    where = source or name
+    if not isinstance(block, dict):
+        raise ConfigError(f"{where}: 'study' must be a mapping with table, order, description, label, acc10")
+    table = block.get("table")
+    if table not in TABLES:
+        raise ConfigError(f"{where}: study.table={table!r} is not one of {', '.join(TABLES)}")
+    try:
+        acc = block.get("acc10")
+        return Experiment(
+            name=name,
+            table=table,
+            description=str(block.get("description") or ""),
+            study_label=None if block.get("label") is None else str(block["label"]),
+            study_acc10=None if acc is None else float(acc),
+            order=int(block.get("order", 0)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{where}: study.order must be an integer and study.acc10 a number ({exc})"
+        ) from exc
+
+
+@functools.cache
+def experiments(config_dir: str | None = None) -> tuple[Experiment, ...]:
+    """Every experiment with a ``study:`` block, by table (off-the-shelf first), then by its order."""
+    config_dir = config_dir or config_path()
+    rows = []
+    for name, text in experiment_files(config_dir):
+        try:
+            block = OmegaConf.to_container(OmegaConf.create(text)).get("study")
+        except Exception as exc:  # YAML and OmegaConf raise many error classes
+            raise ConfigError(f"experiment/{name}.yaml cannot be parsed ({exc}); fix the YAML") from exc
+        if block is not None:
+            rows.append(study_row(name, block, f"experiment/{name}.yaml"))
+    rows.sort(key=lambda e: (TABLES.index(e.table), e.order, e.name))
+    return tuple(rows)
+
+
+def table_experiments(table: str, config_dir: str | None = None) -> list[str]:
+    """Experiment names of one results table, in the table's order."""
+    return [e.name for e in experiments(config_dir) if e.table == table]

@@ -1,0 +1,271 @@
+"""The retrieval pipeline: embed each channel, fuse, search the configured index, post-process, return a result.
+
+`evaluate.py`, `match.py` and the training callback all run it (through :mod:`prodmatch.retrieval.evaluation`),
+so an off-the-shelf encoder and a module being trained are scored the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from prodmatch.data.catalog import IMAGE_VIEW, TEXT_VIEWS, Catalog
+from prodmatch.encoders.base import Encoder, stats_metrics, strict_error
+from prodmatch.encoders.cache import EmbeddingCache
+from prodmatch.errors import ConfigError
+from prodmatch.retrieval.fusion import concat, rerank
+from prodmatch.retrieval.index import AnnoyIndex, sampled_recall
+from prodmatch.retrieval.result import RetrievalResult
+
+log = logging.getLogger("prodmatch.retrieval")
+
+FUSIONS = ("none", "concat", "rerank")
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One embedding of the cards: an encoder (by name) applied to a view (`image` or a text view)."""
+
+    encoder: str
+    view: str
+
+    @property
+    def label(self) -> str:
+        return self.view if self.encoder in ("image", "text", "model") else f"{self.view}:{self.encoder}"
+
+
+class RetrievalPipeline:
+    """Channels -> (fused) first-stage vectors -> index top-k (or top-rerank_k, re-ranked by the second channel).
+
+    ``index`` builds the search index (a partial of a backend from `conf/retrieval/index/`); the ANN's recall
+    against exact search is measured on a seeded sample of ``recall_sample`` queries.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[Mapping[str, str]] | None,
+        fusion: str = "none",
+        k: int = 10,
+        rerank_k: int = 40,
+        concat_weights: Sequence[float] | None = None,
+        index: Callable[[], Any] | None = None,
+        recall_sample: int = 1000,
+        seed: int = 0,
+    ) -> None:
+        self.channels = [Channel(str(c["encoder"]), str(c["view"])) for c in channels or ()]
+        self.fusion = fusion
+        self.k = k
+        self.rerank_k = rerank_k
+        self.concat_weights = None if concat_weights is None else [float(w) for w in concat_weights]
+        if isinstance(index, str):  # `retrieval.index=exact` sets a value; the backend is a config group
+            raise ConfigError(
+                f"retrieval.index={index} is not a backend choice; choose one with retrieval/index={index} "
+                "(annoy, exact, faiss_hnsw or faiss_ivfpq)"
+            )
+        self.index_factory = index or AnnoyIndex
+        self.recall_sample = recall_sample
+        self.seed = seed
+        self._validate()
+
+    def _validate(self) -> None:
+        """Fail on a bad retrieval config with one line naming the key and the allowed values."""
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"retrieval.fusion={self.fusion!r} is not one of {', '.join(FUSIONS)}")
+        for key in ("k", "rerank_k", "recall_sample"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"retrieval.{key}={value!r} must be a positive integer")
+        if not self.channels:
+            raise ConfigError("retrieval.channels is empty; give at least one {encoder, view} channel")
+        lo, hi = {"none": (1, 1), "concat": (2, 8), "rerank": (2, 2)}[self.fusion]
+        if not lo <= len(self.channels) <= hi:
+            need = str(lo) if lo == hi else f"{lo}-{hi}"
+            raise ConfigError(
+                f"retrieval.fusion={self.fusion} needs {need} channels, got {len(self.channels)}; "
+                "fix retrieval.channels or retrieval.fusion"
+            )
+        for ch in self.channels:
+            if ch.view != IMAGE_VIEW and ch.view not in TEXT_VIEWS:
+                raise ConfigError(
+                    f"retrieval.channels: view {ch.view!r} is not one of {IMAGE_VIEW}, {', '.join(TEXT_VIEWS)}"
+                )
+        if self.fusion == "rerank" and self.rerank_k < self.k:
+            raise ConfigError(f"retrieval.rerank_k={self.rerank_k} must be >= retrieval.k={self.k}")
+        if self.concat_weights is not None and len(self.concat_weights) != len(self.channels):
+            raise ConfigError(
+                f"retrieval.concat_weights has {len(self.concat_weights)} weights for {len(self.channels)} "
+                "channels; give one weight per channel"
+            )
+
+    @property
+    def encoder_names(self) -> list[str]:
+        """Encoders this pipeline needs, in channel order, without repeats."""
+        return list(dict.fromkeys(ch.encoder for ch in self.channels))
+
+    @property
+    def needs_images(self) -> bool:
+        return any(ch.view == IMAGE_VIEW for ch in self.channels)
+
+    @property
+    def description(self) -> str:
+        labels = [ch.label for ch in self.channels]
+        if self.fusion == "concat":
+            return " + ".join(labels) + " (concat)"
+        if self.fusion == "rerank":
+            return f"{labels[0]} top-{self.rerank_k}, re-ranked by {labels[1]}"
+        return labels[0]
+
+    def run(
+        self,
+        queries: Catalog,
+        database: Catalog,
+        encoders: Mapping[str, Encoder],
+        cache: EmbeddingCache | None = None,
+        strict: bool = False,
+    ) -> RetrievalResult:
+        """Embed, search, re-rank and return the ranking of every query (at least k deep)."""
+        warn_unmatched_targets(queries, database)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        embedded = [embed_channel(ch, queries, database, encoders, cache) for ch in self.channels]
+        timings["embed_s"] = time.perf_counter() - t0
+        stats, examples = _merge_stats(embedded)
+        if strict and (err := strict_error(stats, examples)) is not None:
+            raise err
+        vectors = [(q, db) for q, db, _, _ in embedded]
+        queries, database, vectors = drop_unembedded(queries, database, vectors)
+        data = {key.removeprefix("data/"): n for key, n in stats_metrics(stats).items()}
+
+        if self.fusion == "concat":
+            first_q = concat([v[0] for v in vectors], self.concat_weights)
+            first_db = concat([v[1] for v in vectors], self.concat_weights)
+        else:
+            first_q, first_db = vectors[0]
+        depth = self.rerank_k if self.fusion == "rerank" else self.k
+        t0 = time.perf_counter()
+        index = self.index_factory()
+        index.build(first_db)
+        ids, scores = index.search(first_q, depth)
+        timings["search_s"] = time.perf_counter() - t0
+        search = {"index": type(index).__name__, **self._recall(index, first_q, first_db, ids)}
+        if self.fusion == "rerank":
+            ids, scores = rerank(ids, vectors[1][0], vectors[1][1], self.k)
+        log.info(
+            "retrieval %s: %d queries x %d database cards, %s",
+            self.description, len(queries), len(database),
+            ", ".join(f"{k}={v:.2f}" for k, v in timings.items()),
+        )  # fmt: skip
+        return RetrievalResult(
+            queries=queries,
+            database=database,
+            ids=ids,
+            scores=scores,
+            k=self.k,
+            description=self.description,
+            channels=[{"encoder": c.encoder, "view": c.view} for c in self.channels],
+            uses_images=self.needs_images,
+            search=search,
+            data=data,
+            timings=timings,
+        )
+
+    def _recall(self, index: Any, q: np.ndarray, db: np.ndarray, ids: np.ndarray) -> dict[str, float]:
+        """The index's recall@k against exact search on a seeded sample of queries (1.0 for exact search)."""
+        recall, n = sampled_recall(
+            index,
+            db,
+            q,
+            min(self.k, ids.shape[1]),
+            sample_size=self.recall_sample,
+            seed=self.seed,
+            ann_ids=ids,
+        )
+        return {f"ann_recall@{self.k}": recall, "ann_recall_sample": n}
+
+
+def _inputs(catalog: Catalog, view: str) -> list:
+    """What an encoder takes for a view: the image file paths, or the view's texts."""
+    return catalog.image_paths() if view == IMAGE_VIEW else catalog.texts(view)
+
+
+def embed_channel(
+    channel: Channel,
+    queries: Catalog,
+    database: Catalog,
+    encoders: Mapping[str, Encoder],
+    cache: EmbeddingCache | None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, int], dict[str, str]]:
+    """Both catalogs' vectors for one channel (fitted on both catalogs' texts first where the encoder learns),
+    plus what the encoder met on the way (unreadable or truncated images) and one example input of each."""
+    if channel.encoder not in encoders:
+        raise ConfigError(
+            f"retrieval channel names encoder {channel.encoder!r}, which is not configured "
+            f"(known: {', '.join(sorted(encoders))}); fix retrieval.channels or add it under encoders"
+        )
+    encoder = encoders[channel.encoder]
+    wanted = "image" if channel.view == IMAGE_VIEW else "text"
+    if encoder.modality != wanted:
+        raise ConfigError(
+            f"retrieval channel {{encoder: {channel.encoder}, view: {channel.view}}}: a {encoder.modality} "
+            f"encoder cannot embed the {channel.view} view; use a {wanted} encoder"
+        )
+    inputs = [_inputs(queries, channel.view), _inputs(database, channel.view)]
+    if encoder.needs_fit:
+        encoder.fit([*inputs[0], *inputs[1]])
+    stats: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    out = []
+    for part in inputs:
+        out.append(cache.get_or_compute(encoder, part) if cache is not None else encoder.encode(part))
+        stats.update(getattr(encoder, "stats", {}))
+        examples = {**getattr(encoder, "stats_examples", {}), **examples}
+    return out[0], out[1], dict(stats), examples
+
+
+def _merge_stats(embedded: list[tuple]) -> tuple[dict[str, int], dict[str, str]]:
+    """Counts of what all channels met, and one example input of each kind."""
+    stats: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    for *_, met, seen in embedded:
+        stats.update(met)
+        examples = {**seen, **examples}
+    return dict(stats), examples
+
+
+def drop_unembedded(
+    queries: Catalog, database: Catalog, vectors: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[Catalog, Catalog, list[tuple[np.ndarray, np.ndarray]]]:
+    """Drop the cards some channel could not embed (NaN rows: an image that did not decode), logged."""
+    bad = [np.zeros(len(c), dtype=bool) for c in (queries, database)]
+    for i in (0, 1):
+        for v in vectors:
+            bad[i] |= ~np.isfinite(v[i]).all(axis=1)
+    if not (bad[0].any() or bad[1].any()):
+        return queries, database, vectors
+    log.warning(
+        "dropped %d query and %d database cards whose image could not be decoded while embedding "
+        "(counted in metrics.json under data/dropped/)", int(bad[0].sum()), int(bad[1].sum()),
+    )  # fmt: skip
+    keep_q, keep_db = ~bad[0], ~bad[1]
+    vectors = [(np.asarray(q)[keep_q], np.asarray(db)[keep_db]) for q, db in vectors]
+    return queries.subset(keep_q), database.subset(keep_db), vectors
+
+
+def warn_unmatched_targets(queries: Catalog, database: Catalog) -> dict[str, int]:
+    """Count (and log) query cards whose target no database card has: their Acc@k is 0 by construction."""
+    targets, counts = np.unique(queries.targets.astype(str), return_counts=True)
+    missing = ~np.isin(targets, database.targets.astype(str))
+    unmatched = dict(zip(targets[missing].tolist(), counts[missing].tolist(), strict=True))
+    if unmatched:
+        log.warning(
+            "%d of %d query cards have a target no database card has (%s): they count as misses in Acc@k; "
+            "check the target names of both catalogs",
+            sum(unmatched.values()), len(queries), ", ".join(f"{t}: {n}" for t, n in unmatched.items()),
+        )  # fmt: skip
+    return unmatched

@@ -1,0 +1,95 @@
+"""`python train.py`: train a model variant (the offline demo with no arguments); `-m` sweeps variants.
+
+Also `prodmatch-train` once installed. The retrieval callback scores the module's encoder before fit and at fit
+end; its metrics are what the task returns (and what a sweeper optimises).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, open_dict
+
+from prodmatch.utils.config import config_path
+from prodmatch.utils.resolvers import register_resolvers
+from prodmatch.utils.task import task_wrapper
+
+register_resolvers()
+
+
+def _settle_modality(cfg: DictConfig) -> str:
+    """The datamodule serves the model's modality (`datamodule.modality=auto`, the default)."""
+    from hydra.utils import get_class
+
+    from prodmatch.errors import ConfigError
+
+    modality = get_class(cfg.model._target_).modality
+    if cfg.datamodule.modality == "auto":
+        with open_dict(cfg):
+            cfg.datamodule.modality = modality
+    elif cfg.datamodule.modality != modality:
+        raise ConfigError(
+            f"datamodule.modality={cfg.datamodule.modality} but {cfg.model._target_} trains on {modality}; "
+            "set datamodule.modality=auto"
+        )
+    return modality
+
+
+def _callbacks(cfg: DictConfig, runtime: dict[str, dict[str, Any]]) -> list[Any]:
+    """Every configured callback; `runtime` adds objects built at run time, by callback name."""
+    from hydra.utils import instantiate
+
+    nodes = cfg.get("callbacks") or {}
+    return [instantiate(node, **runtime.get(name, {})) for name, node in nodes.items() if node is not None]
+
+
+@task_wrapper
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit the configured model on the database catalog; returns the retrieval callback's metrics."""
+    from hydra.utils import instantiate
+    from pytorch_lightning import seed_everything
+
+    from prodmatch.callbacks.retrieval import RetrievalCallback
+    from prodmatch.models.loading import instantiate_model
+    from prodmatch.tracking import build_loggers
+    from prodmatch.utils import instantiators as inst
+    from prodmatch.utils.signals import fitting
+    from prodmatch.utils.summary import format_summary
+
+    seed_everything(cfg.seed, workers=True, verbose=False)
+    modality = _settle_modality(cfg)
+    needs_images = modality == "image" or any(ch.view == "image" for ch in cfg.retrieval.channels)
+    queries, database = inst.load_catalogs(cfg, needs_images)
+    # plain Python containers: Lightning stores the datamodule's arguments in checkpoints, loaded weights-only
+    datamodule = instantiate(cfg.datamodule, database=database, _convert_="all")
+    model = instantiate_model(cfg.model, num_classes=datamodule.num_classes)
+    config = inst.resolved(cfg)
+    callbacks = _callbacks(cfg, {"retrieval": {"queries": queries, "database": database}})
+    retrieval = next((cb for cb in callbacks if isinstance(cb, RetrievalCallback)), None)
+    if retrieval is not None:
+        retrieval.run_config = config
+    loggers = build_loggers(cfg.logger, cfg.paths.output_dir)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for lg in loggers:
+        lg.log_hyperparams(config)
+    with fitting(trainer):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+
+    metrics = dict(retrieval.metrics) if retrieval is not None else dict(trainer.callback_metrics)
+    if trainer.is_global_zero and retrieval is not None:
+        title = f"{cfg.experiment_name} on {cfg.data.name}: {cfg.task_name} run in {cfg.paths.output_dir}"
+        print(format_summary(title, metrics, retrieval.pipeline.k))
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=config_path(), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra main: returns the optimised metric (NaN for a failed sweep job)."""
+    from prodmatch.utils.instantiators import objective
+
+    return objective(train(cfg), cfg.get("optimized_metric"))
+
+
+if __name__ == "__main__":
+    main()

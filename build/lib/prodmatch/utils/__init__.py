@@ -1,0 +1,1 @@
+"""Small shared helpers: hashing, vector normalisation, atomic writes and file locks (no heavy imports)."""

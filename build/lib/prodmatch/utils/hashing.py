@@ -1,0 +1,64 @@
+"""The one hashing scheme of the project: sha256 over canonical bytes, hex digests.
+
+Every fingerprint (configs, catalogs, corpora, files, cache keys) goes through these helpers, so two
+places never disagree on how the same content is hashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+def hasher() -> hashlib._Hash:
+    """A fresh incremental hasher (sha256) for callers that feed bytes in pieces."""
+    return hashlib.sha256()
+
+
+def stable_hash(*parts: object) -> str:
+    """Hex digest of a JSON rendering of ``parts`` (keys sorted): stable across processes and machines."""
+    payload = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def texts_hash(texts: Iterable[str]) -> str:
+    """Hex digest of a text corpus, order-sensitive (``["ab", "c"]`` and ``["a", "bc"]`` differ)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def file_hash(path: str | Path) -> str:
+    """Hex digest of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stats_hash(paths: Sequence[str | Path]) -> str:
+    """Hex digest of every file's size and modification time (one stat per file, no reads).
+
+    Raises OSError when a file is missing: callers decide whether that is an error or a cache miss.
+    """
+    digest = hashlib.sha256()
+    for path in paths:
+        st = os.stat(path)
+        digest.update(f"{st.st_size}:{st.st_mtime_ns}\x00".encode())
+    return digest.hexdigest()
+
+
+def tree_identity(path: str | Path) -> str:
+    """Identity of a file or directory tree: resolved path plus the relative name, size and mtime of each file."""
+    path = Path(path).expanduser().resolve()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    names = [str(p.relative_to(path)) if path.is_dir() else p.name for p in files]
+    return f"{path}:{stable_hash(names, stats_hash(files))[:16]}"

@@ -1,0 +1,53 @@
+"""Glue between the composed config and the objects a task needs (catalogs, encoders, cache, callbacks)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("prodmatch")
+
+
+def load_catalogs(cfg: DictConfig, needs_images: bool) -> tuple[Any, Any]:
+    """(queries, database) of the configured data source, validated (images checked when they are used)."""
+    from hydra.utils import instantiate
+
+    return instantiate(cfg.data).load(require_images=needs_images)
+
+
+def encoder_registry(cfg: DictConfig) -> Any:
+    """Encoders by name; a trained checkpoint's encoder stands in for its modality's and is also `model`."""
+    from prodmatch.encoders.registry import EncoderRegistry
+
+    encoders = EncoderRegistry(cfg.encoders)
+    if cfg.get("ckpt_path"):
+        from prodmatch.models.loading import load_trained_encoder
+
+        trained, modality = load_trained_encoder(cfg.ckpt_path)
+        encoders = encoders.with_extra(model=trained, **{modality: trained})
+    return encoders
+
+
+def embedding_cache(cfg: DictConfig) -> Any:
+    """The on-disk embedding cache, or None with `cache=false`."""
+    from prodmatch.encoders.cache import EmbeddingCache
+
+    return EmbeddingCache(Path(cfg.paths.cache_dir) / "embeddings") if cfg.cache else None
+
+
+def resolved(cfg: DictConfig) -> dict[str, Any]:
+    """The run's config as plain data (provenance for saved results and logger hyper-parameters)."""
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def objective(metrics: Mapping[str, Any], key: str | None) -> float | None:
+    """The value a sweeper optimises: NaN when the job failed or the metric is missing (Optuna: trial failed)."""
+    if not key:
+        return None
+    value = metrics.get(key)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else float("nan")

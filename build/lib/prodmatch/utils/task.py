@@ -1,0 +1,116 @@
+"""The one wrapper around every task: reuse, expected errors as one line, signals, W&B always finished.
+
+Outcomes of a job, each recorded in ``<run dir>/job_status.json``:
+- ok: the task's metrics are returned (and ``done.json`` marks them reusable);
+- failed (an expected, user-fixable error): one ``error: ...`` line; a single run exits 1, a sweep job returns
+  NaN metrics so the sweep (and an Optuna study) goes on, and the sweep ends with a summary and exit 1;
+- interrupted (SIGTERM / SIGINT): one line, training has saved ``last.ckpt``, exit 128 + signal;
+- anything else is a bug: recorded as failed, W&B marked failed, the traceback is shown.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from prodmatch.errors import ProdmatchError, one_line
+from prodmatch.utils import atomic, resume
+from prodmatch.utils.signals import Interrupted, handle_signals, stopping_signal
+
+log = logging.getLogger("prodmatch")
+
+STATUS_FILE = "job_status.json"
+Task = Callable[[DictConfig], dict[str, Any]]
+
+
+def user_error(err: BaseException) -> ProdmatchError | None:
+    """The ProdmatchError behind an exception, if any (Hydra and DataLoader workers wrap errors)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, ProdmatchError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def in_multirun() -> bool:
+    """Whether this job is one of a sweep (Hydra's multirun mode)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def write_status(cfg: DictConfig, status: str, error: str | None = None) -> None:
+    """Record this job's outcome where the sweep summary (and a person) finds it."""
+    data = {"status": status, "experiment": str(cfg.get("experiment_name")), "error": error}
+    atomic.write_json(Path(cfg.paths.output_dir) / STATUS_FILE, data)
+
+
+def _interrupted(exc: BaseException) -> Interrupted | None:
+    """The signal stop behind ``exc``: ours, Lightning's SIGTERMException, or Lightning's Ctrl+C exit."""
+    if isinstance(exc, Interrupted):
+        return exc
+    if isinstance(exc, KeyboardInterrupt):
+        return Interrupted(signal.SIGINT)
+    if isinstance(exc, SystemExit) and (stopping_signal or type(exc).__name__ == "SIGTERMException"):
+        return Interrupted(stopping_signal[-1] if stopping_signal else signal.SIGTERM)
+    return None
+
+
+def task_wrapper(task: Task) -> Task:
+    """Wrap a task function (see the module docstring for what it guarantees)."""
+
+    @functools.wraps(task)
+    def wrapped(cfg: DictConfig) -> dict[str, Any]:
+        from prodmatch.tracking import finish_wandb
+
+        if cfg.get("resume"):
+            earlier = resume.reusable_metrics(cfg)
+            if earlier is not None:
+                write_status(cfg, "ok")
+                return earlier
+        stopping_signal.clear()
+        failed = True
+        try:
+            with handle_signals():
+                metrics = task(cfg)
+            failed = False
+        except BaseException as exc:  # noqa: BLE001 - every outcome is recorded, then re-raised or converted
+            return _failure(cfg, exc)
+        finally:
+            finish_wandb(failed)
+        resume.mark_done(cfg)
+        write_status(cfg, "ok")
+        return metrics
+
+    return wrapped
+
+
+def _failure(cfg: DictConfig, exc: BaseException) -> dict[str, Any]:
+    """Record a failed or interrupted job; return NaN metrics in a sweep or leave with the right exit."""
+    stop = _interrupted(exc)
+    if stop is not None:
+        ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        where = f"; resume with ckpt_path={ckpt}" if ckpt.is_file() else ""
+        write_status(cfg, "interrupted", f"stopped by {stop.signal_name}")
+        print(f"error: {cfg.experiment_name}: stopped by {stop.signal_name}{where}", file=sys.stderr)
+        raise SystemExit(stop.code) from None
+    err = user_error(exc)
+    if err is None:
+        write_status(cfg, "failed", f"{type(exc).__name__}: {one_line(exc)}")
+        raise exc
+    line = one_line(err, limit=2000)
+    write_status(cfg, "failed", line)
+    print(f"error: {line}", file=sys.stderr)  # the one line the user needs; no traceback
+    if in_multirun():
+        log.error("%s: job failed; the sweep goes on", cfg.get("experiment_name"))
+        return {}
+    raise SystemExit(1) from None
