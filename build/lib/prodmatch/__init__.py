@@ -1,3 +1,0 @@
-"""prodmatch: product matching from images and text."""
-
-__version__ = "0.1.0"

@@ -1,1 +1,0 @@
-"""prodmatch.retrieval"""
