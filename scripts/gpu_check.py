@@ -53,6 +53,20 @@ def gpu_info() -> dict[str, Any]:
     }
 
 
+def cpu_info() -> dict[str, Any]:
+    """The stand-in for gpu_info in a CPU smoke run."""
+    import torch
+
+    return {
+        "card": "CPU (smoke run)",
+        "memory_gib": 0.0,
+        "cpu_cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "cuda": None,
+        "python": platform.python_version(),
+    }
+
+
 def ensure_catalog(data_dir: Path, name: str, scale: str) -> float:
     """Generate a synthetic catalog when missing (as `make data` does); the seconds it took (0: present)."""
     out = data_dir / name
@@ -64,27 +78,27 @@ def ensure_catalog(data_dir: Path, name: str, scale: str) -> float:
     return time.perf_counter() - start
 
 
-def model_has_channels_last() -> bool:
-    """Whether the model configs expose `channels_last` (the module converts weights and inputs)."""
-    from omegaconf import OmegaConf
+def train(out: Path, workers: int, overrides: list[str], cpu: bool = False) -> dict[str, Any]:
+    """The demo on the GPU in bf16 + channels_last with the throughput callback; its figures.
 
-    return "channels_last" in OmegaConf.load(ROOT / "conf" / "model" / "resnet_contrastive.yaml").model
-
-
-def train(out: Path, workers: int, overrides: list[str]) -> dict[str, Any]:
-    """The demo on the GPU in bf16 with the throughput callback; its throughput and retrieval figures."""
+    ``cpu``: the same run on the CPU trainer (the check's own smoke test on a machine without a GPU).
+    """
     run_dir = out / "train"
-    channels_last = model_has_channels_last()
+    channels_last = not cpu
     cmd = [
         sys.executable,
         str(ROOT / "train.py"),
-        "trainer=gpu_bf16",
+        "trainer=default" if cpu else "trainer=gpu_bf16",
         f"num_workers={workers}",
         "logger=csv",
         f"hydra.run.dir={run_dir}",
         "+callbacks.throughput._target_=prodmatch.callbacks.throughput.TrainThroughput",
         f"+callbacks.throughput.output_path={run_dir / 'throughput.json'}",
-        *(["model.channels_last=true"] if channels_last else []),
+        *(
+            ["+callbacks.channels_last._target_=prodmatch.callbacks.memory_format.ChannelsLast"]
+            if channels_last
+            else []
+        ),
         *overrides,
     ]
     print("training:", " ".join(cmd[1:]), flush=True)
@@ -105,8 +119,10 @@ def train(out: Path, workers: int, overrides: list[str]) -> dict[str, Any]:
     }
 
 
-def embed(checkpoint: str, data_dir: Path, workers: int, batch_size: int) -> tuple[dict[str, Any], Any]:
-    """Images/s embedding the full synthetic catalog with the trained backbone; (figures, vectors)."""
+def embed(
+    checkpoint: str, root: Path, workers: int, batch_size: int, device: str = "cuda"
+) -> tuple[dict[str, Any], Any]:
+    """Images/s embedding a catalog (the full synthetic one) with the trained backbone; (figures, vectors)."""
     import numpy as np
     import torch
 
@@ -114,10 +130,9 @@ def embed(checkpoint: str, data_dir: Path, workers: int, batch_size: int) -> tup
     from prodmatch.encoders.image import ImageEncoder
     from prodmatch.models.loading import load_trained_module
 
-    module = load_trained_module(checkpoint).cuda()
-    root = data_dir / "synthetic_full"
-    queries = load_catalog(root / "company_data.csv", root)
-    database = load_catalog(root / "comparable_data.csv", root)
+    module = load_trained_module(checkpoint).to(device)
+    queries = load_catalog(root / "company_data.csv", root).image_paths()
+    database = load_catalog(root / "comparable_data.csv", root).image_paths()
     n_images = len(queries) + len(database)
 
     def encoder() -> ImageEncoder:
@@ -136,20 +151,28 @@ def embed(checkpoint: str, data_dir: Path, workers: int, batch_size: int) -> tup
     for mode in ("fp32", "bf16_channels_last"):
         if mode == "bf16_channels_last":
             module.backbone.to(memory_format=torch.channels_last)  # cuDNN follows the weights' layout
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=mode != "fp32")
-        torch.cuda.synchronize()
+        autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=mode != "fp32")
+        _synchronize(device)
         start = time.perf_counter()
         with autocast:
             q, d = encoder().encode(queries), encoder().encode(database)
-        torch.cuda.synchronize()
+        _synchronize(device)
         seconds = time.perf_counter() - start
         figures[f"{mode}_s"] = seconds
         figures[f"{mode}_images_per_s"] = n_images / seconds
         vectors[mode] = (q, d)
     q, d = vectors["fp32"]
     qb, db = vectors["bf16_channels_last"]
-    figures["bf16_vs_fp32_min_cosine"] = float(np.min(np.sum(d * db, axis=1)))
+    finite = np.isfinite(d).all(axis=1)  # unreadable images are NaN rows in both passes
+    figures["bf16_vs_fp32_min_cosine"] = float(np.min(np.sum(d[finite] * db[finite], axis=1)))
     return figures, (q, d)
+
+
+def _synchronize(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def faiss_figures(queries: Any, database: Any, n_scale: int, seed: int = 0) -> dict[str, Any]:
@@ -224,6 +247,10 @@ def _time_ivfpq(res: Any, database: Any, queries: Any, exact_ids: Any, k: int = 
     }
 
 
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def report(result: dict[str, Any]) -> str:
     """A markdown summary for the console and docs/SCALING.md."""
     gpu, tr, em = result["gpu"], result["train"], result["embed"]
@@ -237,7 +264,7 @@ def report(result: dict[str, Any]) -> str:
         f"| training images/s (demo, bf16-mixed, channels_last={tr['channels_last']}) | {tr['images_per_s']:.0f} |",
         f"| share of step time waiting on data (target < 10 %: {met}) | {100 * tr['data_wait_share']:.1f} % |",
         f"| mean step / mean data wait | {tr['mean_step_ms']:.1f} ms / {tr['mean_wait_ms']:.1f} ms |",
-        f"| demo Acc@10 before → after fit | {tr['acc@10_before_fit']:.4f} → {tr['acc@10_after_fit']:.4f} |",
+        f"| demo Acc@10 before → after fit | {_num(tr['acc@10_before_fit'])} → {_num(tr['acc@10_after_fit'])} |",
         f"| embedding images/s, fp32 ({em['images']} images) | {em['fp32_images_per_s']:.0f} |",
         f"| embedding images/s, bf16 + channels_last | {em['bf16_channels_last_images_per_s']:.0f} |",
     ]
@@ -264,19 +291,34 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(12, max(1, (os.cpu_count() or 2) - 2)))
     parser.add_argument("--embed-batch-size", type=int, default=512)
     parser.add_argument("--faiss-vectors", type=int, default=1_000_000)
+    parser.add_argument("--embed-catalog", default="synthetic_full", help="catalog folder under --data-dir")
+    parser.add_argument(
+        "--cpu-smoke", action="store_true", help="run every step on the CPU (tests the check without a GPU)"
+    )
     args, overrides = parser.parse_known_args()
 
-    result: dict[str, Any] = {"gpu": gpu_info()}
+    device = "cpu" if args.cpu_smoke else "cuda"
+    result: dict[str, Any] = {"gpu": cpu_info() if args.cpu_smoke else gpu_info()}
     args.out.mkdir(parents=True, exist_ok=True)
     result["data_generation_s"] = {
-        "synthetic": ensure_catalog(args.data_dir, "synthetic", "demo"),
-        "synthetic_full": ensure_catalog(args.data_dir, "synthetic_full", "full"),
+        name: ensure_catalog(args.data_dir, name, scale)
+        for name, scale in (("synthetic", "demo"), (args.embed_catalog, "full"))
     }
-    result["train"] = train(args.out, args.workers, [f"paths.data_dir={args.data_dir}", *overrides])
-    result["embed"], (queries, database) = embed(
-        result["train"]["checkpoint"], args.data_dir, args.workers, args.embed_batch_size
+    result["train"] = train(
+        args.out, args.workers, [f"paths.data_dir={args.data_dir}", *overrides], cpu=args.cpu_smoke
     )
-    result["faiss"] = faiss_figures(queries, database, args.faiss_vectors)
+    result["embed"], (queries, database) = embed(
+        result["train"]["checkpoint"],
+        args.data_dir / args.embed_catalog,
+        args.workers,
+        args.embed_batch_size,
+        device,
+    )
+    result["faiss"] = (
+        faiss_figures(queries, database, args.faiss_vectors)
+        if not args.cpu_smoke
+        else {"skipped": "CPU smoke run"}
+    )
     (args.out / "gpu_check.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     summary = report(result)
     (args.out / "gpu_check.md").write_text(summary + "\n")

@@ -54,3 +54,45 @@ def test_training_with_the_check_throughput_callback_writes_its_json(tiny_data_d
     summary = json.loads(out.read_text())
     assert summary["steps"] == 3 and summary["images"] == 3 * 8 * 2  # pairs: two images each
     assert 0 <= summary["data_wait_share"] < 1 and summary["device"] == "cpu"
+
+
+@pytest.mark.slow
+def test_the_check_runs_end_to_end_on_the_cpu(tiny_data_dir, tmp_path):
+    """Every step of the check (train, load the checkpoint, embed twice, report) on the tiny catalog."""
+    out = tmp_path / "out"
+    overrides = [a for a in cli_overrides(tiny_data_dir, tmp_path) if not a.startswith("num_workers")]
+    args = [
+        "--cpu-smoke",
+        "--out",
+        str(out),
+        "--data-dir",
+        str(tiny_data_dir),
+        "--embed-catalog",
+        "synthetic",
+        "--workers",
+        "0",
+        "--embed-batch-size",
+        "16",
+        *overrides,
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2",
+        "datamodule.pairs_per_epoch=32",
+        "datamodule.batch_size=8",
+        "callbacks.retrieval.before_fit=false",
+    ]
+    env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "gpu_check.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "gpu_check.json").read_text())
+    assert result["train"]["steps"] == 2 and result["train"]["acc@10_after_fit"] is not None
+    embed = result["embed"]
+    assert embed["images"] > 0 and embed["fp32_images_per_s"] > 0
+    assert embed["bf16_vs_fp32_min_cosine"] > 0.9  # the bf16 pass embeds the same images
+    assert "GPU check on CPU (smoke run)" in (out / "gpu_check.md").read_text()
