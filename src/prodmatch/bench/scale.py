@@ -1,7 +1,7 @@
 """Index backends at scale: build time, query time, recall@k against exact, peak RSS, ratio to bare torch.
 
     python -m prodmatch.bench --scale --db 1000000 --dim 256 --queries 10000 \\
-        --backends exact,annoy,faiss_hnsw,faiss_ivfpq --json bench/scale_1000000.json --markdown bench/results.md
+        --backends exact,faiss_ivfpq,faiss_ivfpq_refine,annoy,faiss_hnsw --json bench/scale_1000000.json --markdown bench/results.md
 
 Seeded clustered unit vectors (product groups of ~40 cards). First the bare-torch baseline (matmul + topk
 over query chunks within the same memory budget) runs and writes the exact top-k; then every backend runs in
@@ -28,8 +28,13 @@ from prodmatch.bench.common import fmt_seconds, machine_info, write_section
 from prodmatch.bench.scale_worker import ScaleSpec
 from prodmatch.utils.atomic import atomic_path, write_json
 
-BACKENDS = ("exact", "annoy", "faiss_hnsw", "faiss_ivfpq")
-KNOBS = {"annoy": "search_k", "faiss_hnsw": "ef_search", "faiss_ivfpq": "nprobe"}
+BACKENDS = ("exact", "annoy", "faiss_hnsw", "faiss_ivfpq", "faiss_ivfpq_refine")
+KNOBS = {
+    "annoy": "search_k",
+    "faiss_hnsw": "ef_search",
+    "faiss_ivfpq": "nprobe",
+    "faiss_ivfpq_refine": "nprobe",
+}
 
 
 def run_worker(name: str, spec: ScaleSpec, tmp: Path, timeout: float | None = None) -> dict[str, Any]:

@@ -209,13 +209,25 @@ def ivfpq(**kw) -> FaissIndex:
     return FaissIndex(kind="ivfpq", nlist=16, nprobe=16, m=32, nbits=8, seed=0, n_jobs=1, **kw)
 
 
+def ivfpq_refined(**kw) -> FaissIndex:
+    # coarse codes (8 sub-quantizers for 32 dims) : the exact re-ranking brings recall back
+    return FaissIndex(kind="ivfpq", nlist=16, nprobe=16, m=8, nbits=8, seed=0, n_jobs=1, refine=10, **kw)
+
+
 BACKENDS = {
     "exact": lambda: ExactIndex(max_memory_mb=0.01),
     "annoy": lambda: AnnoyIndex(n_trees=50, search_k=20000, seed=0),
     "faiss_hnsw": hnsw,
     "faiss_ivfpq": ivfpq,
+    "faiss_ivfpq_refined": ivfpq_refined,
 }
-MIN_RECALL = {"exact": 1.0, "annoy": 0.97, "faiss_hnsw": 0.99, "faiss_ivfpq": 0.9}
+MIN_RECALL = {
+    "exact": 1.0,
+    "annoy": 0.97,
+    "faiss_hnsw": 0.99,
+    "faiss_ivfpq": 0.9,
+    "faiss_ivfpq_refined": 0.99,
+}
 
 
 @pytest.mark.parametrize("k", [1, 5, 20])
@@ -249,7 +261,25 @@ def test_faiss_pads_when_db_smaller_than_k(name):
     assert np.isneginf(scores[0, 3:]).all() and np.isfinite(scores[0, :3]).all()
 
 
-@pytest.mark.parametrize("make", [hnsw, ivfpq], ids=["hnsw", "ivfpq"])
+def test_ivfpq_refine_recovers_what_coarse_codes_lose(data):
+    queries, db = data
+    exact_ids, exact_scores = brute_force(queries, db, 10)
+    coarse = FaissIndex(kind="ivfpq", nlist=16, nprobe=16, m=8, nbits=8, seed=0, n_jobs=1).build(db)
+    refined = ivfpq_refined().build(db)
+    ids, scores = refined.search(queries, 10)
+    assert ann_recall(coarse.search(queries, 10)[0], exact_ids, 10) < 0.95
+    assert ann_recall(ids, exact_ids, 10) >= 0.99
+    np.testing.assert_allclose(scores, exact_scores, atol=1e-5)  # re-ranked by the exact inner product
+
+
+def test_refine_only_applies_to_ivfpq():
+    with pytest.raises(ConfigError, match="refine"):
+        FaissIndex(kind="hnsw", refine=4)
+    with pytest.raises(ConfigError, match="refine"):
+        FaissIndex(kind="ivfpq", refine=-1)
+
+
+@pytest.mark.parametrize("make", [hnsw, ivfpq, ivfpq_refined], ids=["hnsw", "ivfpq", "ivfpq_refined"])
 def test_faiss_save_load_round_trip(tmp_path, data, make):
     queries, db = data
     index = make().build(db)

@@ -40,7 +40,7 @@ from prodmatch.utils.vectors import l2_normalize
 
 KINDS = ("hnsw", "ivfpq")
 PARAMS = ("kind", "M", "ef_construction", "ef_search", "nlist", "m", "nbits", "nprobe", "train_size", "seed")
-PARAMS += ("n_jobs",)
+PARAMS += ("n_jobs", "refine")
 
 
 def import_faiss():
@@ -69,7 +69,11 @@ def omp_threads(faiss: Any, n_jobs: int) -> Iterator[None]:
 
 class FaissIndex:
     """faiss HNSW (``kind="hnsw"``: M, ef_construction, ef_search) or IVF-PQ (``kind="ivfpq"``: nlist, m,
-    nbits, nprobe, train_size) over unit vectors, scored by inner product (= cosine).
+    nbits, nprobe, train_size, refine) over unit vectors, scored by inner product (= cosine).
+
+    ``refine=r > 0`` (IVF-PQ only) re-ranks the ``r * k`` best PQ candidates by their exact inner product
+    (faiss ``IndexRefineFlat``): recall close to exact search at the cost of keeping the full vectors
+    (N x D x 4 bytes) beside the codes; ``refine=0`` keeps only the codes, the memory-bounded setting.
 
     ``nlist=None`` picks ``sqrt(N)`` lists (at least 40 rows each); ``train_size=None`` trains on
     ``max(40 * nlist, 10000)`` sampled rows (all rows when fewer): k-means time grows with both. ``ef_search`` and ``nprobe`` may be
@@ -89,6 +93,7 @@ class FaissIndex:
         train_size: int | None = None,
         seed: int = 0,
         n_jobs: int = -1,
+        refine: int = 0,
         device: str = "auto",
     ) -> None:
         if kind not in KINDS:
@@ -104,6 +109,11 @@ class FaissIndex:
         self.train_size = None if train_size is None else positive_int(train_size, "train_size")
         self.seed = int(seed)
         self.n_jobs = int(n_jobs)
+        self.refine = int(refine)
+        if self.refine < 0 or (self.refine and kind != "ivfpq"):
+            raise ConfigError(
+                f"faiss refine={refine}: it must be >= 0 and only applies to kind=ivfpq (HNSW scores are exact)"
+            )
         self.device = str(device)
         self._faiss = import_faiss()
         self._index = None
@@ -157,8 +167,8 @@ class FaissIndex:
         faiss = self._faiss
         if self.kind != "ivfpq" or self.device == "cpu" or not hasattr(faiss, "StandardGpuResources"):
             return index
-        if faiss.get_num_gpus() < 1:
-            return index
+        if faiss.get_num_gpus() < 1 or isinstance(index, faiss.IndexRefine):
+            return index  # a loaded refined index stays on the CPU (its base cannot be cloned on its own)
         self._gpu_resources = faiss.StandardGpuResources()  # must outlive the GPU index
         return faiss.index_cpu_to_gpu(self._gpu_resources, 0, index)
 
@@ -169,6 +179,8 @@ class FaissIndex:
             if self.kind == "ivfpq":
                 index.train(self._train_sample(db, index.nlist))
             index = self._to_device(index)
+            if self.refine:
+                index = self._faiss.IndexRefineFlat(index)  # keeps the full vectors for the re-ranking
             index.add(db)
         self._index, self._dim, self._n = index, int(db.shape[1]), int(db.shape[0])
         return self
@@ -183,6 +195,8 @@ class FaissIndex:
             self._index.hnsw.efSearch = max(self.ef_search, k)  # HNSW returns at most efSearch results
         else:
             self._faiss.extract_index_ivf(self._index).nprobe = self.nprobe
+            if self.refine:
+                self._index.k_factor = float(self.refine)
         with omp_threads(self._faiss, self.n_jobs):
             scores, ids = self._index.search(q, k)
         ids = ids.astype(np.int64, copy=False)
