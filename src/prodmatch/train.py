@@ -6,6 +6,7 @@ end; its metrics are what the task returns (and what a sweeper optimises).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import hydra
@@ -16,6 +17,7 @@ from prodmatch.utils.resolvers import register_resolvers
 from prodmatch.utils.task import task_wrapper
 
 register_resolvers()
+log = logging.getLogger("prodmatch.train")
 
 
 def _settle_modality(cfg: DictConfig) -> str:
@@ -44,6 +46,31 @@ def _callbacks(cfg: DictConfig, runtime: dict[str, dict[str, Any]]) -> list[Any]
     return [instantiate(node, **runtime.get(name, {})) for name, node in nodes.items() if node is not None]
 
 
+def _mined_labels(cfg: DictConfig, database: Any) -> tuple[list[int] | None, dict[str, float]]:
+    """Pseudo-SKU labels from `mining=...` (label-free product training), with their figures; (None, {}) when off."""
+    from hydra.utils import instantiate
+
+    from prodmatch.errors import ConfigError
+    from prodmatch.utils import instantiators as inst
+
+    if cfg.get("mining") is None:
+        return None, {}
+    if cfg.datamodule.label != "sku":
+        raise ConfigError(
+            f"mining gives product labels but datamodule.label={cfg.datamodule.label}; set datamodule.label=sku"
+        )
+    labels, report = instantiate(cfg.mining).labels(
+        database, inst.encoder_registry(cfg), inst.embedding_cache(cfg)
+    )
+    log.info(
+        "mining: %d pseudo-positive pairs, %d cards in %d pseudo-products%s",
+        report["mining/pairs"], report["mining/labelled_cards"], report["mining/classes"],
+        f", pair precision against the SKUs {report['mining/pair_precision']:.3f} (a check, not an input)"
+        if "mining/pair_precision" in report else "",
+    )  # fmt: skip
+    return labels.tolist(), report
+
+
 @task_wrapper
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model on the database catalog; returns the retrieval callback's metrics."""
@@ -61,14 +88,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     modality = _settle_modality(cfg)
     needs_images = modality == "image" or any(ch.view == "image" for ch in cfg.retrieval.channels)
     queries, database = inst.load_catalogs(cfg, needs_images)
+    labels, mining = _mined_labels(cfg, database)
     # plain Python containers: Lightning stores the datamodule's arguments in checkpoints, loaded weights-only
-    datamodule = instantiate(cfg.datamodule, database=database, _convert_="all")
+    extra = {"labels": labels} if labels is not None else {}
+    datamodule = instantiate(cfg.datamodule, database=database, _convert_="all", **extra)
     model = instantiate_model(cfg.model, num_classes=datamodule.num_classes)
     config = inst.resolved(cfg)
     callbacks = _callbacks(cfg, {"retrieval": {"queries": queries, "database": database}})
     retrieval = next((cb for cb in callbacks if isinstance(cb, RetrievalCallback)), None)
     if retrieval is not None:
         retrieval.run_config = config
+        retrieval.metrics.update(mining)  # recorded in metrics.json with the retrieval figures
     loggers = build_loggers(cfg.logger, cfg.paths.output_dir)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for lg in loggers:

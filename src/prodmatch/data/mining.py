@@ -9,8 +9,9 @@ for the class-batched datamodule modes (``PairDataModule(label="sku", labels=...
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,3 +123,55 @@ def pseudo_labels(pairs: MinedPairs, n: int) -> np.ndarray:
     # Renumber the components that hold a pair densely, in order of their first row.
     _, labels[paired] = np.unique(component[paired], return_inverse=True)
     return labels
+
+
+class CrossModalMiner:
+    """Pseudo-SKU labels for the database cards, mined from one channel (an encoder applied to a view).
+
+    The channel's embeddings (e.g. title TF-IDF) are searched for mutual nearest neighbours across dealers
+    (:func:`mine_pairs`); connected components of the pairs become the labels that train the *other*
+    modality (``datamodule.label=sku`` with these labels), so no SKU column is needed. ``conf/mining/``
+    holds the settings; ``mining=title_tfidf`` turns it on for a training run.
+    """
+
+    def __init__(
+        self, encoder: str = "tfidf", view: str = "title", threshold: float = 0.5, k: int = 1
+    ) -> None:
+        if k < 1 or not -1.0 <= threshold <= 1.0:
+            raise ConfigError(f"mining: k={k} must be >= 1 and threshold={threshold} a cosine in [-1, 1]")
+        self.encoder = encoder
+        self.view = view
+        self.threshold = float(threshold)
+        self.k = int(k)
+
+    def embed(self, database: Any, encoders: Mapping[str, Any], cache: Any = None) -> np.ndarray:
+        """The database's vectors of the mining channel (fitted on the database's texts where needed)."""
+        if self.encoder not in encoders:
+            raise ConfigError(
+                f"mining.encoder={self.encoder!r} is not a configured encoder "
+                f"(known: {', '.join(sorted(encoders))}); fix mining.encoder"
+            )
+        encoder = encoders[self.encoder]
+        inputs = database.image_paths() if self.view == "image" else database.texts(self.view)
+        if encoder.needs_fit:
+            encoder.fit(inputs)
+        vectors = cache.get_or_compute(encoder, inputs) if cache is not None else encoder.encode(inputs)
+        # An image that did not decode is a NaN row: it pairs with nothing (cosine 0 everywhere).
+        return np.nan_to_num(np.asarray(vectors, dtype=np.float32), nan=0.0)
+
+    def labels(
+        self, database: Any, encoders: Mapping[str, Any], cache: Any = None
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        """(pseudo-SKU id per database card, -1 = unpaired; figures under ``mining/``, with the labels'
+        precision against the catalog's SKUs where it has them: a check, never an input)."""
+        vectors = self.embed(database, encoders, cache)
+        pairs = mine_pairs(vectors, database.dealers, self.threshold, self.k)
+        labels = pseudo_labels(pairs, len(database))
+        report = {
+            "mining/pairs": float(len(pairs)),
+            "mining/labelled_cards": float((labels >= 0).sum()),
+            "mining/classes": float(labels.max() + 1) if len(labels) else 0.0,
+        }
+        if database.skus is not None:
+            report["mining/pair_precision"] = pseudo_label_precision(pairs, database.skus)
+        return labels, report

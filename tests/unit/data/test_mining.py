@@ -76,3 +76,26 @@ def test_title_tfidf_mining_on_the_tiny_catalog_finds_products(tiny_catalogs):
     labels = pseudo_labels(pairs, len(database))
     assert labels.max() + 1 == len(np.unique(labels[labels >= 0]))
     assert (labels[pairs.first] == labels[pairs.second]).all()
+
+
+def test_cross_modal_miner_labels_and_report(tiny_catalogs):
+    from prodmatch.data.mining import CrossModalMiner
+    from prodmatch.encoders.tfidf import TfidfEncoder
+
+    database = tiny_catalogs[1]
+    miner = CrossModalMiner(encoder="tfidf", view="title", threshold=0.3)
+    labels, report = miner.labels(database, {"tfidf": TfidfEncoder(dim=None)})
+    assert labels.shape == (len(database),) and labels.dtype == np.int64
+    assert report["mining/labelled_cards"] == (labels >= 0).sum() == 2 * report["mining/pairs"]  # k=1: a matching
+    assert report["mining/classes"] == report["mining/pairs"]
+    # the labels never come from the SKUs: the same catalog without its SKU column gives the same labels
+    assert 0.5 < report["mining/pair_precision"] <= 1
+
+
+def test_cross_modal_miner_names_a_missing_encoder(tiny_catalogs):
+    from prodmatch.data.mining import CrossModalMiner
+
+    with pytest.raises(ConfigError, match=r"mining.encoder='nope'.*known: tfidf"):
+        CrossModalMiner(encoder="nope").labels(tiny_catalogs[1], {"tfidf": object()})
+    with pytest.raises(ConfigError, match="threshold"):
+        CrossModalMiner(threshold=2.0)
