@@ -44,6 +44,18 @@ def _callbacks(cfg: DictConfig, runtime: dict[str, dict[str, Any]]) -> list[Any]
     return [instantiate(node, **runtime.get(name, {})) for name, node in nodes.items() if node is not None]
 
 
+def _product_split(cfg: DictConfig, database: Any) -> Any:
+    """Under `retrieval.protocol=product`, the database's product groups exactly as the scoring draws them
+    (`retrieval.split_fractions`, `retrieval.seed`), handed to the datamodule: one split for training and
+    scoring. None under the category protocol (a `label=sku` datamodule then draws the same split itself from
+    `datamodule.split_fractions`, which follows `retrieval.split_fractions`)."""
+    from prodmatch.retrieval.protocol import database_split
+
+    if cfg.retrieval.protocol != "product":
+        return None
+    return database_split(database, cfg.retrieval.split_fractions, cfg.retrieval.seed)
+
+
 @task_wrapper
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model on the database catalog; returns the retrieval callback's metrics."""
@@ -62,7 +74,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     needs_images = modality == "image" or any(ch.view == "image" for ch in cfg.retrieval.channels)
     queries, database = inst.load_catalogs(cfg, needs_images)
     # plain Python containers: Lightning stores the datamodule's arguments in checkpoints, loaded weights-only
-    datamodule = instantiate(cfg.datamodule, database=database, _convert_="all")
+    split = _product_split(cfg, database)  # a numpy array: instantiate passes it through as it is
+    datamodule = instantiate(cfg.datamodule, database=database, split=split, _convert_="all")
     model = instantiate_model(cfg.model, num_classes=datamodule.num_classes)
     config = inst.resolved(cfg)
     callbacks = _callbacks(cfg, {"retrieval": {"queries": queries, "database": database}})
