@@ -71,6 +71,18 @@ def _mined_labels(cfg: DictConfig, database: Any) -> tuple[list[int] | None, dic
     return labels.tolist(), report
 
 
+def _product_split(cfg: DictConfig, database: Any) -> Any:
+    """Under `retrieval.protocol=product`, the database's product groups exactly as the scoring draws them
+    (`retrieval.split_fractions`, `retrieval.seed`), handed to the datamodule: one split for training and
+    scoring. None under the category protocol (a `label=sku` datamodule then draws the same split itself from
+    `datamodule.split_fractions`, which follows `retrieval.split_fractions`)."""
+    from prodmatch.retrieval.protocol import database_split
+
+    if cfg.retrieval.protocol != "product":
+        return None
+    return database_split(database, cfg.retrieval.split_fractions, cfg.retrieval.seed)
+
+
 @task_wrapper
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model on the database catalog; returns the retrieval callback's metrics."""
@@ -90,8 +102,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     queries, database = inst.load_catalogs(cfg, needs_images)
     labels, mining = _mined_labels(cfg, database)
     # plain Python containers: Lightning stores the datamodule's arguments in checkpoints, loaded weights-only
+    split = _product_split(cfg, database)  # a numpy array: instantiate passes it through as it is
+    # Mined labels train only the cards of the split's train products, as SKU labels would.
     extra = {"labels": labels} if labels is not None else {}
-    datamodule = instantiate(cfg.datamodule, database=database, _convert_="all", **extra)
+    datamodule = instantiate(cfg.datamodule, database=database, split=split, _convert_="all", **extra)
     model = instantiate_model(cfg.model, num_classes=datamodule.num_classes)
     config = inst.resolved(cfg)
     callbacks = _callbacks(cfg, {"retrieval": {"queries": queries, "database": database}})

@@ -40,6 +40,24 @@ def test_evaluate_experiment_writes_contract_artifacts(compose_cfg, tiny_catalog
     assert csv_metrics["retrieval/acc@10"].dropna().iloc[-1] == pytest.approx(metrics["retrieval/acc@10"])
 
 
+PRODUCT_KEYS = {
+    "retrieval/acc@10", "retrieval/sku_recall@10", "retrieval/sku_mrr", "retrieval/sku_full_recall@10",
+    "retrieval/sku_map@10", "match/precision", "match/recall", "match/f1", "match/threshold",
+}  # fmt: skip
+
+
+def test_evaluate_product_protocol_reports_unseen_and_seen_products(compose_cfg, tmp_path):
+    cfg = compose_cfg("evaluate", ["experiment=title_tfidf", "retrieval.protocol=product", "logger=none"])
+    metrics = evaluate(cfg)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert PRODUCT_KEYS | {f"seen/{key}" for key in PRODUCT_KEYS} <= set(written)
+    assert written == pytest.approx(metrics)
+    assert 0 < written["match/threshold"] <= 1 and written["split/test"] > 0
+    matches = pd.read_csv(tmp_path / "matches.csv")
+    assert tuple(matches.columns) == (*MATCH_COLUMNS, "query_split")
+    assert matches.groupby("query_idx")["query_split"].first().eq("test").sum() == written["split/test"]
+
+
 def test_evaluate_is_reproducible_and_uses_the_cache(compose_cfg, tmp_path):
     cfg = compose_cfg("evaluate", ["experiment=title", "logger=none"])
     first = evaluate(cfg)

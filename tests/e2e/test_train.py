@@ -167,6 +167,16 @@ def test_ddp_on_two_cpu_processes_matches_single_process_evaluation(tiny_data_di
         assert ddp_metrics[key] == pytest.approx(value, abs=1e-9), key
 
 
+def test_product_experiment_scores_unseen_and_seen_products_before_and_after_fit(compose_cfg, tmp_path):
+    cfg = compose_cfg("train", ["experiment=product_arcface", *FAST, "logger=none"])
+    train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for prefix in ("", "before_fit/"):
+        for key in ("retrieval/sku_mrr", "retrieval/sku_map@10", "match/f1", "match/threshold"):
+            assert {f"{prefix}{key}", f"{prefix}seen/{key}"} <= set(metrics), key
+    assert "query_split" in pd.read_csv(tmp_path / "matches.csv").columns
+
+
 def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path):
     cfg = compose_cfg(
         "train",

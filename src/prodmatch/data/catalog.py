@@ -229,7 +229,19 @@ class Catalog:
         idx = np.asarray(indices)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
-        frame = self.frame.iloc[idx.astype(np.int64, copy=False)].reset_index(drop=True)
+        return self._with_frame(self.frame.iloc[idx.astype(np.int64, copy=False)].reset_index(drop=True))
+
+    def with_column(self, name: str, values: Sequence | np.ndarray) -> Catalog:
+        """The same rows with one more column that is not part of the schema (e.g. each card's product group);
+        the fingerprint, which covers the schema columns only, stays the same."""
+        if name in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "row_id"):
+            raise ValueError(f"{name!r} is a schema column; with_column adds columns outside the schema")
+        values = np.asarray(values, dtype=object).ravel()
+        if len(values) != len(self):
+            raise ValueError(f"column {name!r} has {len(values)} values for {len(self)} rows")
+        return self._with_frame(self.frame.assign(**{name: values}))
+
+    def _with_frame(self, frame: pd.DataFrame) -> Catalog:
         return Catalog(
             frame,
             image_root=self.image_root,

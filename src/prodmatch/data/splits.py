@@ -26,7 +26,7 @@ def _clean(skus: Sequence[str | None] | np.ndarray) -> np.ndarray:
     return values.where(values.notna(), "").astype(str).str.strip().to_numpy(dtype=object)
 
 
-def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
+def check_fractions(fractions: Sequence[float]) -> np.ndarray:
     f = np.asarray(fractions, dtype=np.float64)
     if f.shape != (3,) or (f < 0).any() or not np.isclose(f.sum(), 1.0):
         raise ConfigError(
@@ -40,7 +40,7 @@ def sku_groups(
     skus: Sequence[str | None] | np.ndarray, fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0
 ) -> dict[str, str]:
     """{sku: "train" | "val" | "test"} for the unique non-empty SKUs; group sizes are rounded shares of them."""
-    f = _check_fractions(fractions)
+    f = check_fractions(fractions)
     unique = np.unique([s for s in _clean(skus) if s])  # sorted: independent of row order
     order = np.random.default_rng((int(seed), _SPLIT_STREAM)).permutation(len(unique))
     bounds = np.floor(np.cumsum(f)[:2] * len(unique) + 0.5).astype(np.int64)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prodmatch.retrieval.protocol import SPLIT_COLUMN
 from prodmatch.retrieval.result import RetrievalResult
 from prodmatch.utils import atomic
 
@@ -57,8 +58,8 @@ def matches_frame(result: RetrievalResult) -> pd.DataFrame:
         "query_target": _column(qframe, "target", qpos),
         "db_target": _column(dframe, "target", dpos),
     }
-    if "split" in qframe.columns:  # product-level protocol: the product group of the query's SKU
-        columns["query_split"] = _column(qframe, "split", qpos)
+    if SPLIT_COLUMN in qframe.columns:  # product-level protocol: the product group of the query's SKU
+        columns["query_split"] = _column(qframe, SPLIT_COLUMN, qpos)
     return pd.DataFrame(columns)
 
 

@@ -12,34 +12,93 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from prodmatch.retrieval import artifacts
-from prodmatch.retrieval.metrics import metric_dict
+from prodmatch.retrieval.metrics import SKU_KEYS, choose_threshold, match_metrics, metric_dict
+from prodmatch.retrieval.protocol import THRESHOLD_GROUP, group_counts, query_split, scored_groups
 from prodmatch.retrieval.result import RetrievalResult
 
 log = logging.getLogger("prodmatch.retrieval")
 
 PREFIX = "retrieval/"
+MATCH = "match/"
 
 
 def score(result: RetrievalResult, prefix: str = PREFIX) -> dict[str, float]:
-    """Acc@k overall and per target, SKU measures where both catalogs have SKUs, the ANN recall, data counts."""
-    with_sku = result.queries.skus is not None and result.database.skus is not None
-    metrics = metric_dict(
-        result.queries.targets,
-        result.database.targets,
-        result.top_ids,
-        k=result.k,
-        query_skus=result.queries.skus if with_sku else None,
-        db_skus=result.database.skus if with_sku else None,
-        prefix=prefix,
-    )
+    """Acc@k overall and per target, SKU measures where both catalogs have SKUs, the ANN recall, data counts.
+
+    Under the product protocol (the queries carry a ``split`` column) the ranking keys and ``match/*`` are over
+    the test products' queries, and the same keys prefixed ``seen/`` over the train and val products' queries
+    (see :mod:`prodmatch.retrieval.protocol`); ``split/<group>`` counts the query cards of each group.
+    """
+    base = prefix.replace(PREFIX, "")  # "before_fit/" for the before-fit evaluation, "" otherwise
+    split = query_split(result.queries)
+    if split is None:
+        metrics = _ranking(result, np.ones(len(result.queries), dtype=bool), prefix)
+    else:
+        metrics = _product(result, split, base)
     recall_key = f"ann_recall@{result.k}"
     if recall_key in result.search:
         metrics[prefix + recall_key] = float(result.search[recall_key])
         metrics[prefix + "ann_recall_sample"] = float(result.search.get("ann_recall_sample", 0))
-    base = prefix.replace(PREFIX, "")  # "before_fit/" for the before-fit evaluation, "" otherwise
     metrics |= {f"{base}data/{key}": float(n) for key, n in result.data.items()}
+    metrics |= {f"{base}fusion/weight/{label}": float(w) for label, w in result.fusion_weights.items()}
     return metrics
+
+
+def _with_sku(result: RetrievalResult) -> bool:
+    return result.queries.skus is not None and result.database.skus is not None
+
+
+def _ranking(result: RetrievalResult, rows: np.ndarray, prefix: str) -> dict[str, float]:
+    """Acc@k (overall, per target) and the SKU measures of the top-k, over the query cards at ``rows``."""
+    with_sku = _with_sku(result)
+    if not rows.any():  # an empty group: its keys exist, without a value
+        keys = [f"acc@{result.k}", *(key.format(k=result.k) for key in SKU_KEYS if with_sku)]
+        return {prefix + key: float("nan") for key in keys}
+    queries = result.queries
+    return metric_dict(
+        queries.targets[rows],
+        result.database.targets,
+        result.top_ids[rows],
+        k=result.k,
+        query_skus=queries.skus[rows] if with_sku else None,
+        db_skus=result.database.skus if with_sku else None,
+        prefix=prefix,
+    )
+
+
+def match_threshold(result: RetrievalResult, rows: np.ndarray) -> float:
+    """The match threshold of the best mean F1 over the query cards at ``rows`` (NaN when none has a match)."""
+    skus = result.queries.skus
+    try:
+        return choose_threshold(result.scores[rows], result.ids[rows], skus[rows], result.database.skus)
+    except ValueError:
+        log.warning("no validation query has a same-SKU database card: match/* are left without a value")
+        return float("nan")
+
+
+def _product(result: RetrievalResult, split: np.ndarray, base: str) -> dict[str, float]:
+    """The product protocol's keys: headline (test products) and seen/ (train and val products)."""
+    threshold = match_threshold(result, split == THRESHOLD_GROUP)
+    metrics: dict[str, float] = {}
+    for group, rows in scored_groups(split).items():
+        metrics |= _ranking(result, rows, f"{base}{group}{PREFIX}")
+        metrics |= _match(result, rows, threshold, f"{base}{group}{MATCH}")
+    counts = group_counts(split)
+    log.info("product protocol: query cards per product group %s", counts)
+    return metrics | {f"{base}split/{group}": float(n) for group, n in counts.items()}
+
+
+def _match(result: RetrievalResult, rows: np.ndarray, threshold: float, prefix: str) -> dict[str, float]:
+    """match/* at ``threshold`` over the query cards at ``rows``; every candidate of the ranking counts."""
+    if not np.isfinite(threshold):
+        keys = ("precision", "recall", "f1", "threshold")
+        return {prefix + key: float("nan") for key in keys}
+    skus = result.queries.skus
+    ids, scores = result.ids[rows], result.scores[rows]
+    return match_metrics(scores, ids, skus[rows], result.database.skus, threshold, prefix=prefix)
 
 
 def record(

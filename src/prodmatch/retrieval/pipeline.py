@@ -16,16 +16,21 @@ from typing import Any
 import numpy as np
 
 from prodmatch.data.catalog import IMAGE_VIEW, TEXT_VIEWS, Catalog
+from prodmatch.data.splits import check_fractions
 from prodmatch.encoders.base import Encoder, stats_metrics, strict_error
 from prodmatch.encoders.cache import EmbeddingCache
 from prodmatch.errors import ConfigError
+from prodmatch.retrieval.expansion import QueryExpansion
 from prodmatch.retrieval.fusion import concat, rerank
 from prodmatch.retrieval.index import AnnoyIndex, sampled_recall
+from prodmatch.retrieval.protocol import PROTOCOLS, THRESHOLD_GROUP, assign_split, query_split
 from prodmatch.retrieval.result import RetrievalResult
+from prodmatch.retrieval.weights import WeightSearch
 
 log = logging.getLogger("prodmatch.retrieval")
 
 FUSIONS = ("none", "concat", "rerank")
+AUTO = "auto"  # concat_weights=auto: chosen on the validation products by `weight_search`
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,11 @@ class RetrievalPipeline:
 
     ``index`` builds the search index (a partial of a backend from `conf/retrieval/index/`); the ANN's recall
     against exact search is measured on a seeded sample of ``recall_sample`` queries.
+
+    ``protocol="product"`` (:mod:`prodmatch.retrieval.protocol`) gives the query cards their product group
+    (``split_fractions`` and ``seed``) and keeps the ranking ``max(k, match_depth)`` deep for the match
+    measures; ``concat_weights="auto"`` then chooses the concat weights on the val products' queries with
+    ``weight_search``. ``expansion`` (off unless its ``top`` > 0) searches again with expanded queries.
     """
 
     def __init__(
@@ -53,16 +63,30 @@ class RetrievalPipeline:
         fusion: str = "none",
         k: int = 10,
         rerank_k: int = 40,
-        concat_weights: Sequence[float] | None = None,
+        concat_weights: Sequence[float] | str | None = None,
         index: Callable[[], Any] | None = None,
         recall_sample: int = 1000,
         seed: int = 0,
+        protocol: str = "category",
+        split_fractions: Sequence[float] = (0.6, 0.2, 0.2),
+        match_depth: int = 50,
+        weight_search: WeightSearch | None = None,
+        expansion: QueryExpansion | None = None,
     ) -> None:
         self.channels = [Channel(str(c["encoder"]), str(c["view"])) for c in channels or ()]
         self.fusion = fusion
         self.k = k
         self.rerank_k = rerank_k
-        self.concat_weights = None if concat_weights is None else [float(w) for w in concat_weights]
+        self.concat_weights: list[float] | str | None = (
+            concat_weights
+            if concat_weights is None or isinstance(concat_weights, str)
+            else [float(w) for w in concat_weights]
+        )
+        self.protocol = protocol
+        self.split_fractions = [float(f) for f in split_fractions]
+        self.match_depth = match_depth
+        self.weight_search = weight_search or WeightSearch()
+        self.expansion = expansion or QueryExpansion()
         if isinstance(index, str):  # `retrieval.index=exact` sets a value; the backend is a config group
             raise ConfigError(
                 f"retrieval.index={index} is not a backend choice; choose one with retrieval/index={index} "
@@ -77,7 +101,11 @@ class RetrievalPipeline:
         """Fail on a bad retrieval config with one line naming the key and the allowed values."""
         if self.fusion not in FUSIONS:
             raise ConfigError(f"retrieval.fusion={self.fusion!r} is not one of {', '.join(FUSIONS)}")
-        for key in ("k", "rerank_k", "recall_sample"):
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"retrieval.protocol={self.protocol!r} is not one of {', '.join(PROTOCOLS)}")
+        if self.protocol == "product":
+            check_fractions(self.split_fractions)
+        for key in ("k", "rerank_k", "recall_sample", "match_depth"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"retrieval.{key}={value!r} must be a positive integer")
@@ -97,7 +125,17 @@ class RetrievalPipeline:
                 )
         if self.fusion == "rerank" and self.rerank_k < self.k:
             raise ConfigError(f"retrieval.rerank_k={self.rerank_k} must be >= retrieval.k={self.k}")
-        if self.concat_weights is not None and len(self.concat_weights) != len(self.channels):
+        if self.concat_weights == AUTO:
+            if self.fusion != "concat" or self.protocol != "product":
+                raise ConfigError(
+                    "retrieval.concat_weights=auto chooses weights on the validation products: it needs "
+                    "retrieval.fusion=concat and retrieval.protocol=product"
+                )
+        elif isinstance(self.concat_weights, str):
+            raise ConfigError(
+                f"retrieval.concat_weights={self.concat_weights!r} must be a list of weights, auto or null"
+            )
+        elif self.concat_weights is not None and len(self.concat_weights) != len(self.channels):
             raise ConfigError(
                 f"retrieval.concat_weights has {len(self.concat_weights)} weights for {len(self.channels)} "
                 "channels; give one weight per channel"
@@ -113,13 +151,22 @@ class RetrievalPipeline:
         return any(ch.view == IMAGE_VIEW for ch in self.channels)
 
     @property
+    def depth(self) -> int:
+        """Results kept per query: k, or the match measures' candidates under the product protocol."""
+        return max(self.k, self.match_depth) if self.protocol == "product" else self.k
+
+    @property
     def description(self) -> str:
         labels = [ch.label for ch in self.channels]
         if self.fusion == "concat":
-            return " + ".join(labels) + " (concat)"
-        if self.fusion == "rerank":
-            return f"{labels[0]} top-{self.rerank_k}, re-ranked by {labels[1]}"
-        return labels[0]
+            text = " + ".join(labels) + " (concat)"
+        elif self.fusion == "rerank":
+            text = f"{labels[0]} top-{self.rerank_k}, re-ranked by {labels[1]}"
+        else:
+            text = labels[0]
+        if self.expansion.enabled:
+            text += f", query expansion (top-{self.expansion.top}, alpha {self.expansion.alpha:g})"
+        return text
 
     def run(
         self,
@@ -131,6 +178,8 @@ class RetrievalPipeline:
     ) -> RetrievalResult:
         """Embed, search, re-rank and return the ranking of every query (at least k deep)."""
         warn_unmatched_targets(queries, database)
+        if self.protocol == "product":
+            queries = assign_split(queries, database, self.split_fractions, self.seed)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         embedded = [embed_channel(ch, queries, database, encoders, cache) for ch in self.channels]
@@ -142,20 +191,27 @@ class RetrievalPipeline:
         queries, database, vectors = drop_unembedded(queries, database, vectors)
         data = {key.removeprefix("data/"): n for key, n in stats_metrics(stats).items()}
 
+        t0 = time.perf_counter()
+        weights = self._weights(queries, database, vectors)
+        if self.concat_weights == AUTO:
+            timings["weight_search_s"] = time.perf_counter() - t0
         if self.fusion == "concat":
-            first_q = concat([v[0] for v in vectors], self.concat_weights)
-            first_db = concat([v[1] for v in vectors], self.concat_weights)
+            first_q = concat([v[0] for v in vectors], weights)
+            first_db = concat([v[1] for v in vectors], weights)
         else:
             first_q, first_db = vectors[0]
-        depth = self.rerank_k if self.fusion == "rerank" else self.k
+        depth = self.rerank_k if self.fusion == "rerank" else self.depth
         t0 = time.perf_counter()
         index = self.index_factory()
         index.build(first_db)
         ids, scores = index.search(first_q, depth)
+        if self.expansion.enabled:
+            first_q = self.expansion.expand(first_q, first_db, ids, scores)
+            ids, scores = index.search(first_q, depth)
         timings["search_s"] = time.perf_counter() - t0
         search = {"index": type(index).__name__, **self._recall(index, first_q, first_db, ids)}
         if self.fusion == "rerank":
-            ids, scores = rerank(ids, vectors[1][0], vectors[1][1], self.k)
+            ids, scores = rerank(ids, vectors[1][0], vectors[1][1], self.depth)
         log.info(
             "retrieval %s: %d queries x %d database cards, %s",
             self.description, len(queries), len(database),
@@ -173,7 +229,37 @@ class RetrievalPipeline:
             search=search,
             data=data,
             timings=timings,
+            fusion_weights=(
+                {ch.label: float(w) for ch, w in zip(self.channels, weights, strict=True)}
+                if self.concat_weights == AUTO
+                else {}
+            ),
         )
+
+    def _weights(
+        self, queries: Catalog, database: Catalog, vectors: list[tuple[np.ndarray, np.ndarray]]
+    ) -> list[float] | None:
+        """The concat weights: as configured, or (concat_weights=auto) chosen on the val products' queries."""
+        if not isinstance(self.concat_weights, str):  # the only string _validate lets through is "auto"
+            return self.concat_weights
+        val = query_split(queries) == THRESHOLD_GROUP
+        chosen = None
+        if val.any():
+            chosen = self.weight_search.choose(
+                [q[val] for q, _ in vectors],
+                [db for _, db in vectors],
+                queries.skus[val],
+                database.skus,
+                self.k,
+                self.depth,
+            )
+        if chosen is None:
+            log.warning(
+                "retrieval.concat_weights=auto: no validation query has a same-SKU database card "
+                "(%d validation queries); equal weights are used", int(val.sum()),
+            )  # fmt: skip
+            return [1.0 / len(vectors)] * len(vectors)
+        return chosen.tolist()
 
     def _recall(self, index: Any, q: np.ndarray, db: np.ndarray, ids: np.ndarray) -> dict[str, float]:
         """The index's recall@k against exact search on a seeded sample of queries (1.0 for exact search)."""

@@ -5,6 +5,7 @@ first, at least ``k`` deep), what produced it (channels, fusion, search) and how
 exact search. ``save(run_dir)`` writes it with its provenance (the catalogs' CSV paths, row ids and content
 hashes, the resolved config); ``load(run_dir)`` reads it back through the catalog layer, refusing a catalog
 whose CSV changed since, so every later stage is a function of a loaded result and never re-derives it.
+Under the product protocol the query cards' product groups (their ``split`` column) are saved with it.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import numpy as np
 
 from prodmatch.data.catalog import Catalog, load_catalog
 from prodmatch.errors import ConfigError
+from prodmatch.retrieval.protocol import SPLIT_COLUMN, query_split
 from prodmatch.utils import atomic
 from prodmatch.utils.hashing import file_hash
 
 RESULT_DIR = "result"
+_SPLIT_FILE = "queries_split.npy"
 _FORMAT = 1
 
 
@@ -41,6 +44,7 @@ class RetrievalResult:
     data: dict[str, int] = field(default_factory=dict)  # cards dropped or warned about while embedding
     timings: dict[str, float] = field(default_factory=dict)
     config: dict[str, Any] | None = None  # the run's resolved config (provenance)
+    fusion_weights: dict[str, float] = field(default_factory=dict)  # by channel label, when chosen (auto)
 
     def __post_init__(self) -> None:
         if self.ids.shape != self.scores.shape or self.ids.shape[0] != len(self.queries):
@@ -67,6 +71,11 @@ class RetrievalResult:
         atomic.save_npy(out / "scores.npy", self.scores.astype(np.float32, copy=False))
         for role, catalog in (("queries", self.queries), ("database", self.database)):
             atomic.save_npy(out / f"{role}_row_ids.npy", catalog.row_ids)
+        split = query_split(self.queries)
+        if split is not None:  # product protocol: each query card's product group
+            atomic.save_npy(out / _SPLIT_FILE, split.astype(str))
+        else:
+            (out / _SPLIT_FILE).unlink(missing_ok=True)
         meta = {
             "format": _FORMAT,
             "k": self.k,
@@ -76,6 +85,7 @@ class RetrievalResult:
             "search": self.search,
             "data": self.data,
             "timings": self.timings,
+            "fusion_weights": self.fusion_weights,
             "catalogs": {"queries": _provenance(self.queries), "database": _provenance(self.database)},
             "config": self.config,
         }
@@ -97,6 +107,8 @@ class RetrievalResult:
             role: _reload(meta["catalogs"][role], np.load(out / f"{role}_row_ids.npy"), role, catalog_paths)
             for role in ("queries", "database")
         }
+        if (out / _SPLIT_FILE).is_file():
+            catalogs["queries"] = catalogs["queries"].with_column(SPLIT_COLUMN, np.load(out / _SPLIT_FILE))
         return cls(
             queries=catalogs["queries"],
             database=catalogs["database"],
@@ -110,6 +122,7 @@ class RetrievalResult:
             data=meta.get("data", {}),
             timings=meta.get("timings", {}),
             config=meta.get("config"),
+            fusion_weights=meta.get("fusion_weights", {}),
         )
 
 

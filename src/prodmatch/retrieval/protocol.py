@@ -1,0 +1,72 @@
+"""The scoring protocols: the study's ``category`` protocol and the product-level ``product`` one.
+
+``retrieval.protocol=category`` (the default) scores every query card with the study's metric keys.
+
+``retrieval.protocol=product`` splits the products (SKUs), not the cards, into train / val / test groups by seed
+(:func:`prodmatch.data.splits.split_catalogs`, drawn over the database's SKUs: the split that
+``PairDataModule(label="sku")`` trains on) and gives every query card its product's group in a ``split``
+column; ``"none"`` marks a card without a SKU or with a SKU no database card has (it has nothing to find).
+Scoring then gives the headline keys over the query cards of the test products, which no model saw in
+training, and the same keys prefixed ``seen/`` over those of the train and val products; cards of no group
+count in neither. The match threshold (and, with ``concat_weights=auto``, the concat weights) is chosen on the
+val products' query cards, which the ``seen/`` figures therefore include; the headline figures never do. ``matches.csv`` carries the
+group as ``query_split``, so the headline figures can be recomputed from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from prodmatch.data.catalog import Catalog
+from prodmatch.data.splits import NO_SKU, SPLITS, product_split, split_catalogs
+from prodmatch.errors import ConfigError
+
+PROTOCOLS = ("category", "product")
+SPLIT_COLUMN = "split"  # the query catalog's column holding each card's product group
+UNSEEN = "test"  # the group of the headline figures
+SEEN_PREFIX = "seen/"  # the other groups' figures: seen/retrieval/..., seen/match/...
+THRESHOLD_GROUP = "val"  # the group the match threshold (and the concat weights) are chosen on
+GROUPS = (*SPLITS, NO_SKU)
+
+
+def _require_skus(catalog: Catalog, role: str) -> np.ndarray:
+    if catalog.skus is None:
+        raise ConfigError(
+            f"retrieval.protocol=product needs a sku column in both catalogs, and the {role} CSV "
+            f"({catalog.name}) has none; add it or use retrieval.protocol=category"
+        )
+    return catalog.skus
+
+
+def database_split(database: Catalog, fractions: Sequence[float], seed: int) -> np.ndarray:
+    """The product group of every database card: what ``PairDataModule(label="sku")`` trains on."""
+    return product_split(_require_skus(database, "database"), fractions, seed)
+
+
+def assign_split(queries: Catalog, database: Catalog, fractions: Sequence[float], seed: int) -> Catalog:
+    """The query cards with their product group in the ``split`` column (groups drawn over database SKUs)."""
+    q_split, _ = split_catalogs(
+        _require_skus(queries, "query"), _require_skus(database, "database"), fractions, seed
+    )
+    return queries.with_column(SPLIT_COLUMN, q_split)
+
+
+def query_split(queries: Catalog) -> np.ndarray | None:
+    """The product group of each query card, or None under the category protocol (no ``split`` column)."""
+    if SPLIT_COLUMN not in queries.frame.columns:
+        return None
+    return queries.frame[SPLIT_COLUMN].to_numpy(dtype=object)
+
+
+def scored_groups(split: np.ndarray) -> dict[str, np.ndarray]:
+    """{key prefix: query mask}: "" for the test products' queries (headline), "seen/" for train and val."""
+    split = np.asarray(split, dtype=object)
+    return {"": split == UNSEEN, SEEN_PREFIX: np.isin(split, ("train", THRESHOLD_GROUP))}
+
+
+def group_counts(split: np.ndarray) -> dict[str, int]:
+    """Query cards per group (train, val, test, none)."""
+    split = np.asarray(split, dtype=object)
+    return {group: int((split == group).sum()) for group in GROUPS}

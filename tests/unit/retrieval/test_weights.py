@@ -1,0 +1,89 @@
+"""Concat weights chosen on the validation products: candidates, the choice, the pipeline's use of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prodmatch.encoders.tfidf import TfidfEncoder
+from prodmatch.errors import ConfigError
+from prodmatch.retrieval.evaluation import score
+from prodmatch.retrieval.index import ExactIndex
+from prodmatch.retrieval.pipeline import RetrievalPipeline
+from prodmatch.retrieval.protocol import SPLIT_COLUMN
+from prodmatch.retrieval.weights import WeightSearch
+
+CHANNELS = [{"encoder": "tfidf", "view": "title"}, {"encoder": "tfidf_full", "view": "title_cat"}]
+
+
+def test_candidates_sum_to_one_without_repeats_equal_weights_first():
+    weights = WeightSearch(grid=[0.0, 0.5, 1.0]).candidates(2)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    np.testing.assert_allclose(weights[0], [0.5, 0.5])
+    assert (
+        len({tuple(np.round(w, 9)) for w in weights}) == len(weights) == 5
+    )  # (.5,.5) (0,1) (1,0) (1/3,2/3) ...
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"grid": [0.0]}, "grid"), ({"grid": [-1.0, 1.0]}, "grid"), ({"metric": "acc"}, "metric")],
+)
+def test_bad_weight_search_is_one_clear_error(kwargs, message):
+    with pytest.raises(ConfigError, match=f"retrieval.weight_search.{message}"):
+        WeightSearch(**kwargs)
+
+
+def _channels() -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray]:
+    """Two channels over products A, B, C (two database cards each, one query each). The good channel ranks a
+    query's own product first (cos 0.82 against 0.41); the bad one shows it as the next product (cos 1)."""
+    eye = np.eye(3, dtype=np.float32)
+    db_skus = np.array(["A", "A", "B", "B", "C", "C"], dtype=object)
+    q_skus = np.array(["A", "B", "C"], dtype=object)
+    good_db = np.repeat(eye, 2, axis=0)
+    good_q = eye + 0.5 * (1 - eye)
+    bad_db = good_db.copy()
+    bad_q = np.roll(eye, 1, axis=1)  # A looks like B, B like C, C like A
+    return [good_q, bad_q], [good_db, bad_db], q_skus, db_skus
+
+
+def test_weight_search_picks_the_better_weight():
+    q, db, q_skus, db_skus = _channels()
+    search = WeightSearch(grid=[0.0, 0.25, 0.5, 0.75, 1.0], metric="sku_mrr")
+    weights, values = search.evaluate(q, db, q_skus, db_skus, k=2)
+    # The fused cosine favours the own product only when the good channel weighs more than ~0.71.
+    np.testing.assert_allclose(values, np.where(weights[:, 0] > 0.71, 1.0, values))
+    assert values[0] < 1.0, "equal weights let the bad channel win"
+    chosen = search.choose(q, db, q_skus, db_skus, k=2)
+    assert chosen[0] > 0.71 and values.max() == 1.0
+    f1 = WeightSearch(metric="match_f1").choose(q, db, q_skus, db_skus, k=2, depth=6)
+    assert f1[0] > 0.71
+
+
+def test_no_scorable_query_gives_no_choice():
+    q, db, _, db_skus = _channels()
+    assert WeightSearch().choose(q, db, np.array(["X", "Y", "Z"], dtype=object), db_skus, k=2) is None
+
+
+def test_pipeline_chooses_weights_on_val_queries_and_searches_with_them(tiny_catalogs):
+    queries, database = tiny_catalogs
+    encoders = {"tfidf": TfidfEncoder(dim=64, seed=0), "tfidf_full": TfidfEncoder(dim=None)}
+    seen: list[int] = []
+
+    class Spy(WeightSearch):
+        def evaluate(self, query_blocks, *args, **kwargs):
+            seen.append(len(query_blocks[0]))
+            return super().evaluate(query_blocks, *args, **kwargs)
+
+    kw = dict(channels=CHANNELS, fusion="concat", index=ExactIndex, protocol="product")
+    result = RetrievalPipeline(**kw, concat_weights="auto", weight_search=Spy()).run(
+        queries, database, encoders
+    )
+    assert seen == [int((result.queries.frame[SPLIT_COLUMN] == "val").sum())] and seen[0] > 0
+    metrics = score(result)
+    chosen = [metrics["fusion/weight/title:tfidf"], metrics["fusion/weight/title_cat:tfidf_full"]]
+    assert sum(chosen) == pytest.approx(1.0)
+    assert list(result.fusion_weights) == ["title:tfidf", "title_cat:tfidf_full"]
+    fixed = RetrievalPipeline(**kw, concat_weights=chosen).run(queries, database, encoders)
+    np.testing.assert_array_equal(result.ids, fixed.ids)
+    assert not fixed.fusion_weights and not any(k.startswith("fusion/") for k in score(fixed))
