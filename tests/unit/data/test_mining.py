@@ -86,10 +86,10 @@ def test_cross_modal_miner_labels_and_report(tiny_catalogs):
     miner = CrossModalMiner(encoder="tfidf", view="title", threshold=0.3)
     labels, report = miner.labels(database, {"tfidf": TfidfEncoder(dim=None)})
     assert labels.shape == (len(database),) and labels.dtype == np.int64
-    assert report["mining/labelled_cards"] == (labels >= 0).sum() == 2 * report["mining/pairs"]  # k=1: a matching
+    # k=1: every card is in at most one pair, so each pseudo-product is one pair
+    assert report["mining/labelled_cards"] == (labels >= 0).sum() == 2 * report["mining/pairs"]
     assert report["mining/classes"] == report["mining/pairs"]
-    # the labels never come from the SKUs: the same catalog without its SKU column gives the same labels
-    assert 0.5 < report["mining/pair_precision"] <= 1
+    assert 0.5 < report["mining/pair_precision"] <= 1  # checked against the SKUs, never read from them
 
 
 def test_cross_modal_miner_names_a_missing_encoder(tiny_catalogs):
