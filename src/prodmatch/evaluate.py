@@ -32,13 +32,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         lg.log_hyperparams(inst.resolved(cfg))
     pipeline = instantiate(cfg.retrieval)
     encoders = inst.encoder_registry(cfg)
+    if cfg.get("embed_trainer") is not None:
+        encoders = inst.predict_loop_encoders(cfg, encoders, pipeline.encoder_names)
     queries, database = inst.load_catalogs(cfg, pipeline.needs_images)
     result = pipeline.run(queries, database, encoders, inst.embedding_cache(cfg), strict=cfg.data.strict)
     result.config = inst.resolved(cfg)
     metrics = score(result)
-    record(result, metrics, cfg.paths.output_dir, loggers, cfg.log_examples)
-    title = f"{cfg.experiment_name} on {cfg.data.name}: {cfg.task_name} run in {cfg.paths.output_dir}"
-    print(format_summary(title, metrics, result.k))
+    if inst.records_results(cfg):
+        record(result, metrics, cfg.paths.output_dir, loggers, cfg.log_examples)
+        title = f"{cfg.experiment_name} on {cfg.data.name}: {cfg.task_name} run in {cfg.paths.output_dir}"
+        print(format_summary(title, metrics, result.k))
     return metrics
 
 

@@ -247,3 +247,32 @@ def test_real_data_missing_is_one_line_naming_where_files_go(compose_cfg, tmp_pa
         evaluate(cfg)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "company_data.csv: file not found" in err[0] and "data.queries_csv" in err[0]
+
+
+@pytest.mark.slow
+def test_embedding_through_the_predict_loop_on_two_cpu_processes_matches_one_process(tiny_data_dir, tmp_path):
+    """`embed_trainer=ddp_cpu`: Lightning's predict loop in 2 processes, shards merged in catalog order. Metrics,
+    the dropped unreadable image (rank 1's row) and its count equal a one-process run's; one W&B run."""
+    import shutil
+
+    import numpy as np
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(tiny_data_dir / "synthetic", data_dir / "synthetic")
+    ref = pd.read_csv(data_dir / "synthetic" / "company_data.csv")["img_ref"].iloc[3]
+    (data_dir / "synthetic" / ref).write_bytes(b"not an image")
+    args = [*cli_overrides(data_dir, tmp_path), "experiment=img", "cache=false"]
+    metrics = {}
+    for name, extra in (("one", []), ("ddp", ["embed_trainer=ddp_cpu"])):
+        run_dir = tmp_path / name
+        proc = run_script("evaluate.py", [*args, *extra, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        metrics[name] = json.loads((run_dir / "metrics.json").read_text())
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in proc.stdout + proc.stderr
+    assert metrics["ddp"]["data/dropped/unreadable_image"] == 1
+    assert metrics["ddp"].keys() == metrics["one"].keys()
+    for key, value in metrics["one"].items():
+        assert metrics["ddp"][key] == pytest.approx(value, abs=1e-9), key
+    queries = np.load(tmp_path / "ddp" / "embeddings" / "image" / "0" / "embeddings.npy", mmap_mode="r")
+    assert np.flatnonzero(np.isnan(queries).all(axis=1)).tolist() == [3]
+    assert wandb_exit_codes(tmp_path / "ddp") == [0]  # rank 1 ran the task too, but recorded nothing

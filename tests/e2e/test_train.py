@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from prodmatch.callbacks.retrieval import SHARDS_DIR
 from prodmatch.evaluate import evaluate
 from prodmatch.train import train
 from tests.helpers.run import cli_overrides, run_script, wandb_exit_codes
@@ -142,12 +143,14 @@ def test_sweep_runs_one_job_and_one_finished_wandb_run_per_model(tiny_data_dir, 
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_matches_single_process_evaluation(tiny_data_dir, tmp_path):
-    """The callback's sharded, all-gathered embeddings give the metrics one process gets from the same weights."""
+    """The callback's shards (each rank embeds its rows to disk, rank 0 merges them in catalog order) give the
+    metrics one process gets from the same weights; the shard folder is gone afterwards."""
     args = cli_overrides(tiny_data_dir, tmp_path)
     proc = run_script("train.py", ["trainer=ddp_cpu", *args, *FAST, "logger=csv"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
     ddp_metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert not (run_dir / SHARDS_DIR).exists()
     proc = run_script(
         "evaluate.py",
         [

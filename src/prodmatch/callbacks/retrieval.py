@@ -9,13 +9,13 @@ checkpoint's weights.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 
-from prodmatch.callbacks.sharded import ShardedEncoder
 from prodmatch.data.catalog import Catalog
 from prodmatch.retrieval.evaluation import record, score
 from prodmatch.retrieval.pipeline import RetrievalPipeline
@@ -25,6 +25,7 @@ from prodmatch.tracking import log_metrics
 log = logging.getLogger("prodmatch.callbacks")
 
 BEFORE_FIT = "before_fit/"
+SHARDS_DIR = "embed_shards"  # under the run dir, while a DDP evaluation runs
 
 
 class RetrievalCallback(pl.Callback):
@@ -72,9 +73,10 @@ class RetrievalCallback(pl.Callback):
                 "RetrievalCallback needs the query and database catalogs (queries=, database=)"
             )
         encoders = self.encoders.with_extra(model=module.encoder)
+        shards = self.output_dir / SHARDS_DIR
         if trainer.world_size > 1:
-            encoders = {name: ShardedEncoder(encoders[name], module) for name in self.pipeline.encoder_names}
-        # No cache under DDP: a hit on one rank and a miss on another would desynchronise the gather.
+            encoders = self._sharded(encoders, trainer, shards)
+        # No cache under DDP: a hit on one rank and a miss on another would leave ranks waiting on each other.
         cache = EmbeddingCache(self.cache_dir) if self.cache_dir and trainer.world_size == 1 else None
         was_training = module.training
         module.eval()
@@ -82,8 +84,23 @@ class RetrievalCallback(pl.Callback):
             result = self.pipeline.run(self.queries, self.database, encoders, cache, strict=self.strict)
         finally:
             module.train(was_training)
+        if trainer.world_size > 1:
+            trainer.strategy.barrier("prodmatch-retrieval-done")  # no rank still reads the merged files
+            if trainer.is_global_zero:
+                shutil.rmtree(shards, ignore_errors=True)
         result.config = self.run_config
         return result, score(result, prefix=prefix)
+
+    def _sharded(self, encoders: Mapping[str, Any], trainer: pl.Trainer, folder: Path) -> dict[str, Any]:
+        """The pipeline's encoders, each rank embedding its share into shards on disk that rank 0 merges."""
+        from prodmatch.embedding.encoders import ShardedEncoder
+
+        rank, world = trainer.global_rank, trainer.world_size
+        return {
+            name: ShardedEncoder(encoders[name], trainer.strategy, rank, world, folder / name)
+            for name in self.pipeline.encoder_names
+            if name in encoders
+        }
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self.before_fit:

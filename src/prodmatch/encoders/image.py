@@ -230,11 +230,14 @@ class ImageEncoder:
             identity = tree_identity(path) if path.exists() else self.weights
         return f"resnet18|weights={identity}|pretrained={self.pretrained}|image_size={self.image_size}"
 
+    def dataset(self, paths: Sequence[str | Path]) -> ImageDataset:
+        """Items (uint8 crop [3, S, S], status) in input order, decoded lazily (in DataLoader workers)."""
+        return ImageDataset(paths, self._transform, size_hint=self.image_size, with_status=True)
+
     def loader(self, paths: Sequence[str | Path], device: torch.device) -> DataLoader:
         """Batches of (uint8 crops [B, 3, S, S], statuses [B]) in input order, decoded in worker processes."""
-        dataset = ImageDataset(paths, self._transform, size_hint=self.image_size, with_status=True)
         return DataLoader(
-            dataset,
+            self.dataset(paths),
             batch_size=self.batch_size,
             shuffle=False,
             num_workers=self.num_workers,
@@ -246,39 +249,47 @@ class ImageEncoder:
 
         ``out``: a writable float32 [N, 512] array (e.g. a memory-mapped file) to fill instead of a new one.
         """
-        self.stats, self.stats_examples = {}, {}
         paths = [str(p) for p in inputs]
         if out is None:
             out = np.empty((len(paths), self.dim), dtype=np.float32)
         statuses = np.zeros(len(paths), dtype=np.int8)
         if paths:
             self._forward_all(paths, out, statuses)
-        self._record(paths, statuses)
-        out[statuses == IMAGE_UNREADABLE] = np.nan
-        return l2_normalize(out, inplace=True)
+        self.record_stats(paths, statuses)
+        return out
 
     def _forward_all(self, paths: list[str], out: np.ndarray, statuses: np.ndarray) -> None:
         model = self.model
-        device = self._model_device(model)
         was_training = model.training
         model.eval()
         try:
             with torch.inference_mode():
                 start = 0
-                batches = tqdm(
-                    self.loader(paths, device), desc="images", unit="batch", disable=not self.progress
-                )
+                loader = self.loader(paths, _device_of(model))
+                batches = tqdm(loader, desc="images", unit="batch", disable=not self.progress)
                 for images, status in batches:
-                    batch = normalize_batch(images.to(device, non_blocking=True), self._mean, self._std)
-                    feats = model(batch).float().cpu().numpy()
-                    out[start : start + len(feats)] = feats
-                    statuses[start : start + len(feats)] = status.numpy()
-                    start += len(feats)
+                    out[start : start + len(images)] = self.embed_batch(images, status)
+                    statuses[start : start + len(images)] = status.numpy()
+                    start += len(images)
         finally:
             model.train(was_training)  # a training module's backbone goes back to the mode it was in
 
-    def _record(self, paths: list[str], statuses: np.ndarray) -> None:
-        """Fill ``stats`` / ``stats_examples`` and log one warning line for what this encode met."""
+    def embed_batch(self, images: torch.Tensor, statuses: torch.Tensor) -> np.ndarray:
+        """float32 [B, 512] L2-normalised rows of a batch of decoded crops; NaN where the status is unreadable.
+
+        The caller puts the backbone in eval and inference mode (``encode``, Lightning's predict loop).
+        """
+        model = self.model
+        device = _device_of(model)
+        batch = normalize_batch(images.to(device, non_blocking=True), self._mean, self._std)
+        feats = model(batch).float().cpu().numpy()
+        feats[statuses.cpu().numpy() == IMAGE_UNREADABLE] = np.nan
+        return l2_normalize(feats, inplace=True)
+
+    def record_stats(self, paths: Sequence[str], statuses: np.ndarray) -> None:
+        """Set ``stats`` / ``stats_examples`` from the statuses of ``paths`` (an encode's, or a merged one's) and log
+        one warning line for what they hold."""
+        self.stats, self.stats_examples = {}, {}
         parts = []
         for code, reason in STATUS_REASONS.items():
             rows = np.flatnonzero(statuses == code)
@@ -294,8 +305,8 @@ class ImageEncoder:
                 "; ".join(parts),
             )
 
-    def _model_device(self, model: nn.Module) -> torch.device:
-        if self._external:  # leave a training module's backbone where the trainer put it
-            param = next(model.parameters(), None)
-            return param.device if param is not None else torch.device("cpu")
-        return resolve_device(self.device)
+
+def _device_of(model: nn.Module) -> torch.device:
+    """Where the backbone's weights are: ``device`` for a built one, wherever a trainer put any other."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")

@@ -33,6 +33,30 @@ def encoder_registry(cfg: DictConfig) -> Any:
     return encoders
 
 
+def predict_loop_encoders(cfg: DictConfig, encoders: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
+    """`embed_trainer=...`: the pipeline's encoders embed through Lightning's predict loop on that trainer, the
+    merged matrices kept in the run dir under embeddings/<encoder>/<call>/."""
+    from hydra.utils import instantiate
+
+    from prodmatch.embedding.encoders import PredictLoopEncoder
+
+    trainer = instantiate(cfg.embed_trainer)
+    work = Path(cfg.paths.output_dir) / "embeddings"
+    return {
+        name: PredictLoopEncoder(encoders[name], trainer, work / name) for name in names if name in encoders
+    }
+
+
+def records_results(cfg: DictConfig) -> bool:
+    """Whether this process writes the run's artifacts: always, except the ranks > 0 of an `embed_trainer` run
+    (every process of it runs the whole task; rank 0 records)."""
+    if cfg.get("embed_trainer") is None:
+        return True
+    from prodmatch.embedding.predict import is_global_zero
+
+    return is_global_zero()
+
+
 def embedding_cache(cfg: DictConfig) -> Any:
     """The on-disk embedding cache, or None with `cache=false`."""
     from prodmatch.encoders.cache import EmbeddingCache
