@@ -19,7 +19,9 @@ With ``label=sku`` only cards of the "train" products are trained on and the "va
 split is ``split`` (per-card "train" / "val" / "test" / "none", e.g. from
 :func:`prodmatch.data.splits.split_catalogs`) or else ``product_split(database.skus, split_fractions, seed)``,
 which is the same split. With per-card ``labels`` and no ``split`` every labelled card trains (label-free
-training sees no SKU) and there is no validation split.
+training sees no SKU) and there is no validation split. With ``label=target`` and a ``split`` (the product
+protocol), the "train" products' cards train and the "val" products' cards validate, so a category model is
+scored on products it never saw too.
 
 Fresh pairs each epoch need ``Trainer(reload_dataloaders_every_n_epochs=1)``: ``train_dataloader()`` then
 runs once per epoch and samples that epoch's pairs from ``(seed, trainer.current_epoch)``. Every rank of a
@@ -129,7 +131,7 @@ class PairDataModule(pl.LightningDataModule):
         if label == "target":
             self.label_codes, self.label_names = self.target_codes, self.target_names
             self._num_train_classes = len(self.target_names)
-            self.train_indices, self.val_indices = stratified_split(self.target_codes, val_fraction, seed)
+            self.train_indices, self.val_indices = self._target_indices(split, val_fraction, seed)
         else:
             self.label_codes, self.label_names = self._product_labels(labels)
             self.train_indices, self.val_indices = self._product_indices(split, split_fractions, labels)
@@ -150,6 +152,21 @@ class PairDataModule(pl.LightningDataModule):
         self._items: dict[bool, Sequence[Any]] = {}
 
     # ------------------------------------------------------------------ labels and split
+
+    def _target_indices(
+        self, split: Sequence[str] | np.ndarray | None, val_fraction: float, seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(train, val) positions for category labels: stratified by target, over the "train" products' cards
+        only when a product ``split`` is given (a category model scored on unseen products never saw them)."""
+        if split is None:
+            return stratified_split(self.target_codes, val_fraction, seed)
+        split = np.asarray(split, dtype=object).ravel()
+        if len(split) != len(self.database):
+            raise ConfigError(
+                f"split has {len(split)} values for {len(self.database)} database cards; pass the "
+                "database split of prodmatch.data.splits.split_catalogs"
+            )
+        return np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
 
     def _product_labels(self, labels: Sequence[Any] | np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Codes (-1 = none) and names of the product classes: ``labels`` if given, else the catalog's SKUs."""

@@ -177,6 +177,17 @@ def test_sku_label_trains_only_on_train_products(database) -> None:
     np.testing.assert_array_equal(again.train_indices, dm.train_indices)
 
 
+def test_target_label_with_a_product_split_trains_on_train_products_only(database) -> None:
+    split = product_split(database.skus, (0.6, 0.2, 0.2), seed=0)
+    dm = PairDataModule(database, image_size=32, batch_size=8, num_workers=0, seed=0, split=split)
+    assert (split[dm.train_indices] == "train").all() and (split[dm.val_indices] == "val").all()
+    assert len(dm.train_indices) == (split == "train").sum() and dm.num_classes == len(dm.target_names)
+    anchors = np.concatenate([dm.pairs(0).anchor, dm.pairs(0).other])
+    assert (split[anchors] == "train").all()  # no pair touches a test product's card
+    with pytest.raises(ConfigError, match="split has 3 values"):
+        PairDataModule(database, image_size=32, batch_size=8, num_workers=0, split=["train"] * 3)
+
+
 def test_sku_label_pairs_are_same_product_pairs(database) -> None:
     dm = PairDataModule(database, label="sku", batch_size=8, image_size=32, num_workers=0, seed=1)
     pairs = dm.pairs(0)
