@@ -33,6 +33,9 @@ class Profile:
     note: str
     common: tuple[str, ...]
     train: tuple[str, ...] = ()
+    # the product-level table: its catalog (in place of `common`'s; None: `common`) and training length
+    product: tuple[str, ...] | None = None
+    product_train: tuple[str, ...] = ()
 
 
 PROFILES = {
@@ -42,6 +45,9 @@ PROFILES = {
         "training (5 epochs of 1500 pairs)",
         common=("data=synthetic", "pretrained=false"),
         train=("trainer.max_epochs=5", "datamodule.pairs_per_epoch=1500"),
+        # the study-sized catalog (1,000 queries x ~13,700 cards), CPU-sized product training
+        product=("data=synthetic_full", "pretrained=false"),
+        product_train=("trainer.max_epochs=8",),
     ),
     # A smoke run that still writes every row: the tiny synthetic catalog, one short epoch.
     "quick": Profile(
@@ -54,11 +60,14 @@ PROFILES = {
             "data.image_size=32",
         ),
         train=("trainer.max_epochs=1", "datamodule.pairs_per_epoch=64"),
+        product_train=("trainer.max_epochs=1", "datamodule.batch_size=8", "datamodule.m_per_class=2"),
     ),
     # The study itself: the user's real files, pretrained weights, the study's training settings.
     "sportdoma": Profile(
         note="real SportDoma catalog, pretrained ResNet18 (ImageNet) and rubert-tiny2, the study's settings",
         common=("data=sportdoma", "pretrained=true"),
+        # the real catalog has no SKU column: product-level figures need the synthetic one (or your SKUs)
+        product=("data=synthetic_full", "pretrained=true"),
     ),
 }
 
@@ -82,12 +91,19 @@ def sweep_command(
 
 
 def plan(profile_name: str, runs_dir: Path, reports_dir: Path, extra: Sequence[str] = ()) -> list[list[str]]:
-    """The reproduction's steps: the two sweeps, then the results report and the galleries."""
-    from prodmatch.reporting.study import FINE_TUNED, OFF_THE_SHELF, table_experiments
+    """The reproduction's steps: the study's two sweeps, the product-level sweeps, then the results report and
+    the galleries."""
+    from prodmatch.reporting.study import FINE_TUNED, OFF_THE_SHELF, PRODUCT_LEVEL, table_experiments
 
     profile = PROFILES[profile_name]
     group = f"reproduce_{profile_name}"
     report = [sys.executable, "-m", "prodmatch.reporting"]
+    product = profile.common if profile.product is None else profile.product
+    product_steps = [
+        sweep_command(f"prodmatch.{task}", names, runs_dir / "product" / task, group, [*overrides, *extra])
+        for task, overrides in (("evaluate", product), ("train", [*product, *profile.product_train]))
+        if (names := table_experiments(PRODUCT_LEVEL, task=task))
+    ]
     return [
         sweep_command(
             "prodmatch.evaluate",
@@ -103,6 +119,7 @@ def plan(profile_name: str, runs_dir: Path, reports_dir: Path, extra: Sequence[s
             group,
             [*profile.common, *profile.train, *extra],
         ),
+        *product_steps,
         [*report, "results", "--runs", str(runs_dir), "--out", str(reports_dir), "--note", profile.note],
         [*report, "gallery", "--runs", str(runs_dir), "--out", str(reports_dir / "galleries")],
     ]

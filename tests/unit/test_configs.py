@@ -49,10 +49,9 @@ def test_experiment_composes_and_instantiates(compose_cfg, task, experiment):
     source = instantiate(cfg.data)
     assert Path(source.queries_csv).name == "company_data.csv"
     if cfg.study is not None:
-        assert (
-            cfg.study.table in ("off_the_shelf", "fine_tuned", "product")
-            and cfg.experiment_name == experiment
-        )
+        from prodmatch.reporting.study import TABLES
+
+        assert cfg.study.table in TABLES and cfg.experiment_name == experiment
 
 
 @pytest.mark.parametrize(("choice", "accelerator", "devices"), [("ddp", "gpu", -1), ("ddp_cpu", "cpu", 2)])

@@ -16,7 +16,13 @@ import pytest
 from omegaconf import OmegaConf
 
 from prodmatch import reproduce
-from prodmatch.reporting.study import FINE_TUNED, OFF_THE_SHELF, experiments, table_experiments
+from prodmatch.reporting.study import (
+    FINE_TUNED,
+    OFF_THE_SHELF,
+    PRODUCT_LEVEL,
+    experiments,
+    table_experiments,
+)
 from tests.helpers.run import REPO_ROOT
 
 CONF = REPO_ROOT / "conf"
@@ -47,15 +53,16 @@ while True:
 
 # --------------------------------------------------------------------------------------------- the plan
 def test_every_experiment_config_is_a_study_row_of_the_right_table() -> None:
-    # Configs with a study block are report rows; the others (demo, product_*) are runs of their own.
+    # Configs with a study block are report rows; the others (demo, product_ntxent, ...) are runs of their own.
     configs = {p.stem for p in (CONF / "experiment").glob("*.yaml") if "\nstudy:" in p.read_text()}
     assert {"img", "ft_img_class", "title_cat_tfidf"} <= configs and "demo" not in configs
     assert {e.name for e in experiments(str(CONF))} == configs
-    # Off-the-shelf rows run through evaluate, fine-tuned rows through train (their configs pick a model).
-    for name in table_experiments(FINE_TUNED, str(CONF)):
-        assert "override /model" in (CONF / "experiment" / f"{name}.yaml").read_text()
-    for name in table_experiments(OFF_THE_SHELF, str(CONF)):
-        assert "override /model" not in (CONF / "experiment" / f"{name}.yaml").read_text()
+    # Rows run through train pick a model, rows run through evaluate do not (off-the-shelf encoders).
+    for e in experiments(str(CONF)):
+        assert ("override /model" in (CONF / "experiment" / f"{e.name}.yaml").read_text()) == (
+            e.task == "train"
+        )
+    assert {e.task for e in experiments(str(CONF)) if e.table == PRODUCT_LEVEL} == {"evaluate", "train"}
 
 
 def test_everything_resolves_against_the_working_directory(tmp_path: Path, monkeypatch) -> None:
@@ -63,8 +70,12 @@ def test_everything_resolves_against_the_working_directory(tmp_path: Path, monke
     monkeypatch.setattr(reproduce, "run_steps", lambda steps: planned.extend(steps) or 0)
     monkeypatch.chdir(tmp_path)
     assert reproduce.main(["--profile", "quick", "trainer.max_epochs=2"]) == 0
-    evaluate, train, report, gallery = planned
+    evaluate, train, product_evaluate, product_train, report, gallery = planned
     runs = tmp_path / "multirun" / "reproduce" / "quick"
+    for step, task in ((product_evaluate, "evaluate"), (product_train, "train")):
+        assert step[:4] == [sys.executable, "-m", f"prodmatch.{task}", "-m"]
+        assert f"experiment={','.join(table_experiments(PRODUCT_LEVEL, task=task))}" in step
+        assert f"hydra.sweep.dir={runs / 'product' / task}" in step and step[-1] == "trainer.max_epochs=2"
     assert evaluate[:4] == [sys.executable, "-m", "prodmatch.evaluate", "-m"]
     assert train[:4] == [sys.executable, "-m", "prodmatch.train", "-m"]
     assert f"experiment={','.join(table_experiments(OFF_THE_SHELF))}" in evaluate

@@ -41,19 +41,23 @@ def _md_table(header: Sequence[str], columns: Sequence[np.ndarray]) -> list[str]
 
 
 def _section_table(part: pd.DataFrame, k: str) -> list[str]:
-    """One results section; with mixed k's (``k == "k"``) a column shows each run's k."""
+    """One results section; with mixed k's (``k == "k"``) a column shows each run's k. A section no study row
+    has a figure for (the product level) leaves out the study's columns."""
     ours = np.where(part["status"].eq("not run").to_numpy(), "not run", _fmt(part[results.ACC]))
-    header = ["experiment", "study row", "description"] + (["k"] if k == "k" else [])
-    header += [f"Acc@{k}", "study Acc@10", "Δ", "before fit"]
-    columns = [_text("`" + part["experiment"] + "`"), _text(part["study_label"]), _text(part["description"])]
+    with_study = part[results.STUDY_ACC].notna().any() or part["study_label"].notna().any()
+    header = ["experiment"] + (["study row"] if with_study else []) + ["description"]
+    header += (["k"] if k == "k" else []) + [f"Acc@{k}"]
+    header += ["study Acc@10", "Δ"] if with_study else []
+    header += ["before fit"]
+    columns = [_text("`" + part["experiment"] + "`")]
+    columns += [_text(part["study_label"])] if with_study else []
+    columns += [_text(part["description"])]
     columns += [_ks(part["k"])] if k == "k" else []
-    columns += [
-        ours,
-        _fmt(part[results.STUDY_ACC]),
-        _fmt(part[results.DELTA], signed=True),
-        _fmt(part[results.BEFORE_ACC]),
-    ]
-    for m in results.measure_columns(part):
+    columns += [ours]
+    if with_study:
+        columns += [_fmt(part[results.STUDY_ACC]), _fmt(part[results.DELTA], signed=True)]
+    columns += [_fmt(part[results.BEFORE_ACC])]
+    for m in [m for m in results.measure_columns(part) if part[m.column].notna().any()]:
         header.append(m.header.format(k=k))
         columns.append(_fmt(part[m.column], ".2f" if m.percent else ".3f"))
     return _md_table(header, columns)

@@ -50,6 +50,10 @@ MEASURES: tuple[Measure, ...] = (
     Measure("sku_map", "retrieval/sku_map@{k}", "SKU mAP@{k}", percent=False),
     Measure("sku_mrr", "retrieval/sku_mrr", "SKU MRR", percent=False),
     Measure("match_f1", "match/f1", "match F1", percent=False),
+    # the product protocol's products seen in training (train) or tuning (val), beside the unseen ones above
+    Measure("seen_sku_recall", "seen/retrieval/sku_recall@{k}", "seen SKU R@{k}"),
+    Measure("seen_sku_mrr", "seen/retrieval/sku_mrr", "seen SKU MRR", percent=False),
+    Measure("seen_match_f1", "seen/match/f1", "seen match F1", percent=False),
     Measure("ann_recall", "retrieval/ann_recall@{k}", "ANN R@{k}"),
 )
 

@@ -22,8 +22,16 @@ from prodmatch.utils.config import config_path
 
 OFF_THE_SHELF = "off_the_shelf"
 FINE_TUNED = "fine_tuned"
-TABLES: tuple[str, ...] = (OFF_THE_SHELF, FINE_TUNED)
-TABLE_TITLES: dict[str, str] = {OFF_THE_SHELF: "Off-the-shelf models", FINE_TUNED: "Fine-tuned models"}
+PRODUCT_LEVEL = "product_level"
+TABLES: tuple[str, ...] = (OFF_THE_SHELF, FINE_TUNED, PRODUCT_LEVEL)
+TABLE_TITLES: dict[str, str] = {
+    OFF_THE_SHELF: "Off-the-shelf models",
+    FINE_TUNED: "Fine-tuned models",
+    PRODUCT_LEVEL: "Product level (query cards of unseen products; Acc@k is the category purity)",
+}
+TASKS = ("evaluate", "train")
+# The task of a row whose study block names none: the study's tables are one task each.
+DEFAULT_TASK = {OFF_THE_SHELF: "evaluate", FINE_TUNED: "train", PRODUCT_LEVEL: "train"}
 # The study's figures are all at this cut; a run at another k is not compared with them.
 STUDY_K = 10
 
@@ -43,6 +51,7 @@ class Experiment:
     study_label: str | None = None
     study_acc10: float | None = None  # percent, as printed in the study
     order: int = 0  # position in its table
+    task: str = "evaluate"  # the entry point that runs it: evaluate (off-the-shelf) or train
 
 
 def experiment_files(config_dir: str) -> Iterator[tuple[str, str]]:
@@ -67,6 +76,9 @@ def study_row(name: str, block: Any, source: str = "") -> Experiment:
     table = block.get("table")
     if table not in TABLES:
         raise ConfigError(f"{where}: study.table={table!r} is not one of {', '.join(TABLES)}")
+    task = block.get("task") or DEFAULT_TASK[table]
+    if task not in TASKS:
+        raise ConfigError(f"{where}: study.task={task!r} is not one of {', '.join(TASKS)}")
     try:
         acc = block.get("acc10")
         return Experiment(
@@ -76,6 +88,7 @@ def study_row(name: str, block: Any, source: str = "") -> Experiment:
             study_label=None if block.get("label") is None else str(block["label"]),
             study_acc10=None if acc is None else float(acc),
             order=int(block.get("order", 0)),
+            task=task,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(
@@ -99,6 +112,6 @@ def experiments(config_dir: str | None = None) -> tuple[Experiment, ...]:
     return tuple(rows)
 
 
-def table_experiments(table: str, config_dir: str | None = None) -> list[str]:
-    """Experiment names of one results table, in the table's order."""
-    return [e.name for e in experiments(config_dir) if e.table == table]
+def table_experiments(table: str, config_dir: str | None = None, task: str | None = None) -> list[str]:
+    """Experiment names of one results table (those run by ``task`` when given), in the table's order."""
+    return [e.name for e in experiments(config_dir) if e.table == table and (task is None or e.task == task)]

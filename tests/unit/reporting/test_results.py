@@ -196,3 +196,19 @@ def test_cli_module_entry_point_writes_the_default_note(runs_root: Path) -> None
     assert proc.returncode == 0, proc.stderr
     text = (runs_root / "r" / "results.md").read_text(encoding="utf-8")
     assert "Our figures: 2 runs at k = 5, 10, queries from synthetic (company_data.csv)" in text
+
+
+def test_product_level_section_has_seen_beside_unseen_and_no_study_columns(tmp_path: Path, make_run) -> None:
+    run = make_run(tmp_path / "runs" / "product_fused", "product_fused", k=5)
+    make_run(tmp_path / "runs" / "img", "img", k=5)
+    extra = {"retrieval/sku_mrr": 0.5, "seen/retrieval/sku_mrr": 0.875, "seen/match/f1": 0.625}
+    (run / "metrics.json").write_text(json.dumps({**_metrics(run), **extra}))
+    md = tmp_path / "out" / "results.md"
+    results.write_results(results.collect_runs([tmp_path / "runs"]), md, md.with_suffix(".png"), "R", "n")
+    text = md.read_text(encoding="utf-8")
+    section = text[text.index("## Product level") :]
+    header = section.splitlines()[2]
+    assert "study Acc@10" not in header and "seen SKU MRR" in header and "seen match F1" in header
+    assert "| 0.500 |" in _row(section, "product_fused") and "| 0.875 |" in _row(section, "product_fused")
+    study_header = text[text.index("## Off-the-shelf") :].splitlines()[2]
+    assert "study Acc@10" in study_header and "seen" not in study_header  # no run there has seen/ figures
