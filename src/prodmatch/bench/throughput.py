@@ -122,6 +122,32 @@ def format_result(result: dict[str, Any]) -> str:
     )
 
 
+def to_markdown(result: dict[str, Any], command: str) -> str:
+    """A bench/results.md section: the three rates and the two ratios, with the command and the machine."""
+    from prodmatch.bench.common import machine_info
+
+    rates = result["img_per_s"]
+    machine = ", ".join(f"{k} {v}" for k, v in machine_info().items())
+    return "\n".join(
+        [
+            f"## Image-embedding throughput at {result['image_size']} px ({result['device']})",
+            "",
+            f"`{command}`: {result['images']} images, batch {result['batch_size']}, "
+            f"{result['num_workers']} DataLoader workers, {result['torch_threads']} torch threads; {machine}.",
+            "Median of the timed passes after one warm-up pass; forward only runs on the same batches, decoded "
+            "beforehand and held in memory.",
+            "",
+            "| pass | images/s |",
+            "| --- | ---: |",
+            *(f"| {name.replace('_', ' ')} | {rate:,.0f} |" for name, rate in rates.items()),
+            "",
+            f"End to end / forward only = **{result['end_to_end_over_forward']:.2f}**; "
+            f"loader / forward only = {result['loader_over_forward']:.2f}.",
+            "",
+        ]
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m prodmatch.bench --throughput", description=__doc__.split("\n")[0]
@@ -136,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="embed only the first N images (0: all)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="also write the result as JSON here")
+    parser.add_argument(
+        "--markdown", type=Path, default=None, help="also write a section of this markdown file"
+    )
     args = parser.parse_args(argv)
     paths = _image_paths(args.data_dir, args.limit)
     result = measure(paths, args.image_size, args.batch_size, args.num_workers, args.device, args.repeats)
@@ -144,6 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from prodmatch.utils.atomic import write_json
 
         write_json(args.json, result)
+    if args.markdown is not None:
+        import sys
+
+        from prodmatch.bench.common import write_section
+
+        command = "python -m prodmatch.bench --throughput " + " ".join(sys.argv[1:] if argv is None else argv)
+        name = f"throughput-{result['image_size']}-{result['device'].split(':')[0]}"
+        write_section(args.markdown, name, to_markdown(result, command.strip()))
     return 0
 
 
