@@ -47,7 +47,7 @@ PROFILES = {
         train=("trainer.max_epochs=5", "datamodule.pairs_per_epoch=1500"),
         # the study-sized catalog (1,000 queries x ~13,700 cards), CPU-sized product training
         product=("data=synthetic_full", "pretrained=false"),
-        product_train=("trainer.max_epochs=8",),
+        product_train=("trainer.max_epochs=3",),
     ),
     # A smoke run that still writes every row: the tiny synthetic catalog, one short epoch.
     "quick": Profile(
