@@ -6,6 +6,7 @@ Importing this module loads neither torch nor transformers: a TF-IDF evaluation 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,14 @@ log = logging.getLogger("prodmatch.encoders")
 
 # Without SVD the output is a dense [N, vocabulary] matrix: refuse sizes that would not fit in memory.
 MAX_DENSE_CELLS = 200_000_000
+# A model code's short letter prefix, a separator, then its digits: "VE-110", "VE 110", "TR 70M" (a longer
+# word before a number, "дорожка 2", is a word, not a code prefix).
+_CODE_GAP = re.compile(r"\b([^\W\d_]{1,4})[-\s.](?=\d)")
+
+
+def join_codes(text: str) -> str:
+    """Lower-case and close the gap after a model code's prefix: "VE-110", "VE 110" and "ve110" become one token."""
+    return _CODE_GAP.sub(r"\1", text.lower())
 
 
 class TfidfEncoder:
@@ -47,6 +56,7 @@ class TfidfEncoder:
         dim: int | None = 256,
         seed: int = 0,
         sublinear_tf: bool = True,
+        join_codes: bool = False,
     ) -> None:
         if analyzer not in ("char_wb", "char", "word"):
             raise ConfigError(f"tfidf analyzer={analyzer!r}; use char_wb, char or word")
@@ -64,6 +74,8 @@ class TfidfEncoder:
         self.n_components = dim
         self.seed = seed
         self.sublinear_tf = sublinear_tf
+        # sellers write one model code many ways: "VE-110", "VE 110", "VE110"
+        self.join_codes = bool(join_codes)
         self.stats: EncodeStats = {}
         self._corpus: tuple[str, list[str]] | None = None  # (corpus hash, texts)
         self._fitted: tuple[str, TfidfVectorizer, TruncatedSVD | None] | None = None  # (corpus hash, ...)
@@ -77,6 +89,7 @@ class TfidfEncoder:
             "dim": self.n_components,
             "seed": self.seed,
             "sublinear_tf": self.sublinear_tf,
+            **({"join_codes": True} if self.join_codes else {}),  # absent when off: earlier cache keys stay
         }
 
     @property
@@ -125,6 +138,7 @@ class TfidfEncoder:
             min_df=self.min_df,
             max_features=self.max_features,
             sublinear_tf=self.sublinear_tf,
+            preprocessor=join_codes if self.join_codes else None,
             dtype=np.float32,
         )
 

@@ -72,3 +72,19 @@ def test_tfidf_needs_fit(catalog: Catalog):
     assert encoder.needs_fit and encoder.modality == "text"
     with pytest.raises(ConfigError, match="fit"):
         encoder.encode(catalog.texts("title"))
+
+
+def test_join_codes_makes_one_token_of_a_model_code_written_three_ways():
+    from prodmatch.encoders.tfidf import TfidfEncoder, join_codes
+
+    assert join_codes("VELOMAX Ultra VE-110 Plus") == "velomax ultra ve110 plus"
+    assert join_codes("Body-Form TR 70M, Арт. BOTR-633") == "body-form tr70m, арт. botr633"
+    assert join_codes("Беговая дорожка 2 шт") == "беговая дорожка 2 шт"  # a word before a number stays apart
+    titles = ["Velomax VE-110", "Velomax VE 110", "Velomax VE110", "Velomax VE-120"]
+    for joined, same_code in ((False, False), (True, True)):
+        enc = TfidfEncoder(analyzer="word", ngram_range=(1, 1), dim=None, join_codes=joined).fit(titles)
+        v = enc.encode(titles)
+        assert np.allclose(v[0] @ v[2], 1.0) is same_code and np.allclose(v[1] @ v[2], 1.0) is same_code
+        assert v[0] @ v[3] < 0.99  # another model stays another model
+    on = TfidfEncoder(join_codes=True).fit(titles).cache_key()
+    assert on != TfidfEncoder().fit(titles).cache_key() and "join" not in str(TfidfEncoder()._params())
