@@ -17,37 +17,22 @@ import numpy as np
 from prodmatch.embedding.batches import BatchEmbedder, embed_share, innermost
 from prodmatch.embedding.predict import TrainerSpec, embed_with_trainer
 from prodmatch.embedding.shards import Collective, Shard, load_merged, merge_on_rank_zero, rank_rows
+from prodmatch.encoders.base import WrappedEncoder
 
 __all__ = ["PredictLoopEncoder", "ShardedEncoder"]
 
 
-class _ShardFolderEncoder:
+class _ShardFolderEncoder(WrappedEncoder):
     """What both wrappers share: delegation, one folder per call, stats from the merged statuses."""
 
     def __init__(self, inner: Any, work_dir: str | Path) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.work_dir = Path(work_dir)
         self._calls = 0
 
     @property
-    def modality(self) -> str:
-        return self.inner.modality
-
-    @property
-    def dim(self) -> int:
-        return int(self.inner.dim)
-
-    @property
     def needs_fit(self) -> bool:
         return bool(self.inner.needs_fit)
-
-    @property
-    def stats(self) -> dict[str, int]:
-        return getattr(self.inner, "stats", {})
-
-    @property
-    def stats_examples(self) -> dict[str, str]:
-        return getattr(self.inner, "stats_examples", {})
 
     def fit(self, texts: Sequence[str]) -> _ShardFolderEncoder:
         self.inner.fit(texts)

@@ -35,6 +35,7 @@ __all__ = [
     "WARNING_STATS",
     "EncodeStats",
     "Encoder",
+    "WrappedEncoder",
     "stats_metrics",
     "strict_error",
 ]
@@ -67,6 +68,29 @@ class Encoder(Protocol):
 
     def cache_key(self) -> str | None:
         """Identity of everything besides the inputs that fixes the vectors; None = never cache."""
+
+
+class WrappedEncoder:
+    """Base of encoders that wrap another one: its modality, width and what its last encode met."""
+
+    def __init__(self, inner: Encoder) -> None:
+        self.inner = inner
+
+    @property
+    def modality(self) -> str:
+        return self.inner.modality
+
+    @property
+    def dim(self) -> int:
+        return int(self.inner.dim)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return getattr(self.inner, "stats", {})
+
+    @property
+    def stats_examples(self) -> dict[str, str]:
+        return getattr(self.inner, "stats_examples", {})
 
 
 def stats_metrics(stats: Mapping[str, int]) -> dict[str, int]:

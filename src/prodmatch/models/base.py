@@ -12,6 +12,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from prodmatch.encoders.base import WrappedEncoder
 from prodmatch.encoders.image import ImageEncoder
 from prodmatch.errors import ConfigError
 
@@ -130,7 +131,7 @@ class ProdmatchModule(pl.LightningModule):
         )
 
 
-class ModuleEncoder:
+class ModuleEncoder(WrappedEncoder):
     """An encoder over a module's live weights: evaluates in eval mode, restores the training mode after.
 
     Never cached (``cache_key`` is None) and never fitted: the weights change while training.
@@ -139,24 +140,8 @@ class ModuleEncoder:
     needs_fit = False
 
     def __init__(self, inner: Any, module: torch.nn.Module) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.module = module
-
-    @property
-    def modality(self) -> str:
-        return self.inner.modality
-
-    @property
-    def dim(self) -> int:
-        return int(self.inner.dim)
-
-    @property
-    def stats(self) -> dict[str, int]:
-        return getattr(self.inner, "stats", {})
-
-    @property
-    def stats_examples(self) -> dict[str, str]:
-        return getattr(self.inner, "stats_examples", {})
 
     def fit(self, texts: Sequence[str]) -> ModuleEncoder:
         return self
