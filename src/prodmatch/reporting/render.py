@@ -59,7 +59,7 @@ def _section_table(part: pd.DataFrame, k: str) -> list[str]:
     columns += [_fmt(part[results.BEFORE_ACC])]
     for m in [m for m in results.measure_columns(part) if part[m.column].notna().any()]:
         header.append(m.header.format(k=k))
-        columns.append(_fmt(part[m.column], ".2f" if m.percent else ".3f"))
+        columns.append(_fmt(part[m.column], m.spec))
     return _md_table(header, columns)
 
 
@@ -79,7 +79,8 @@ def results_markdown(
     k = results.k_label(ran["k"])
     lines = [f"# {title}", "", f"> {note}", ""]
     lines += [
-        f"Acc@{k} and recalls in percent (2 decimals, as in the study); MRR, mAP and F1 as fractions. "
+        f"Acc@{k} and recalls in percent (2 decimals, as in the study); MRR, mAP and F1 as fractions; "
+        "wall min = the job's wall time in minutes (training and evaluation). "
         "*study Acc@10* is the original study's figure (real SportDoma data, queries = company, "
         f"database = comparable); Δ = ours − study in points, only for runs at k = {study.STUDY_K}; "
         f"{MISSING} = not measured.",
@@ -89,8 +90,13 @@ def results_markdown(
         lines += [f"![Acc@{k}, ours vs study]({png_name})", ""]
     for section in study.TABLES:
         part = table.loc[table["table"] == section]
-        if not part.empty:
-            lines += [f"## {study.TABLE_TITLES[section]}", "", *_section_table(part, k), ""]
+        if part.empty:
+            continue
+        lines += [f"## {study.TABLE_TITLES[section]}", ""]
+        if part["status"].eq("ok").any():
+            lines += [*_section_table(part, k), ""]
+        else:  # a whole section left out of this report: one line, not a table of "not run" rows
+            lines += ["Not run in this report: " + ", ".join(f"`{e}`" for e in part["experiment"]) + ".", ""]
     if results.target_columns(table) and not ran.empty:
         lines += _targets_table(ran, k)
     if not ran.empty:
@@ -115,7 +121,9 @@ def plot_results(table: pd.DataFrame, out_png: Path, title: str, note: str) -> P
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    rows = table.iloc[::-1]  # barh draws bottom-up; keep the table's top row on top
+    ran_sections = set(table.loc[table["status"] == "ok", "table"])
+    rows = table.loc[table["table"].isin(ran_sections)] if ran_sections else table
+    rows = rows.iloc[::-1]  # barh draws bottom-up; keep the table's top row on top
     k = results.k_label(rows.loc[rows["status"] == "ok", "k"])
     y = np.arange(len(rows))
     height = 0.38

@@ -36,25 +36,28 @@ TARGET_PREFIX = "acc/"
 
 @dataclass(frozen=True)
 class Measure:
-    """An optional metric column: its metrics.json key and header (``{k}`` is each run's k)."""
+    """An optional metric column: its metrics.json key, header (``{k}`` is each run's k), the factor from the
+    stored value to the shown one, and the format."""
 
     column: str
     key: str
     header: str
-    percent: bool = True
+    scale: float = 100.0  # rates are shown in percent
+    spec: str = ".2f"
 
 
 MEASURES: tuple[Measure, ...] = (
     Measure("sku_recall", "retrieval/sku_recall@{k}", "SKU R@{k}"),
     Measure("sku_full_recall", "retrieval/sku_full_recall@{k}", "SKU full R@{k}"),
-    Measure("sku_map", "retrieval/sku_map@{k}", "SKU mAP@{k}", percent=False),
-    Measure("sku_mrr", "retrieval/sku_mrr", "SKU MRR", percent=False),
-    Measure("match_f1", "match/f1", "match F1", percent=False),
+    Measure("sku_map", "retrieval/sku_map@{k}", "SKU mAP@{k}", scale=1.0, spec=".3f"),
+    Measure("sku_mrr", "retrieval/sku_mrr", "SKU MRR", scale=1.0, spec=".3f"),
+    Measure("match_f1", "match/f1", "match F1", scale=1.0, spec=".3f"),
     # the product protocol's products seen in training (train) or tuning (val), beside the unseen ones above
     Measure("seen_sku_recall", "seen/retrieval/sku_recall@{k}", "seen SKU R@{k}"),
-    Measure("seen_sku_mrr", "seen/retrieval/sku_mrr", "seen SKU MRR", percent=False),
-    Measure("seen_match_f1", "seen/match/f1", "seen match F1", percent=False),
+    Measure("seen_sku_mrr", "seen/retrieval/sku_mrr", "seen SKU MRR", scale=1.0, spec=".3f"),
+    Measure("seen_match_f1", "seen/match/f1", "seen match F1", scale=1.0, spec=".3f"),
     Measure("ann_recall", "retrieval/ann_recall@{k}", "ANN R@{k}"),
+    Measure("wall_min", "job/wall_s", "wall min", scale=1 / 60, spec=".1f"),
 )
 
 
@@ -96,7 +99,7 @@ def _ours(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     for m in MEASURES:
         values = per_run(runs, m.key)
         if values.notna().any():
-            ours[m.column] = values * (100.0 if m.percent else 1.0)
+            ours[m.column] = values * m.scale
             present.append(m.column)
     return ours.drop_duplicates("experiment", keep="last"), present
 
@@ -126,7 +129,8 @@ def build_table(runs: pd.DataFrame) -> pd.DataFrame:
 
     Columns: experiment, table, description, study_label, task, run_dir, status ("ok" | "not run"), k, acc,
     acc/<target>..., the MEASURES present, before_fit_acc, study_acc10, delta (ours - study, points, k = 10
-    only). Rates are percent; measures with ``percent=False`` are fractions.
+    only). Measures are shown as their ``scale`` gives: rates in percent, MRR, mAP and F1 as fractions, wall
+    time in minutes.
     """
     ours, measures = _ours(runs)
     table = _catalogue(runs).merge(ours, on="experiment", how="outer", indicator=True)

@@ -23,6 +23,8 @@ from prodmatch.retrieval.result import RESULT_DIR
 log = logging.getLogger("prodmatch.reporting")
 
 RESULT_FILE = Path(RESULT_DIR) / "result.json"
+STATUS_FILE = "job_status.json"  # written by prodmatch.utils.task (kept free of its Hydra imports)
+WALL_KEY = "job/wall_s"  # the job's wall time, from job_status.json
 # Columns every collect_runs() row has besides the numeric metric keys.
 RUN_COLUMNS = ("experiment", "task", "run_dir", "mtime", "k", "data", "queries_csv", "study")
 
@@ -74,6 +76,9 @@ def read_run(run_dir: Path) -> dict[str, Any]:
             if isinstance(value, (int, float)) and not isinstance(value, bool)
         }
     )
+    status = _read_json(run_dir / STATUS_FILE) if (run_dir / STATUS_FILE).is_file() else {}
+    if isinstance(status, dict) and isinstance(status.get("wall_s"), (int, float)):
+        row[WALL_KEY] = float(status["wall_s"])
     return row
 
 

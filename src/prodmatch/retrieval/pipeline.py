@@ -252,6 +252,7 @@ class RetrievalPipeline:
                 database.skus,
                 self.k,
                 self.depth,
+                targets=(queries.targets[val], database.targets),
             )
         if chosen is None:
             log.warning(

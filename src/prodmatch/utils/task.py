@@ -11,9 +11,11 @@ Outcomes of a job, each recorded in ``<run dir>/job_status.json``:
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,10 +50,21 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def write_status(cfg: DictConfig, status: str, error: str | None = None) -> None:
-    """Record this job's outcome where the sweep summary (and a person) finds it."""
+def write_status(cfg: DictConfig, status: str, error: str | None = None, wall_s: float | None = None) -> None:
+    """Record this job's outcome (and its wall time) where the sweep summary, the reports and a person find it."""
     data = {"status": status, "experiment": str(cfg.get("experiment_name")), "error": error}
+    if wall_s is not None:
+        data["wall_s"] = round(wall_s, 1)
     atomic.write_json(Path(cfg.paths.output_dir) / STATUS_FILE, data)
+
+
+def _recorded_wall_s(cfg: DictConfig) -> float | None:
+    """The wall time an earlier job in this run dir recorded, if any."""
+    try:
+        value = json.loads((Path(cfg.paths.output_dir) / STATUS_FILE).read_text()).get("wall_s")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _interrupted(exc: BaseException) -> Interrupted | None:
@@ -75,10 +88,13 @@ def task_wrapper(task: Task) -> Task:
         if cfg.get("resume"):
             earlier = resume.reusable_metrics(cfg)
             if earlier is not None:
-                write_status(cfg, "ok")
+                write_status(
+                    cfg, "ok", wall_s=_recorded_wall_s(cfg)
+                )  # the reused run's time, not this check's
                 return earlier
         stopping_signal.clear()
         failed = True
+        start = time.perf_counter()
         try:
             with handle_signals():
                 metrics = task(cfg)
@@ -88,7 +104,7 @@ def task_wrapper(task: Task) -> Task:
         finally:
             finish_wandb(failed)
         resume.mark_done(cfg)
-        write_status(cfg, "ok")
+        write_status(cfg, "ok", wall_s=time.perf_counter() - start)
         return metrics
 
     return wrapped

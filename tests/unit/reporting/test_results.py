@@ -162,6 +162,24 @@ def test_product_level_columns_appear_when_present(tmp_path: Path, make_run) -> 
     assert "| 40.00 | 0.321 |" in _row(text, "img") and "| 0.750 |" in _row(text, "img")
 
 
+def test_wall_time_comes_from_the_job_status_and_a_section_without_runs_is_one_line(
+    tmp_path: Path, make_run
+) -> None:
+    run = make_run(tmp_path / "runs" / "img", "img")
+    (run / "job_status.json").write_text(json.dumps({"status": "ok", "experiment": "img", "wall_s": 150.0}))
+    make_run(tmp_path / "runs" / "title", "title")  # no job_status.json: no wall time, no error
+    md = tmp_path / "out" / "results.md"
+    table = results.write_results(
+        results.collect_runs([tmp_path / "runs"]), md, md.with_suffix(".png"), "R", "n"
+    ).set_index("experiment")
+    assert table.loc["img", "wall_min"] == pytest.approx(2.5) and np.isnan(table.loc["title", "wall_min"])
+    text = md.read_text(encoding="utf-8")
+    assert _row(text, "img").endswith("| 2.5 |") and _row(text, "title").endswith("| — |")
+    fine_tuned = text.split("## Fine-tuned models")[1].split("##")[0]
+    assert fine_tuned.strip().startswith("Not run in this report: `ft_img_contrastive`, ")
+    assert "| not run |" not in fine_tuned
+
+
 def test_markdown_and_chart_layout(runs_root: Path, tmp_path: Path) -> None:
     runs = results.collect_runs([runs_root / "multirun", runs_root / "logs"])
     md, png = tmp_path / "out" / "results.md", tmp_path / "out" / "results.png"

@@ -27,7 +27,13 @@ def test_candidates_sum_to_one_without_repeats_equal_weights_first():
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"grid": [0.0]}, "grid"), ({"grid": [-1.0, 1.0]}, "grid"), ({"metric": "acc"}, "metric")],
+    [
+        ({"grid": [0.0]}, "grid"),
+        ({"grid": [-1.0, 1.0]}, "grid"),
+        ({"metric": "category"}, "metric"),
+        ({"metric": ["sku_mrr", "acc@10"]}, "metric"),
+        ({"metric": []}, "metric"),
+    ],
 )
 def test_bad_weight_search_is_one_clear_error(kwargs, message):
     with pytest.raises(ConfigError, match=f"retrieval.weight_search.{message}"):
@@ -58,6 +64,31 @@ def test_weight_search_picks_the_better_weight():
     assert chosen[0] > 0.71 and values.max() == 1.0
     f1 = WeightSearch(metric="match_f1").choose(q, db, q_skus, db_skus, k=2, depth=6)
     assert f1[0] > 0.71
+
+
+def test_a_list_of_measures_values_a_channel_that_only_separates_categories():
+    """Title-like channel: own product first, then A2 and B2 tie (a word they share), and the tie goes to the
+    lower row, A2, another category's card for query B. Category channel: every card of a category alike. SKU measures cannot tell the category channel's weight from none; their mean
+    with acc chooses a weight that fills the rest of the top-k with the right category without losing the
+    product."""
+    db_skus = np.array(["A", "A", "A2", "B", "B", "B2"], dtype=object)
+    db_targets = np.array(["bikes"] * 3 + ["rowers"] * 3, dtype=object)
+    q_skus, q_targets = np.array(["A", "B"], dtype=object), np.array(["bikes", "rowers"], dtype=object)
+    title_db = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 1, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
+    title_q = np.array([[1, 0, 0.6], [0, 1, 0.6]], dtype=np.float32)
+    category_db = np.repeat(np.eye(2, dtype=np.float32), 3, axis=0)
+    category_q = np.eye(2, dtype=np.float32)
+    q, db, targets = [title_q, category_q], [title_db, category_db], (q_targets, db_targets)
+    sku_only = WeightSearch(grid=[0.0, 0.25, 1.0], metric="sku_mrr")
+    weights, values = sku_only.evaluate(q, db, q_skus, db_skus, k=3, targets=targets)
+    assert values[weights[:, 1] == 0].max() == values.max() == 1.0, "SKU MRR alone is indifferent to category"
+    both = WeightSearch(grid=[0.0, 0.25, 1.0], metric=["sku_mrr", "acc"])
+    weights, values = both.evaluate(q, db, q_skus, db_skus, k=3, targets=targets)
+    best = both.choose(q, db, q_skus, db_skus, k=3, targets=targets)
+    assert 0 < best[1] < 1 and values.max() == 1.0  # own product first and a pure top-3
+    assert values[weights[:, 1] == 0].max() < 1.0
+    with pytest.raises(ValueError, match="targets"):
+        both.evaluate(q, db, q_skus, db_skus, k=3)
 
 
 def test_no_scorable_query_gives_no_choice():

@@ -90,8 +90,11 @@ def test_reuse_needs_the_same_config_catalog_and_version(compose_cfg, tmp_path, 
     task = _writes_metrics(calls)
     cfg = compose_cfg("evaluate", ["logger=none", "resume=true", "experiment=title_tfidf"])
     task(cfg)
+    wall_s = _status(tmp_path)["wall_s"]
+    assert _status(tmp_path)["status"] == "ok" and wall_s >= 0
     task(cfg)
     assert len(calls) == 1, "a finished run with everything equal is reused"
+    assert _status(tmp_path)["wall_s"] == wall_s, "a reused run keeps the wall time of the run that made it"
     # naming keys (the W&B group) do not matter
     with open_dict(cfg):
         cfg.group = "another_group"
