@@ -56,7 +56,7 @@ SCALE_DIM ?= 256
 SCALE_QUERIES ?= 10000
 bench-scale:  ## index backends at scale (SCALE_DB=1000000 SCALE_QUERIES=10000; long) -> bench/scale_<db>.json/.png + bench/results.md
 	$(PY) -m prodmatch.bench --scale --db $(SCALE_DB) --dim $(SCALE_DIM) --queries $(SCALE_QUERIES) \
-		--backends exact,faiss_ivfpq,faiss_ivfpq_refine,annoy,faiss_hnsw --json bench/scale_$(SCALE_DB).json --markdown bench/results.md
+		--backends exact,faiss_ivfflat,faiss_ivfpq,faiss_ivfpq_refine,annoy,faiss_hnsw --json bench/scale_$(SCALE_DB).json --markdown bench/results.md
 
 gpu-check:  ## on a GPU machine (<= ~8 min): demo training in bf16, full-catalog embedding, faiss-gpu -> images/s
 	PY=$(PY) scripts/gpu_check.sh $(OVERRIDES)

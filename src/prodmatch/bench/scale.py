@@ -1,7 +1,7 @@
 """Index backends at scale: build time, query time, recall@k against exact, peak RSS, ratio to bare torch.
 
     python -m prodmatch.bench --scale --db 1000000 --dim 256 --queries 10000 \\
-        --backends exact,faiss_ivfpq,faiss_ivfpq_refine,annoy,faiss_hnsw --json bench/scale_1000000.json --markdown bench/results.md
+        --backends exact,faiss_ivfflat,faiss_ivfpq,faiss_ivfpq_refine,annoy,faiss_hnsw --json bench/scale_1000000.json --markdown bench/results.md
 
 Seeded clustered unit vectors (product groups of ~40 cards). First the bare-torch baseline (matmul + topk
 over query chunks within the same memory budget) runs and writes the exact top-k; then every backend runs in
@@ -28,10 +28,11 @@ from prodmatch.bench.common import fmt_seconds, machine_info, write_section
 from prodmatch.bench.scale_worker import ScaleSpec
 from prodmatch.utils.atomic import atomic_path, write_json
 
-BACKENDS = ("exact", "annoy", "faiss_hnsw", "faiss_ivfpq", "faiss_ivfpq_refine")
+BACKENDS = ("exact", "annoy", "faiss_hnsw", "faiss_ivfflat", "faiss_ivfpq", "faiss_ivfpq_refine")
 KNOBS = {
     "annoy": "search_k",
     "faiss_hnsw": "ef_search",
+    "faiss_ivfflat": "nprobe",
     "faiss_ivfpq": "nprobe",
     "faiss_ivfpq_refine": "nprobe",
 }
@@ -78,15 +79,44 @@ def run_scale(
             raise SystemExit(f"error: the bare-torch baseline failed: {baseline['error']}")
         for name in backends:
             row = result["backends"][name] = run_worker(name, spec, Path(tmp), timeout)
+            row["run_date"] = result["date"]
             if "error" not in row:
+                row["baseline_query_s"] = baseline["query_s"]
                 row["ratio_to_torch"] = row["query_s"] / baseline["query_s"]
                 exact_s = result["backends"].get("exact", {}).get("query_s")
                 if exact_s:
+                    row["exact_query_s"] = exact_s
                     row["ratio_to_exact"] = row["query_s"] / exact_s
             if on_row:
                 on_row(result)
     spec.truth = None
     return result
+
+
+def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` plus the rows of ``old`` (same sizes) for backends ``new`` did not run. Every row keeps the
+    date, baseline and exact-search time of its own run, so its ratios never mix two runs' machine load."""
+    sizes = ("db", "dim", "queries", "k", "seed")
+    if any(old["spec"].get(key) != new["spec"].get(key) for key in sizes):
+        raise SystemExit(
+            "error: --add-to needs the same --db/--dim/--queries/--k/--seed as the results it adds to: "
+            + ", ".join(f"{key}={old['spec'].get(key)}" for key in sizes)
+        )
+    old_exact_s = old["backends"].get("exact", {}).get("query_s")
+    kept = {}
+    for name, row in old["backends"].items():
+        if name in new["backends"]:
+            continue
+        row = dict(row)
+        row.setdefault("run_date", old["date"])
+        if "error" not in row:
+            row.setdefault("baseline_query_s", old["torch"]["query_s"])
+            if old_exact_s and name != "exact":
+                row.setdefault("exact_query_s", old_exact_s)
+        kept[name] = row
+    rows = kept | new["backends"]
+    order = {name: i for i, name in enumerate(BACKENDS)}
+    return new | {"backends": dict(sorted(rows.items(), key=lambda item: order.get(item[0], len(order))))}
 
 
 def best_point(row: dict[str, Any], k: int, target: float = 0.99) -> dict[str, Any] | None:
@@ -102,7 +132,8 @@ def to_markdown(result: dict[str, Any], plot: str | None = None) -> str:
         f"## Index backends at {size}, {spec['queries']:,} queries",
         "",
         f"`python -m prodmatch.bench --scale --db {spec['db']} --dim {spec['dim']} --queries {spec['queries']} "
-        f"--backends {','.join(result['backends'])}`, {result['date']}, exact budget {spec['max_memory_mb']:g} MB. "
+        f"--backends {','.join(result['backends'])}`, {result['date']}{_earlier_runs(result)}, exact budget "
+        f"{spec['max_memory_mb']:g} MB. "
         f"Bare torch (matmul + topk): {fmt_seconds(base['query_s'])}, peak RSS {base['peak_rss_mb']:,.0f} MB. "
         "Peak RSS includes the generated vectors each process holds.",
         "",
@@ -110,11 +141,13 @@ def to_markdown(result: dict[str, Any], plot: str | None = None) -> str:
         f"| fastest setting with recall@{k} >= 0.99 (share of exact's time per query) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    exact_s = result["backends"].get("exact", {}).get("query_s")
     for name, row in result["backends"].items():
+        date = row.get("run_date", result["date"])
+        label = name if date == result["date"] else f"{name} ({date})"
         if "error" in row:
-            lines.append(f"| {name} | failed: {row['error']} | | | | | | | |")
+            lines.append(f"| {label} | failed: {row['error']} | | | | | | | |")
             continue
+        exact_s = row.get("exact_query_s") or result["backends"].get("exact", {}).get("query_s")
         setting = ", ".join(f"{key}={value}" for key, value in row.get("params", {}).items()) or "-"
         best, best_text = best_point(row, k), "-"
         if best and exact_s:
@@ -123,13 +156,26 @@ def to_markdown(result: dict[str, Any], plot: str | None = None) -> str:
         elif row.get("sweep"):
             best_text = f"none up to {KNOBS[name]}={row['sweep'][-1][KNOBS[name]]}"
         lines.append(
-            f"| {name} | {setting} | {fmt_seconds(row['build_s'])} | {fmt_seconds(row['query_s'])} "
+            f"| {label} | {setting} | {fmt_seconds(row['build_s'])} | {fmt_seconds(row['query_s'])} "
             f"| {row['queries_per_s']:,.0f} | {row[f'recall@{k}']:.3f} | {row['peak_rss_mb']:,.0f} MB "
             f"| {_torch_ratio(row)} | {best_text} |"
         )
     if plot:
         lines += ["", f"![recall@{k} vs queries/s at {size}]({Path(plot).name})"]
     return "\n".join(lines) + "\n"
+
+
+def _earlier_runs(result: dict[str, Any]) -> str:
+    """The note for rows merged in from earlier runs (``--add-to``), or nothing."""
+    dates = sorted(
+        {row.get("run_date", result["date"]) for row in result["backends"].values()} - {result["date"]}
+    )
+    if not dates:
+        return ""
+    return (
+        f" (rows marked with a date come from an earlier run of the same sizes, {', '.join(dates)}; each row's "
+        "ratios are to bare torch and exact search timed in its own run)"
+    )
 
 
 def _torch_ratio(row: dict[str, Any]) -> str:
@@ -190,6 +236,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-sweep", dest="sweep", action="store_false", help="skip the search-knob sweeps")
     parser.add_argument("--sweep-queries", type=int, default=1_000)
     parser.add_argument("--timeout", type=float, help="seconds allowed per backend process")
+    parser.add_argument(
+        "--add-to",
+        action="store_true",
+        help="keep the --json file's rows for backends not run now (same sizes; each keeps its own run's ratios)",
+    )
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = sorted(set(backends) - set(BACKENDS))
@@ -200,9 +251,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         spec = ScaleSpec(args.db, args.dim, args.queries, args.k, args.seed, args.max_memory_mb)
         spec.sweep, spec.sweep_queries = args.sweep, args.sweep_queries
-        result = run_scale(
-            spec, backends, args.timeout, on_row=lambda partial: write_json(args.json, partial)
+        earlier = json.loads(args.json.read_text()) if args.add_to and args.json.is_file() else None
+        if earlier:  # refuse a size mismatch before minutes of baseline, not after
+            merge_results(earlier, {"spec": asdict(spec), "backends": {}})
+
+        def merged(partial: dict[str, Any]) -> dict[str, Any]:
+            return merge_results(earlier, partial) if earlier else partial
+
+        result = merged(
+            run_scale(
+                spec, backends, args.timeout, on_row=lambda partial: write_json(args.json, merged(partial))
+            )
         )
+        write_json(args.json, result)
     plot = None
     if args.sweep:
         plot = args.plot or args.json.with_suffix(".png")

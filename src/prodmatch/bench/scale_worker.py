@@ -90,6 +90,11 @@ def _backends(spec: ScaleSpec) -> dict[str, tuple[Callable[[], Any], str | None,
             "ef_search",
             [16, 32, 64, 128, 256, 512],
         ),
+        "faiss_ivfflat": (
+            lambda: FaissIndex(kind="ivfflat", nprobe=32, seed=seed, n_jobs=-1),
+            "nprobe",
+            [1, 4, 16, 32, 64, 256],
+        ),
         "faiss_ivfpq": (
             lambda: FaissIndex(kind="ivfpq", m=32, nbits=8, nprobe=16, seed=seed, n_jobs=-1),
             "nprobe",

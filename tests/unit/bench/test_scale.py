@@ -85,3 +85,43 @@ def test_scale_cli_end_to_end(tmp_path):
     assert set(result["backends"]) == {"exact", "annoy"} and result["torch"]["query_s"] > 0
     assert all("ratio_to_torch" in row and "peak_rss_mb" in row for row in result["backends"].values())
     assert "<!-- bench:scale-500 -->" in md.read_text() and (tmp_path / "scale.png").is_file()
+    scale.main([*argv, "--backends", "exact", "--markdown", str(md), "--add-to", "--no-sweep"])
+    merged = json.loads(out.read_text())
+    assert list(merged["backends"]) == ["exact", "annoy"], (
+        "the earlier annoy row is kept, exact is the new one"
+    )
+    annoy = merged["backends"]["annoy"]
+    assert annoy["query_s"] == result["backends"]["annoy"]["query_s"]
+    assert annoy["exact_query_s"] == result["backends"]["exact"]["query_s"]  # its own run's exact search
+    with pytest.raises(SystemExit, match="same --db"):
+        scale.main(["--db", "400", *argv[2:], "--backends", "exact", "--add-to"])
+
+
+def _row(date: str, query_s: float, **extra) -> dict:
+    return {"run_date": date, "query_s": query_s, "build_s": 1.0, "queries_per_s": 100 / query_s,
+            "recall@10": 1.0, "peak_rss_mb": 10.0, "ratio_to_torch": query_s / 2} | extra  # fmt: skip
+
+
+def test_merged_rows_keep_their_own_runs_ratios_and_are_marked():
+    spec = {"db": 1000, "dim": 8, "queries": 100, "k": 10, "seed": 0, "max_memory_mb": 1024}
+    old = {
+        "spec": spec, "date": "day 1", "torch": {"query_s": 2.0, "peak_rss_mb": 5.0},
+        "backends": {"exact": _row("day 1", 2.0), "annoy": _row("day 1", 1.0, sweep=[
+            {"search_k": 10, "recall@10": 0.995, "queries_per_s": 1000.0}])},
+    }  # fmt: skip
+    new = {
+        "spec": spec, "date": "day 2", "torch": {"query_s": 4.0, "peak_rss_mb": 5.0},
+        "backends": {"exact": _row("day 2", 8.0)},
+    }  # fmt: skip
+    merged = scale.merge_results(old, new)
+    assert list(merged["backends"]) == ["exact", "annoy"] and merged["backends"]["exact"]["query_s"] == 8.0
+    annoy = merged["backends"]["annoy"]
+    assert annoy["exact_query_s"] == 2.0 and annoy["baseline_query_s"] == 2.0  # day 1's, not day 2's
+    text = scale.to_markdown(merged)
+    assert (
+        "| annoy (day 1) |" in text and "| exact |" in text and "earlier run of the same sizes, day 1" in text
+    )
+    # 1000 queries/s against day 1's exact (2 s per 100 queries = 0.02 s a query): 0.05x, not day 2's 0.0125x
+    assert "search_k=10: 0.995 (0.05x)" in text
+    with pytest.raises(SystemExit, match="same --db"):
+        scale.merge_results(old, new | {"spec": spec | {"db": 10}})

@@ -209,6 +209,11 @@ def ivfpq(**kw) -> FaissIndex:
     return FaissIndex(kind="ivfpq", nlist=16, nprobe=16, m=32, nbits=8, seed=0, n_jobs=1, **kw)
 
 
+def ivfflat(**kw) -> FaissIndex:
+    # 16 lists, 8 scanned: exact cosines within the scanned lists
+    return FaissIndex(kind="ivfflat", nlist=16, nprobe=8, seed=0, n_jobs=1, **kw)
+
+
 def ivfpq_refined(**kw) -> FaissIndex:
     # coarse codes (8 sub-quantizers for 32 dims) : the exact re-ranking brings recall back
     return FaissIndex(kind="ivfpq", nlist=16, nprobe=16, m=8, nbits=8, seed=0, n_jobs=1, refine=10, **kw)
@@ -218,6 +223,7 @@ BACKENDS = {
     "exact": lambda: ExactIndex(max_memory_mb=0.01),
     "annoy": lambda: AnnoyIndex(n_trees=50, search_k=20000, seed=0),
     "faiss_hnsw": hnsw,
+    "faiss_ivfflat": ivfflat,
     "faiss_ivfpq": ivfpq,
     "faiss_ivfpq_refined": ivfpq_refined,
 }
@@ -225,6 +231,7 @@ MIN_RECALL = {
     "exact": 1.0,
     "annoy": 0.97,
     "faiss_hnsw": 0.99,
+    "faiss_ivfflat": 0.9,
     "faiss_ivfpq": 0.9,
     "faiss_ivfpq_refined": 0.99,
 }
@@ -252,10 +259,14 @@ def test_ivfpq_close_to_exact_up_to_quantisation(data):
     assert np.abs(scores - exact_scores).mean() < 0.01
 
 
-@pytest.mark.parametrize("name", ["faiss_hnsw", "faiss_ivfpq"])
+@pytest.mark.parametrize("name", ["faiss_hnsw", "faiss_ivfflat", "faiss_ivfpq"])
 def test_faiss_pads_when_db_smaller_than_k(name):
     db = np.eye(3, 4, dtype=np.float32)
-    index = hnsw() if name == "faiss_hnsw" else FaissIndex(kind="ivfpq", nlist=1, m=4, nbits=1, nprobe=1)
+    index = {
+        "faiss_hnsw": hnsw,
+        "faiss_ivfflat": lambda: FaissIndex(kind="ivfflat", nlist=1, nprobe=1),
+        "faiss_ivfpq": lambda: FaissIndex(kind="ivfpq", nlist=1, m=4, nbits=1, nprobe=1),
+    }[name]()
     ids, scores = index.build(db).search(np.array([[1, 0, 0, 0]], dtype=np.float32), 5)
     assert ids[0, 0] == 0 and sorted(ids[0, :3].tolist()) == [0, 1, 2] and ids[0, 3:].tolist() == [-1, -1]
     assert np.isneginf(scores[0, 3:]).all() and np.isfinite(scores[0, :3]).all()
@@ -272,14 +283,38 @@ def test_ivfpq_refine_recovers_what_coarse_codes_lose(data):
     np.testing.assert_allclose(scores, exact_scores, atol=1e-5)  # re-ranked by the exact inner product
 
 
+def test_ivfflat_recall_grows_with_nprobe_to_exact_when_every_list_is_scanned(data):
+    queries, db = data
+    exact_ids, exact_scores = brute_force(queries, db, 10)
+    index = FaissIndex(kind="ivfflat", nlist=32, nprobe=1, seed=0, n_jobs=1).build(db)
+    recalls = []
+    for nprobe in (1, 4, 32):
+        index.nprobe = nprobe
+        recalls.append(ann_recall(index.search(queries, 10)[0], exact_ids, 10))
+    assert recalls[0] < recalls[1] < recalls[2] == 1.0
+    np.testing.assert_allclose(index.search(queries, 10)[1], exact_scores, atol=1e-5)
+
+
+def test_ivf_default_lists_and_too_small_a_database():
+    assert FaissIndex(kind="ivfflat")._n_lists(1_000_000) == 8000
+    assert FaissIndex(kind="ivfpq")._n_lists(1_000_000) == 1000
+    assert FaissIndex(kind="ivfflat")._n_lists(10_000) == 250  # at least 40 rows a list
+    with pytest.raises(ConfigError, match="ivfflat with nlist=64 needs at least 64 database rows"):
+        FaissIndex(kind="ivfflat", nlist=64).build(np.eye(8, 4, dtype=np.float32))
+
+
 def test_refine_only_applies_to_ivfpq():
     with pytest.raises(ConfigError, match="refine"):
         FaissIndex(kind="hnsw", refine=4)
     with pytest.raises(ConfigError, match="refine"):
+        FaissIndex(kind="ivfflat", refine=4)
+    with pytest.raises(ConfigError, match="refine"):
         FaissIndex(kind="ivfpq", refine=-1)
 
 
-@pytest.mark.parametrize("make", [hnsw, ivfpq, ivfpq_refined], ids=["hnsw", "ivfpq", "ivfpq_refined"])
+@pytest.mark.parametrize(
+    "make", [hnsw, ivfflat, ivfpq, ivfpq_refined], ids=["hnsw", "ivfflat", "ivfpq", "ivfpq_refined"]
+)
 def test_faiss_save_load_round_trip(tmp_path, data, make):
     queries, db = data
     index = make().build(db)
@@ -294,7 +329,7 @@ def test_faiss_save_load_round_trip(tmp_path, data, make):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("make", [hnsw, ivfpq], ids=["hnsw", "ivfpq"])
+@pytest.mark.parametrize("make", [hnsw, ivfflat, ivfpq], ids=["hnsw", "ivfflat", "ivfpq"])
 def test_faiss_is_reproducible_for_a_seed(data, make):
     queries, db = data
     a = make().build(db).search(queries, 10)
@@ -367,7 +402,7 @@ def test_exact_near_ties_at_the_cut_are_exact(data):
 CONF = Path(__file__).resolve().parents[3] / "conf" / "retrieval" / "index"
 
 
-@pytest.mark.parametrize("name", ["annoy", "exact", "faiss_hnsw", "faiss_ivfpq"])
+@pytest.mark.parametrize("name", ["annoy", "exact", "faiss_hnsw", "faiss_ivfflat", "faiss_ivfpq"])
 def test_index_configs_instantiate_and_search(name, data):
     """Each conf/retrieval/index/*.yaml maps 1:1 onto its constructor and gives a working index."""
     from hydra.utils import instantiate

@@ -1,10 +1,11 @@
-"""Approximate search with faiss: HNSW graphs (``IndexHNSWFlat``) and compressed IVF lists (``IndexIVFPQ``).
+"""Approximate search with faiss: HNSW graphs (``IndexHNSWFlat``), inverted lists of full vectors
+(``IndexIVFFlat``) and of compressed codes (``IndexIVFPQ``).
 
-Vectors are L2-normalised and searched by inner product, so scores are cosines: exact ones for HNSW (it
-stores the vectors), product-quantised approximations for IVF-PQ (it stores 8-bit codes only, which is what
-keeps a billion-vector index in memory).
+Vectors are L2-normalised and searched by inner product, so scores are cosines: exact ones for HNSW and
+IVF-Flat (they store the vectors), product-quantised approximations for IVF-PQ (it stores 8-bit codes only,
+which is what keeps a billion-vector index in memory).
 
-Determinism. IVF-PQ trains its coarse and PQ k-means on a sample of the database drawn with ``seed``, and
+Determinism. IVF-Flat and IVF-PQ train their k-means on a sample of the database drawn with ``seed``, and
 faiss's k-means takes the same seed, so the trained index is a function of (data, parameters, seed).
 HNSW draws its node levels from faiss's fixed internal seed; its graph is reproducible when built with one
 thread (``n_jobs=1``), while a multi-threaded build inserts nodes in a thread-dependent order (as ANNOY's
@@ -12,7 +13,7 @@ does). ``n_jobs`` sets faiss's OpenMP thread count (``faiss.omp_set_num_threads`
 for the duration of each build and search and restores it afterwards; ``-1`` leaves faiss's default (all
 cores). Searches are deterministic at any thread count.
 
-GPU. With ``device="auto"`` an IVF-PQ index moves to the GPU when the installed faiss has GPU support
+GPU. With ``device="auto"`` an IVF index moves to the GPU when the installed faiss has GPU support
 (faiss-gpu) and sees a GPU; faiss has no GPU HNSW, so HNSW stays on the CPU.
 """
 
@@ -38,7 +39,8 @@ from prodmatch.retrieval.index.base import (
 from prodmatch.utils.atomic import atomic_path
 from prodmatch.utils.vectors import l2_normalize
 
-KINDS = ("hnsw", "ivfpq")
+KINDS = ("hnsw", "ivfflat", "ivfpq")
+IVF_KINDS = ("ivfflat", "ivfpq")
 PARAMS = ("kind", "M", "ef_construction", "ef_search", "nlist", "m", "nbits", "nprobe", "train_size", "seed")
 PARAMS += ("n_jobs", "refine")
 
@@ -68,14 +70,21 @@ def omp_threads(faiss: Any, n_jobs: int) -> Iterator[None]:
 
 
 class FaissIndex:
-    """faiss HNSW (``kind="hnsw"``: M, ef_construction, ef_search) or IVF-PQ (``kind="ivfpq"``: nlist, m,
-    nbits, nprobe, train_size, refine) over unit vectors, scored by inner product (= cosine).
+    """faiss HNSW (``kind="hnsw"``: M, ef_construction, ef_search), IVF-Flat (``kind="ivfflat"``: nlist,
+    nprobe, train_size) or IVF-PQ (``kind="ivfpq"``: nlist, m, nbits, nprobe, train_size, refine) over unit
+    vectors, scored by inner product (= cosine).
+
+    IVF-Flat scans the ``nprobe`` lists nearest a query with exact cosines: its recall depends only on whether
+    the true neighbours sit in those lists, so it keeps up where the codes' error hides close neighbours (many
+    near-duplicate listings) and where a graph has no gradient to follow (many small, mutually distant product
+    groups). It holds the full vectors (N x D x 4 bytes).
 
     ``refine=r > 0`` (IVF-PQ only) re-ranks the ``r * k`` best PQ candidates by their exact inner product
     (faiss ``IndexRefineFlat``): recall close to exact search at the cost of keeping the full vectors
     (N x D x 4 bytes) beside the codes; ``refine=0`` keeps only the codes, the memory-bounded setting.
 
-    ``nlist=None`` picks ``sqrt(N)`` lists (at least 40 rows each); ``train_size=None`` trains on
+    ``nlist=None`` picks ``sqrt(N)`` lists for IVF-PQ, ``8 sqrt(N)`` for IVF-Flat (at least 40 rows each);
+    ``train_size=None`` trains on
     ``max(40 * nlist, 10000)`` sampled rows (all rows when fewer): k-means time grows with both. ``ef_search`` and ``nprobe`` may be
     changed between searches (the recall/speed knob).
     """
@@ -112,7 +121,7 @@ class FaissIndex:
         self.refine = int(refine)
         if self.refine < 0 or (self.refine and kind != "ivfpq"):
             raise ConfigError(
-                f"faiss refine={refine}: it must be >= 0 and only applies to kind=ivfpq (HNSW scores are exact)"
+                f"faiss refine={refine}: it must be >= 0 and only applies to kind=ivfpq (the other kinds' scores are exact)"
             )
         self.device = str(device)
         self._faiss = import_faiss()
@@ -128,9 +137,15 @@ class FaissIndex:
         return self._dim
 
     def _n_lists(self, n: int) -> int:
-        if self.nlist is not None:
-            return self.nlist
-        return max(1, min(int(math.sqrt(n)), n // 40))
+        """nlist, or the default: sqrt(N) lists for IVF-PQ, 8 sqrt(N) for IVF-Flat (scanning a full vector
+        costs D multiply-adds against m table lookups for a code, so its lists are kept shorter); at least 40
+        rows a list."""
+        return self.nlist if self.nlist is not None else self._default_lists(self.kind, n)
+
+    @staticmethod
+    def _default_lists(kind: str, n: int) -> int:
+        per_root = 8 if kind == "ivfflat" else 1
+        return max(1, min(int(per_root * math.sqrt(n)), n // 40))
 
     def _new(self, dim: int, n: int):
         faiss = self._faiss
@@ -138,11 +153,15 @@ class FaissIndex:
             index = faiss.IndexHNSWFlat(dim, self.M, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = self.ef_construction
             return index
+        quantizer = faiss.IndexFlatIP(dim)
+        if self.kind == "ivfflat":
+            index = faiss.IndexIVFFlat(quantizer, dim, self._n_lists(n), faiss.METRIC_INNER_PRODUCT)
+            index.cp.seed = self.seed
+            return index
         if dim % self.m:
             raise ConfigError(
                 f"faiss IVF-PQ m={self.m} must divide the vector dimension {dim}; pick a divisor"
             )
-        quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFPQ(
             quantizer, dim, self._n_lists(n), self.m, self.nbits, faiss.METRIC_INNER_PRODUCT
         )
@@ -151,11 +170,12 @@ class FaissIndex:
 
     def _train_sample(self, db: np.ndarray, nlist: int) -> np.ndarray:
         """A seeded sample of rows to train on; ConfigError when the database is too small to train."""
-        need = max(nlist, 2**self.nbits)
+        need = max(nlist, 2**self.nbits) if self.kind == "ivfpq" else nlist
         if db.shape[0] < need:
+            what = f"nlist={nlist}, nbits={self.nbits}" if self.kind == "ivfpq" else f"nlist={nlist}"
             raise ConfigError(
-                f"faiss IVF-PQ with nlist={nlist}, nbits={self.nbits} needs at least {need} database rows to "
-                f"train, got {db.shape[0]}; lower nlist/nbits or use faiss_hnsw or exact"
+                f"faiss {self.kind} with {what} needs at least {need} database rows to train, got "
+                f"{db.shape[0]}; lower nlist or use faiss_hnsw or exact"
             )
         size = self.train_size or max(40 * nlist, 10_000)
         if size >= db.shape[0]:
@@ -165,7 +185,7 @@ class FaissIndex:
 
     def _to_device(self, index):
         faiss = self._faiss
-        if self.kind != "ivfpq" or self.device == "cpu" or not hasattr(faiss, "StandardGpuResources"):
+        if self.kind not in IVF_KINDS or self.device == "cpu" or not hasattr(faiss, "StandardGpuResources"):
             return index
         if faiss.get_num_gpus() < 1 or isinstance(index, faiss.IndexRefine):
             return index  # a loaded refined index stays on the CPU (its base cannot be cloned on its own)
@@ -176,7 +196,7 @@ class FaissIndex:
         db = l2_normalize(as_matrix(vectors, "database vectors"))
         index = self._new(db.shape[1], db.shape[0])
         with omp_threads(self._faiss, self.n_jobs):
-            if self.kind == "ivfpq":
+            if self.kind in IVF_KINDS:
                 index.train(self._train_sample(db, index.nlist))
             index = self._to_device(index)
             if self.refine:
@@ -217,7 +237,7 @@ class FaissIndex:
         with atomic_path(path) as tmp:
             faiss.write_index(index, str(tmp))
         meta = {"dim": self._dim, "n_items": self._n, "backend": "faiss"} | self._params()
-        if self.kind == "ivfpq":
+        if self.kind in IVF_KINDS:
             meta["nlist"] = int(faiss.extract_index_ivf(index).nlist)
         write_sidecar(path, meta)
 
