@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 BEFORE_FIT = "before_fit/"
+SEEN = "seen/"  # the product protocol's train and val products
+FUSION_WEIGHT = "fusion/weight/"
 
 
 def _extras(metrics: Mapping[str, Any], k: int) -> list[str]:
@@ -32,5 +34,17 @@ def format_summary(title: str, metrics: Mapping[str, Any], k: int) -> str:
     else:
         lines.append(f"{f'Acc@{k}':<34}{100 * metrics[key]:>11.2f}%")
         lines += [f"  {name:<32}{100 * metrics[m]:>11.2f}%" for name, m in rows[1:]]
-    lines += [f"{m.split('/', 1)[1]:<34}{metrics[m]:>12.4f}" for m in _extras(metrics, k)]
+    extras = _extras(metrics, k)
+    if any(
+        SEEN + m in metrics for m in extras
+    ):  # the product protocol: unseen (test) products beside the rest
+        lines.append(f"{'product level':<34}{'unseen':>12}{'seen':>12}")
+        for m in extras:
+            seen = metrics.get(SEEN + m)
+            shown = f"{seen:>12.4f}" if isinstance(seen, (int, float)) else f"{'—':>12}"
+            lines.append(f"  {m.split('/', 1)[1]:<32}{metrics[m]:>12.4f}{shown}")
+    else:
+        lines += [f"{m.split('/', 1)[1]:<34}{metrics[m]:>12.4f}" for m in extras]
+    weights = sorted(name for name in metrics if name.startswith(FUSION_WEIGHT))
+    lines += [f"{'fusion weight ' + w[len(FUSION_WEIGHT) :]:<34}{metrics[w]:>12.4f}" for w in weights]
     return "\n".join(lines)
