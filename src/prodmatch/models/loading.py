@@ -8,14 +8,17 @@ config without fetching pretrained weights again (every weight comes from the ch
 
 from __future__ import annotations
 
+import hashlib
+import json
 import pickle
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from prodmatch.errors import ConfigError, one_line
-from prodmatch.models.base import MODEL_CONFIG_KEY, ProdmatchModule
+from prodmatch.models.base import MODEL_CONFIG_KEY, ModuleEncoder, ProdmatchModule
 
 
 def instantiate_model(model_cfg: DictConfig | dict[str, Any], **runtime: Any) -> ProdmatchModule:
@@ -83,7 +86,31 @@ def load_trained_module(ckpt_path: str | Path) -> ProdmatchModule:
     return module.eval()
 
 
+class CheckpointEncoder(ModuleEncoder):
+    """A loaded checkpoint's encoder. Unlike a module in training its weights are fixed, so its vectors are
+    cached, keyed by a digest of the weights and the module's hyper-parameters: evaluations of one checkpoint
+    with other fusion weights, indexes or k (a sweep) embed the catalogs once."""
+
+    def __init__(self, module: ProdmatchModule) -> None:
+        super().__init__(module.encoder.inner, module)
+        self._key = f"checkpoint|{module.modality}|{type(module).__name__}|{module_digest(module)}"
+
+    def cache_key(self) -> str | None:
+        return self._key
+
+
+def module_digest(module: torch.nn.Module) -> str:
+    """sha256 over the module's state dict (names and raw bytes) and its saved hyper-parameters."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    hparams = dict(getattr(module, "hparams", {}) or {})
+    digest.update(json.dumps(hparams, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:32]
+
+
 def load_trained_encoder(ckpt_path: str | Path) -> tuple[Any, str]:
-    """The trained module's encoder and its modality ("image" or "text")."""
+    """The trained module's (cacheable) encoder and its modality ("image" or "text")."""
     module = load_trained_module(ckpt_path)
-    return module.encoder, module.modality
+    return CheckpointEncoder(module), module.modality

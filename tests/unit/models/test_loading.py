@@ -7,7 +7,7 @@ import torch
 from omegaconf import OmegaConf
 
 from prodmatch.errors import ConfigError
-from prodmatch.models.loading import instantiate_model, load_trained_module
+from prodmatch.models.loading import instantiate_model, load_trained_encoder, load_trained_module
 
 
 class _Payload:
@@ -50,6 +50,30 @@ def test_a_saved_module_reloads_from_its_checkpoint_alone(tmp_path):
     loaded = load_trained_module(tmp_path / "m.ckpt")
     assert type(loaded) is type(module) and not loaded.training
     torch.testing.assert_close(loaded.backbone.conv1.weight, module.backbone.conv1.weight)
+
+
+def test_a_checkpoints_encoder_is_cached_under_a_digest_of_its_weights(tmp_path):
+    """A module in training is never cached; a loaded checkpoint is, and another checkpoint's key differs."""
+    import pytorch_lightning as pl
+
+    pl.seed_everything(0)
+    module = instantiate_model(OmegaConf.create(MODEL))
+    assert module.encoder.cache_key() is None
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "a.ckpt")
+    with torch.no_grad():
+        module.backbone.conv1.weight[0, 0, 0, 0] += 1e-3  # one weight apart
+    other = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(other)
+    torch.save(other, tmp_path / "b.ckpt")
+    (first, modality), (again, _) = (
+        load_trained_encoder(tmp_path / "a.ckpt"),
+        load_trained_encoder(tmp_path / "a.ckpt"),
+    )
+    assert modality == "image" and first.cache_key() == again.cache_key() and first.cache_key() is not None
+    assert load_trained_encoder(tmp_path / "b.ckpt")[0].cache_key() != first.cache_key()
+    assert first.dim == module.encoder.dim and not first.needs_fit
 
 
 def test_missing_or_foreign_checkpoints_are_one_line(tmp_path):

@@ -211,7 +211,7 @@ def ivfpq(**kw) -> FaissIndex:
 
 def ivfflat(**kw) -> FaissIndex:
     # 16 lists, 8 scanned: exact cosines within the scanned lists
-    return FaissIndex(kind="ivfflat", nlist=16, nprobe=8, seed=0, n_jobs=1, **kw)
+    return FaissIndex(**{"kind": "ivfflat", "nlist": 16, "nprobe": 8, "seed": 0, "n_jobs": 1} | kw)
 
 
 def ivfpq_refined(**kw) -> FaissIndex:
@@ -293,6 +293,23 @@ def test_ivfflat_recall_grows_with_nprobe_to_exact_when_every_list_is_scanned(da
         recalls.append(ann_recall(index.search(queries, 10)[0], exact_ids, 10))
     assert recalls[0] < recalls[1] < recalls[2] == 1.0
     np.testing.assert_allclose(index.search(queries, 10)[1], exact_scores, atol=1e-5)
+
+
+def test_ivfflat_trained_through_an_hnsw_graph_is_as_good_and_reproducible(data):
+    """kmeans_hnsw=True (the default from 4,096 lists on) assigns k-means points approximately; the lists it
+    yields are searched exactly, so recall at full nprobe stays 1 and a seed gives the same index."""
+    queries, db = data
+    exact_ids, _ = brute_force(queries, db, 10)
+    graph = ivfflat(nlist=32, kmeans_hnsw=True).build(db)
+    flat = ivfflat(nlist=32, kmeans_hnsw=False).build(db)
+    recall = {
+        name: ann_recall(ix.search(queries, 10)[0], exact_ids, 10) for name, ix in [("g", graph), ("f", flat)]
+    }
+    assert recall["g"] >= 0.9 and abs(recall["g"] - recall["f"]) < 0.05
+    again = ivfflat(nlist=32, kmeans_hnsw=True).build(db)
+    np.testing.assert_array_equal(graph.search(queries, 10)[0], again.search(queries, 10)[0])
+    graph.nprobe = 32
+    assert ann_recall(graph.search(queries, 10)[0], exact_ids, 10) == 1.0
 
 
 def test_ivf_default_lists_and_too_small_a_database():

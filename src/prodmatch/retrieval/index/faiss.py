@@ -42,7 +42,8 @@ from prodmatch.utils.vectors import l2_normalize
 KINDS = ("hnsw", "ivfflat", "ivfpq")
 IVF_KINDS = ("ivfflat", "ivfpq")
 PARAMS = ("kind", "M", "ef_construction", "ef_search", "nlist", "m", "nbits", "nprobe", "train_size", "seed")
-PARAMS += ("n_jobs", "refine")
+PARAMS += ("n_jobs", "refine", "kmeans_iters", "kmeans_hnsw")
+HNSW_KMEANS_FROM = 4096  # kmeans_hnsw=None: from this many lists on, k-means assigns through an HNSW graph
 
 
 def import_faiss():
@@ -103,6 +104,8 @@ class FaissIndex:
         seed: int = 0,
         n_jobs: int = -1,
         refine: int = 0,
+        kmeans_iters: int = 25,
+        kmeans_hnsw: bool | None = None,
         device: str = "auto",
     ) -> None:
         if kind not in KINDS:
@@ -119,6 +122,8 @@ class FaissIndex:
         self.seed = int(seed)
         self.n_jobs = int(n_jobs)
         self.refine = int(refine)
+        self.kmeans_iters = positive_int(kmeans_iters, "kmeans_iters", "faiss's default is 25")
+        self.kmeans_hnsw = None if kmeans_hnsw is None else bool(kmeans_hnsw)
         if self.refine < 0 or (self.refine and kind != "ivfpq"):
             raise ConfigError(
                 f"faiss refine={refine}: it must be >= 0 and only applies to kind=ivfpq (the other kinds' scores are exact)"
@@ -156,8 +161,7 @@ class FaissIndex:
         quantizer = faiss.IndexFlatIP(dim)
         if self.kind == "ivfflat":
             index = faiss.IndexIVFFlat(quantizer, dim, self._n_lists(n), faiss.METRIC_INNER_PRODUCT)
-            index.cp.seed = self.seed
-            return index
+            return self._kmeans_settings(index)
         if dim % self.m:
             raise ConfigError(
                 f"faiss IVF-PQ m={self.m} must divide the vector dimension {dim}; pick a divisor"
@@ -165,7 +169,22 @@ class FaissIndex:
         index = faiss.IndexIVFPQ(
             quantizer, dim, self._n_lists(n), self.m, self.nbits, faiss.METRIC_INNER_PRODUCT
         )
-        index.cp.seed = index.pq.cp.seed = self.seed
+        index.pq.cp.seed = self.seed
+        return self._kmeans_settings(index)
+
+    def _kmeans_settings(self, index):
+        """Seed and iterations of the coarse k-means; with many lists, assignment through an HNSW graph.
+
+        Exact assignment costs rows x nlist x D per iteration, which rules out the tens of thousands of lists a
+        catalog of many small product groups needs (about one list per group); an HNSW graph over the centroids
+        (rebuilt each iteration) makes it rows x log(nlist). The lists are then filled and searched exactly.
+        """
+        index.cp.seed, index.cp.niter = self.seed, self.kmeans_iters
+        use_hnsw = self.kmeans_hnsw if self.kmeans_hnsw is not None else index.nlist >= HNSW_KMEANS_FROM
+        if use_hnsw:
+            # held here too: faiss keeps only a raw pointer, and the graph must outlive training
+            self._kmeans_graph = self._faiss.IndexHNSWFlat(index.d, 32, self._faiss.METRIC_INNER_PRODUCT)
+            index.clustering_index = self._kmeans_graph
         return index
 
     def _train_sample(self, db: np.ndarray, nlist: int) -> np.ndarray:
@@ -245,7 +264,7 @@ class FaissIndex:
     def load(cls, path: str | Path, device: str = "auto", **overrides: Any) -> FaissIndex:
         """Read a saved index; ``overrides`` (e.g. ``ef_search``, ``nprobe``, ``n_jobs``) replace saved values."""
         meta = read_sidecar(path, "faiss index")
-        params = {key: meta[key] for key in PARAMS} | overrides
+        params = {key: meta[key] for key in PARAMS if key in meta} | overrides  # older files: defaults
         index = cls(device=device, **params)
         index._index = index._to_device(index._faiss.read_index(str(path)))
         index._dim, index._n = int(meta["dim"]), int(index._index.ntotal)
