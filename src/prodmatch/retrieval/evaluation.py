@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -118,3 +119,23 @@ def record(
     artifacts.write_metrics(metrics, run_dir)
     log_metrics(loggers, metrics, step=step)
     log_examples(loggers, result, examples)
+
+
+def weight_curve(
+    pipeline: Any,
+    queries: Any,
+    database: Any,
+    encoders: Any,
+    weights: Sequence[Sequence[float]],
+    cache: Any = None,
+) -> list[dict[str, Any]]:
+    """:func:`score` of a concat pipeline at each fixed weight vector: the trade-off behind a chosen weight.
+
+    Each point reruns the pipeline; with an embedding cache every run after the first looks its vectors up.
+    """
+    rows = []
+    for w in weights:
+        fixed = copy.copy(pipeline)
+        fixed.concat_weights = [float(x) for x in w]
+        rows.append({"weights": fixed.concat_weights} | score(fixed.run(queries, database, encoders, cache)))
+    return rows

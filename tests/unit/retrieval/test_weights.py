@@ -118,3 +118,20 @@ def test_pipeline_chooses_weights_on_val_queries_and_searches_with_them(tiny_cat
     fixed = RetrievalPipeline(**kw, concat_weights=chosen).run(queries, database, encoders)
     np.testing.assert_array_equal(result.ids, fixed.ids)
     assert not fixed.fusion_weights and not any(k.startswith("fusion/") for k in score(fixed))
+
+
+def test_the_weight_curve_scores_each_fixed_weight_like_a_run_with_it(tiny_catalogs, tmp_path):
+    from prodmatch.encoders.cache import EmbeddingCache
+    from prodmatch.retrieval.evaluation import weight_curve
+
+    queries, database = tiny_catalogs
+    encoders = {"tfidf": TfidfEncoder(dim=64, seed=0), "tfidf_full": TfidfEncoder(dim=None)}
+    kw = dict(channels=CHANNELS, fusion="concat", index=ExactIndex, protocol="product")
+    pipeline = RetrievalPipeline(**kw, concat_weights="auto")
+    rows = weight_curve(
+        pipeline, queries, database, encoders, [[1.0, 0.0], [0.25, 0.75]], EmbeddingCache(tmp_path)
+    )
+    assert [row["weights"] for row in rows] == [[1.0, 0.0], [0.25, 0.75]]
+    one = score(RetrievalPipeline(**kw, concat_weights=[0.25, 0.75]).run(queries, database, encoders))
+    assert rows[1] == {"weights": [0.25, 0.75]} | one
+    assert pipeline.concat_weights == "auto"  # the pipeline itself is left as it was
