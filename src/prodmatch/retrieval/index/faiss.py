@@ -84,7 +84,7 @@ class FaissIndex:
     (faiss ``IndexRefineFlat``): recall close to exact search at the cost of keeping the full vectors
     (N x D x 4 bytes) beside the codes; ``refine=0`` keeps only the codes, the memory-bounded setting.
 
-    ``nlist=None`` picks ``sqrt(N)`` lists for IVF-PQ, ``8 sqrt(N)`` for IVF-Flat (at least 40 rows each);
+    ``nlist=None`` picks ``sqrt(N)`` lists for IVF-PQ, ``N / 40`` for IVF-Flat (at least 40 rows each);
     ``train_size=None`` trains on
     ``max(40 * nlist, 10000)`` sampled rows (all rows when fewer): k-means time grows with both. ``ef_search`` and ``nprobe`` may be
     changed between searches (the recall/speed knob).
@@ -142,15 +142,14 @@ class FaissIndex:
         return self._dim
 
     def _n_lists(self, n: int) -> int:
-        """nlist, or the default: sqrt(N) lists for IVF-PQ, 8 sqrt(N) for IVF-Flat (scanning a full vector
-        costs D multiply-adds against m table lookups for a code, so its lists are kept shorter); at least 40
-        rows a list."""
+        """nlist, or the default: sqrt(N) lists for IVF-PQ (faiss's rule of thumb), N / 40 for IVF-Flat (about
+        one list per product group of tens of listings, the shortest lists faiss trains well: a query's
+        neighbours then share one or two lists, and scanning full vectors stays cheap); at least 40 rows a list."""
         return self.nlist if self.nlist is not None else self._default_lists(self.kind, n)
 
     @staticmethod
     def _default_lists(kind: str, n: int) -> int:
-        per_root = 8 if kind == "ivfflat" else 1
-        return max(1, min(int(per_root * math.sqrt(n)), n // 40))
+        return max(1, n // 40 if kind == "ivfflat" else min(int(math.sqrt(n)), n // 40))
 
     def _new(self, dim: int, n: int):
         faiss = self._faiss
