@@ -91,9 +91,9 @@ def _backends(spec: ScaleSpec) -> dict[str, tuple[Callable[[], Any], str | None,
             [16, 32, 64, 128, 256, 512],
         ),
         "faiss_ivfflat": (
-            lambda: FaissIndex(kind="ivfflat", nprobe=32, seed=seed, n_jobs=-1),
+            lambda: FaissIndex(kind="ivfflat", nprobe=16, kmeans_iters=10, seed=seed, n_jobs=-1),
             "nprobe",
-            [1, 4, 16, 32, 64, 256],
+            [1, 2, 4, 8, 16, 64],
         ),
         "faiss_ivfpq": (
             lambda: FaissIndex(kind="ivfpq", m=32, nbits=8, nprobe=16, seed=seed, n_jobs=-1),
