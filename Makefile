@@ -6,7 +6,7 @@ DATA ?= synthetic
 SCALE ?= demo
 SEED ?= 0
 
-.PHONY: help install test test-all lint format data data-full demo evaluate sweep bench bench-scale reproduce reproduce-quick gpu-check clean
+.PHONY: help install test test-all lint format data data-full demo evaluate sweep bench bench-scale reproduce reproduce-product reproduce-quick gpu-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ evaluate:  ## off-the-shelf evaluation (EXPERIMENT=img|title_cat|...)
 
 reproduce:  ## the study's whole comparison -> reports/results.md + results.png (DATA=sportdoma: your real files)
 	$(PY) -m prodmatch.reproduce --profile $(DATA) $(OVERRIDES)
+
+reproduce-product:  ## the product-level table alone (data=synthetic_full, CPU-sized) -> reports/product/
+	$(PY) -m prodmatch.reproduce --profile $(DATA) --only product $(OVERRIDES)
 
 reproduce-quick:  ## smoke version of `reproduce` (tiny catalog, minutes) -> reports/quick/
 	$(PY) -m prodmatch.reproduce --profile quick $(OVERRIDES)

@@ -36,6 +36,7 @@ class Profile:
     # the product-level table: its catalog (in place of `common`'s; None: `common`) and training length
     product: tuple[str, ...] | None = None
     product_train: tuple[str, ...] = ()
+    product_note: str = ""  # the note of the product-level report of `--only product`
 
 
 PROFILES = {
@@ -54,6 +55,8 @@ PROFILES = {
             "+trainer.limit_train_batches=60",
             "callbacks.retrieval.before_fit=false",
         ),
+        product_note="Product level only: the product-level sweeps on data=synthetic_full, models built locally "
+        "with random weights, CPU-sized training (3 epochs of 60 batches)",
     ),
     # A smoke run that still writes every row: the tiny synthetic catalog, one short epoch.
     "quick": Profile(
@@ -96,9 +99,11 @@ def sweep_command(
     ]
 
 
-def plan(profile_name: str, runs_dir: Path, reports_dir: Path, extra: Sequence[str] = ()) -> list[list[str]]:
+def plan(
+    profile_name: str, runs_dir: Path, reports_dir: Path, extra: Sequence[str] = (), only: str | None = None
+) -> list[list[str]]:
     """The reproduction's steps: the study's two sweeps, the product-level sweeps, then the results report and
-    the galleries."""
+    the galleries. ``only="product"``: the product-level sweeps alone, reported under ``reports_dir/product``."""
     from prodmatch.reporting.study import FINE_TUNED, OFF_THE_SHELF, PRODUCT_LEVEL, table_experiments
 
     profile = PROFILES[profile_name]
@@ -110,6 +115,14 @@ def plan(profile_name: str, runs_dir: Path, reports_dir: Path, extra: Sequence[s
         for task, overrides in (("evaluate", product), ("train", [*product, *profile.product_train]))
         if (names := table_experiments(PRODUCT_LEVEL, task=task))
     ]
+    if only == "product":
+        runs, out = runs_dir / "product", reports_dir / "product"
+        note = profile.product_note or profile.note
+        return [
+            *product_steps,
+            [*report, "results", "--runs", str(runs), "--out", str(out), "--note", note],
+            [*report, "gallery", "--runs", str(runs), "--out", str(out / "galleries")],
+        ]
     return [
         sweep_command(
             "prodmatch.evaluate",
@@ -211,13 +224,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=None, help="report dir (default reports/, or reports/<profile>)"
     )
+    parser.add_argument(
+        "--only", choices=["product"], help="product: the product-level table alone (-> <out>/product/)"
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. trainer=gpu")
     args = parser.parse_args(argv)
     cwd = Path.cwd()
     runs = args.runs or cwd / "multirun" / "reproduce" / args.profile
     out = args.out or (cwd / "reports" if args.profile == "synthetic" else cwd / "reports" / args.profile)
-    status = run_steps(plan(args.profile, runs.resolve(), out.resolve(), args.overrides))
+    status = run_steps(plan(args.profile, runs.resolve(), out.resolve(), args.overrides, args.only))
     if status == 0:
+        out = out / "product" if args.only == "product" else out
         print(f"results: {out / 'results.md'}, chart: {out / 'results.png'}")
     return status
 

@@ -90,6 +90,22 @@ def test_everything_resolves_against_the_working_directory(tmp_path: Path, monke
     assert not any(str(Path(reproduce.__file__).parent) in arg for step in planned for arg in step)
 
 
+def test_only_product_runs_the_product_sweeps_and_reports_them_apart(tmp_path: Path, monkeypatch) -> None:
+    planned: list[list[str]] = []
+    monkeypatch.setattr(reproduce, "run_steps", lambda steps: planned.extend(steps) or 0)
+    monkeypatch.chdir(tmp_path)
+    assert reproduce.main(["--only", "product"]) == 0
+    product_evaluate, product_train, report, gallery = planned
+    runs = tmp_path / "multirun" / "reproduce" / "synthetic" / "product"
+    assert (
+        f"hydra.sweep.dir={runs / 'evaluate'}" in product_evaluate and "data=synthetic_full" in product_train
+    )
+    assert report[report.index("--runs") + 1] == str(runs)
+    assert report[report.index("--out") + 1] == str(tmp_path / "reports" / "product")
+    assert report[report.index("--note") + 1].startswith("Product level only")
+    assert gallery[gallery.index("--out") + 1] == str(tmp_path / "reports" / "product" / "galleries")
+
+
 def test_unknown_profile_is_rejected() -> None:
     with pytest.raises(SystemExit):
         reproduce.main(["--profile", "nope"])
