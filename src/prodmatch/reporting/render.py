@@ -109,7 +109,8 @@ def results_markdown(
 
 
 def _bar_labels(rows: pd.DataFrame, mixed: bool) -> list[str]:
-    tags = np.where(rows["table"].eq(study.FINE_TUNED), "FT", "OTS")
+    table = rows["table"]
+    tags = np.select([table.eq(study.FINE_TUNED), table.eq(study.PRODUCT_LEVEL)], ["FT", "product"], "OTS")
     if not mixed:
         return [f"{e}  [{t}]" for e, t in zip(rows["experiment"], tags, strict=True)]
     return [f"{e}  [{t}, k={k}]" for e, t, k in zip(rows["experiment"], tags, _ks(rows["k"]), strict=True)]
