@@ -147,12 +147,16 @@ def to_markdown(result: dict[str, Any], plot: str | None = None) -> str:
         if "error" in row:
             lines.append(f"| {label} | failed: {row['error']} | | | | | | | |")
             continue
-        exact_s = row.get("exact_query_s") or result["backends"].get("exact", {}).get("query_s")
+        exact_row = result["backends"].get("exact", {})
+        same_run = exact_row.get("run_date", result["date"]) == date  # never a ratio across two runs
+        exact_s = row.get("exact_query_s") or (exact_row.get("query_s") if same_run else None)
         setting = ", ".join(f"{key}={value}" for key, value in row.get("params", {}).items()) or "-"
         best, best_text = best_point(row, k), "-"
-        if best and exact_s:
-            per_query = 1 / best["queries_per_s"] / (exact_s / spec["queries"])
-            best_text = f"{KNOBS[name]}={best[KNOBS[name]]}: {best[f'recall@{k}']:.3f} ({per_query:.2f}x)"
+        if best:
+            # per query, against exact search of the same run, else against that run's bare torch
+            base_s, base = (exact_s, "") if exact_s else (row.get("baseline_query_s"), " of bare torch")
+            share = 1 / best["queries_per_s"] / (base_s / spec["queries"]) if base_s else float("nan")
+            best_text = f"{KNOBS[name]}={best[KNOBS[name]]}: {best[f'recall@{k}']:.3f} ({share:.2g}x{base})"
         elif row.get("sweep"):
             best_text = f"none up to {KNOBS[name]}={row['sweep'][-1][KNOBS[name]]}"
         lines.append(
