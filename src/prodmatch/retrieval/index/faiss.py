@@ -145,11 +145,9 @@ class FaissIndex:
         """nlist, or the default: sqrt(N) lists for IVF-PQ (faiss's rule of thumb), N / 40 for IVF-Flat (about
         one list per product group of tens of listings, the shortest lists faiss trains well: a query's
         neighbours then share one or two lists, and scanning full vectors stays cheap); at least 40 rows a list."""
-        return self.nlist if self.nlist is not None else self._default_lists(self.kind, n)
-
-    @staticmethod
-    def _default_lists(kind: str, n: int) -> int:
-        return max(1, n // 40 if kind == "ivfflat" else min(int(math.sqrt(n)), n // 40))
+        if self.nlist is not None:
+            return self.nlist
+        return max(1, n // 40 if self.kind == "ivfflat" else min(int(math.sqrt(n)), n // 40))
 
     def _new(self, dim: int, n: int):
         faiss = self._faiss
