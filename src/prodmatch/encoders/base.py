@@ -88,9 +88,18 @@ class WrappedEncoder:
     def stats(self) -> dict[str, int]:
         return getattr(self.inner, "stats", {})
 
+    @stats.setter
+    def stats(self, value: dict[str, int]) -> None:
+        # the embedding cache restores a hit's stats onto the encoder it was asked for: the wrapper
+        self.inner.stats = value
+
     @property
     def stats_examples(self) -> dict[str, str]:
         return getattr(self.inner, "stats_examples", {})
+
+    @stats_examples.setter
+    def stats_examples(self, value: dict[str, str]) -> None:
+        self.inner.stats_examples = value
 
 
 def stats_metrics(stats: Mapping[str, int]) -> dict[str, int]:

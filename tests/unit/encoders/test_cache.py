@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from prodmatch.data.catalog import Catalog, load_catalog
+from prodmatch.encoders.base import WrappedEncoder
 from prodmatch.encoders.cache import EmbeddingCache
 from prodmatch.encoders.image import build_resnet18
 from prodmatch.encoders.tfidf import TfidfEncoder
@@ -165,6 +166,29 @@ def test_cache_hit_replays_the_encode_stats(private_catalog: Catalog, tmp_path: 
     assert again.stats == {"unreadable_image": 1}
     assert again.stats_examples == {"unreadable_image": str(paths[2])}
     np.testing.assert_array_equal(hit, vectors)
+
+
+def test_a_wrapped_encoders_cache_hit_replays_its_stats_through_the_wrapper(
+    private_catalog: Catalog, tmp_path: Path
+):
+    """A wrapper (a loaded checkpoint's encoder) is what the cache is asked for: a hit sets its stats."""
+    paths = private_catalog.image_paths()
+    paths[2].write_bytes(b"not an image any more")
+    cache = EmbeddingCache(tmp_path / "cache")
+
+    class Keyed(WrappedEncoder):
+        def encode(self, inputs):
+            return self.inner.encode(inputs)
+
+        def cache_key(self):
+            return "wrapped|" + self.inner.cache_key()
+
+    cache.get_or_compute(Keyed(image_encoder(seed=0)), paths)
+    again = Keyed(image_encoder(seed=0))
+    cache.get_or_compute(again, paths)
+    assert cache.hits == 1
+    assert again.stats == {"unreadable_image": 1} and again.inner.stats == {"unreadable_image": 1}
+    assert again.stats_examples == {"unreadable_image": str(paths[2])}
 
 
 def test_missing_image_file_is_encoded_without_caching(private_catalog: Catalog, tmp_path: Path):
