@@ -180,7 +180,38 @@ def test_product_experiment_scores_unseen_and_seen_products_before_and_after_fit
     assert "query_split" in pd.read_csv(tmp_path / "matches.csv").columns
 
 
-def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path):
+def test_fused_product_experiment_reproduces_from_its_checkpoint(compose_cfg, tmp_path):
+    """product_fused trains the classifier, then fuses its class posterior with title TF-IDF at weights chosen
+    on validation; evaluating its checkpoint with product_fused_checkpoint gives the same figures."""
+    cfg = compose_cfg("train", ["experiment=product_fused", *FAST, "logger=none"])
+    train(cfg)
+    trained = json.loads((tmp_path / "metrics.json").read_text())
+    weights = [trained["fusion/weight/image:model_posterior"], trained["fusion/weight/title:tfidf_word"]]
+    assert sum(weights) == pytest.approx(1.0)
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    cfg = compose_cfg(
+        "evaluate",
+        [
+            "experiment=product_fused_checkpoint",
+            f"ckpt_path={ckpt}",
+            "logger=none",
+            f"paths.output_dir={tmp_path / 'eval'}",
+        ],
+    )
+    again = evaluate(cfg)
+    for key in ("retrieval/acc@10", "retrieval/sku_map@10", "match/f1", "seen/retrieval/sku_mrr"):
+        assert again[key] == pytest.approx(trained[key], abs=1e-9), key
+    assert again["fusion/weight/image:model_posterior"] == pytest.approx(weights[0])
+
+
+def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path, monkeypatch):
+    from prodmatch.callbacks.retrieval import RetrievalCallback
+
+    calls = []
+    real = RetrievalCallback.evaluate
+    monkeypatch.setattr(
+        RetrievalCallback, "evaluate", lambda self, *a, **kw: calls.append(kw["prefix"]) or real(self, *a, **kw)
+    )
     cfg = compose_cfg(
         "train",
         [
@@ -198,3 +229,5 @@ def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path):
     # The last periodic evaluation sees the same weights as the fit-end one.
     final = json.loads((tmp_path / "metrics.json").read_text())["retrieval/acc@10"]
     assert per_epoch.iloc[-1] == pytest.approx(final)
+    # ... so the fit-end figures are that evaluation's, not a second embedding of the catalogs
+    assert calls == ["before_fit/retrieval/", "epoch/retrieval/", "epoch/retrieval/"]

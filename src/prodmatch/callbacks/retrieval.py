@@ -61,6 +61,7 @@ class RetrievalCallback(pl.Callback):
         self.strict = strict
         self.run_config = run_config  # the resolved config, saved with the result (provenance)
         self.metrics: dict[str, float] = {}  # before-fit and final metrics, what the task returns
+        self._last_periodic: tuple[int, RetrievalResult | None] = (-1, None)  # (global step, result)
 
     def evaluate(
         self, trainer: pl.Trainer, module: pl.LightningModule, prefix: str
@@ -72,7 +73,7 @@ class RetrievalCallback(pl.Callback):
             raise RuntimeError(
                 "RetrievalCallback needs the query and database catalogs (queries=, database=)"
             )
-        encoders = self.encoders.with_extra(model=module.encoder)
+        encoders = self.encoders.with_extra(**module.retrieval_encoders)
         shards = self.output_dir / SHARDS_DIR
         if trainer.world_size > 1:
             encoders = self._sharded(encoders, trainer, shards)
@@ -120,12 +121,20 @@ class RetrievalCallback(pl.Callback):
             return
         if (trainer.current_epoch + 1) % self.every_n_epochs != 0:
             return
-        _, metrics = self.evaluate(trainer, pl_module, prefix="epoch/retrieval/")
+        result, metrics = self.evaluate(trainer, pl_module, prefix="epoch/retrieval/")
+        self._last_periodic = (trainer.global_step, result)
         if trainer.is_global_zero:
             log_metrics(trainer.loggers, metrics, step=trainer.global_step)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        result, metrics = self.evaluate(trainer, pl_module, prefix="retrieval/")
+        step, result = self._last_periodic
+        if result is not None and step == trainer.global_step:
+            # the last epoch's periodic evaluation saw these very weights: embedding the catalogs again
+            # (minutes at catalog scale) would give the same result
+            metrics = score(result, prefix="retrieval/")
+        else:
+            result, metrics = self.evaluate(trainer, pl_module, prefix="retrieval/")
+        self._last_periodic = (-1, None)
         self.metrics.update(metrics)
         if trainer.is_global_zero:
             record(

@@ -85,6 +85,17 @@ class ProdmatchModule(pl.LightningModule):
         interval = self._scheduler_interval or ("step" if total_arg else "epoch")
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
+    @property
+    def encoder(self) -> ModuleEncoder:
+        """The module as a retrieval encoder (the channel encoder `model`)."""
+        raise NotImplementedError
+
+    @property
+    def retrieval_encoders(self) -> dict[str, ModuleEncoder]:
+        """Every retrieval encoder the module offers, by channel encoder name: `model`, plus what a subclass
+        adds (the classifier's `model_posterior`)."""
+        return {"model": self.encoder}
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the resolved model config, so the checkpoint alone rebuilds this module (models/loading.py)."""
         config = getattr(self, "model_config", None)
@@ -169,13 +180,22 @@ class ResNetModule(ProdmatchModule):
     @property
     def encoder(self) -> ModuleEncoder:
         """The backbone as a retrieval encoder (L2-normalised), embedding exactly like evaluate.py."""
-        hp = self.hparams
-        inner = ImageEncoder(
-            pretrained=False,
-            image_size=hp.image_size,
-            batch_size=hp.encode_batch_size,
-            num_workers=hp.encode_num_workers,
-            device=str(self.device),
-            backbone=self.backbone,
-        )
-        return ModuleEncoder(inner, self)
+        return image_encoder(self, self.backbone)
+
+
+def image_encoder(module: ProdmatchModule, net: torch.nn.Module, dim: int | None = None) -> ModuleEncoder:
+    """`net` (images -> [B, dim] rows; 512 for a bare ResNet18) as a retrieval encoder over `module`'s live
+    weights, embedding exactly like evaluate.py; the net is used as it is, nothing is loaded. The module saves
+    ``image_size``, ``encode_batch_size`` and ``encode_num_workers`` as hyper-parameters."""
+    hp = module.hparams
+    inner = ImageEncoder(
+        pretrained=False,
+        image_size=hp.image_size,
+        batch_size=hp.encode_batch_size,
+        num_workers=hp.encode_num_workers,
+        device=str(module.device),
+        backbone=net,
+    )
+    if dim is not None:
+        inner.dim = int(dim)  # ImageEncoder sizes its output by dim
+    return ModuleEncoder(inner, module)

@@ -1,4 +1,10 @@
-"""ResNet18 classifier over the database targets; its penultimate layer (the backbone) is the embedding."""
+"""ResNet18 classifier over the database targets.
+
+Two retrieval encoders: `model`, the penultimate layer (the backbone, the study's embedding), and
+`model_posterior`, the class posterior (softmax over the targets). The cosine of two posteriors is near 1 when the
+classifier puts both cards in the same category and near 0 otherwise, and it is flat inside a category, so fused
+with a product channel it sorts by category without reordering the products within one.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,13 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from prodmatch.encoders.image import build_resnet18
 from prodmatch.errors import ConfigError
-from prodmatch.models.base import OptimizerFactory, ResNetModule, SchedulerFactory
+from prodmatch.models.base import (
+    ModuleEncoder,
+    OptimizerFactory,
+    ResNetModule,
+    SchedulerFactory,
+    image_encoder,
+)
 
 
 class ClassifierModule(ResNetModule):
@@ -65,6 +77,19 @@ class ClassifierModule(ResNetModule):
         """Class logits."""
         return self.head(self.backbone(images))
 
+    @property
+    def retrieval_encoders(self) -> dict[str, ModuleEncoder]:
+        return {**super().retrieval_encoders, "model_posterior": self.posterior_encoder}
+
+    @property
+    def posterior_encoder(self) -> ModuleEncoder:
+        """The class posterior [B, num_classes] as a retrieval encoder (L2-normalised like every channel)."""
+        if self.head is None:
+            raise ConfigError(
+                "the classifier's posterior needs its head; pass model.num_classes or attach the datamodule"
+            )
+        return image_encoder(self, Posterior(self.backbone, self.head), self.head.out_features)
+
     def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
         # Both cards of each pair are labelled examples: the classifier uses the pair batches as plain images.
         images = torch.cat([batch["a"], batch["b"]])
@@ -82,3 +107,16 @@ class ClassifierModule(ResNetModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._step(batch, "val")
+
+
+class Posterior(nn.Module):
+    """softmax(head(backbone(x))): a classifier's class probabilities, sharing its layers."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Linear) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.train(backbone.training)  # an encoder restores the mode it found: the backbone's, not a default
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return F.softmax(self.head(self.backbone(images)).float(), dim=1)

@@ -88,12 +88,13 @@ def load_trained_module(ckpt_path: str | Path) -> ProdmatchModule:
 
 class CheckpointEncoder(ModuleEncoder):
     """A loaded checkpoint's encoder. Unlike a module in training its weights are fixed, so its vectors are
-    cached, keyed by a digest of the weights and the module's hyper-parameters: evaluations of one checkpoint
-    with other fusion weights, indexes or k (a sweep) embed the catalogs once."""
+    cached, keyed by the encoder's name and a digest of the weights and the module's hyper-parameters:
+    evaluations of one checkpoint with other fusion weights, indexes or k (a sweep) embed the catalogs once."""
 
-    def __init__(self, module: ProdmatchModule) -> None:
-        super().__init__(module.encoder.inner, module)
-        self._key = f"checkpoint|{module.modality}|{type(module).__name__}|{module_digest(module)}"
+    def __init__(self, live: ModuleEncoder, name: str, digest: str) -> None:
+        super().__init__(live.inner, live.module)
+        module = live.module
+        self._key = f"checkpoint|{module.modality}|{type(module).__name__}|{name}|{digest}"
 
     def cache_key(self) -> str | None:
         return self._key
@@ -110,7 +111,12 @@ def module_digest(module: torch.nn.Module) -> str:
     return digest.hexdigest()[:32]
 
 
-def load_trained_encoder(ckpt_path: str | Path) -> tuple[Any, str]:
-    """The trained module's (cacheable) encoder and its modality ("image" or "text")."""
+def load_trained_encoders(ckpt_path: str | Path) -> tuple[dict[str, CheckpointEncoder], str]:
+    """The trained module's (cacheable) retrieval encoders by channel name (`model`, and the classifier's
+    `model_posterior`) and its modality ("image" or "text")."""
     module = load_trained_module(ckpt_path)
-    return CheckpointEncoder(module), module.modality
+    digest = module_digest(module)
+    encoders = {
+        name: CheckpointEncoder(live, name, digest) for name, live in module.retrieval_encoders.items()
+    }
+    return encoders, module.modality

@@ -15,9 +15,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from prodmatch.encoders.image import ImageEncoder
 from prodmatch.errors import ConfigError
-from prodmatch.models.base import ModuleEncoder, OptimizerFactory, ProdmatchModule, SchedulerFactory
+from prodmatch.models.base import (
+    ModuleEncoder,
+    OptimizerFactory,
+    ProdmatchModule,
+    SchedulerFactory,
+    image_encoder,
+)
 
 LossFactory = Callable[..., nn.Module]
 CLASS_SAMPLERS = ("m_per_class", "views")
@@ -164,14 +169,4 @@ class MetricLearningModule(ProdmatchModule):
     @property
     def encoder(self) -> ModuleEncoder:
         """The net as a retrieval encoder (``embedding_size``-d, L2-normalised), embedding like evaluate.py."""
-        hp = self.hparams
-        inner = ImageEncoder(
-            pretrained=False,  # the live net is used as it is; nothing is loaded
-            image_size=hp.image_size,
-            batch_size=hp.encode_batch_size,
-            num_workers=hp.encode_num_workers,
-            device=str(self.device),
-            backbone=self.net,
-        )
-        inner.dim = self.embedding_size  # ImageEncoder sizes its output by dim (512 for a bare ResNet18)
-        return ModuleEncoder(inner, self)
+        return image_encoder(self, self.net, self.embedding_size)

@@ -21,15 +21,16 @@ def load_catalogs(cfg: DictConfig, needs_images: bool) -> tuple[Any, Any]:
 
 
 def encoder_registry(cfg: DictConfig) -> Any:
-    """Encoders by name; a trained checkpoint's encoder stands in for its modality's and is also `model`."""
+    """Encoders by name; a trained checkpoint's encoder stands in for its modality's and is also `model` (a
+    classifier's class posterior is `model_posterior`)."""
     from prodmatch.encoders.registry import EncoderRegistry
 
     encoders = EncoderRegistry(cfg.encoders)
     if cfg.get("ckpt_path"):
-        from prodmatch.models.loading import load_trained_encoder
+        from prodmatch.models.loading import load_trained_encoders
 
-        trained, modality = load_trained_encoder(cfg.ckpt_path)
-        encoders = encoders.with_extra(model=trained, **{modality: trained})
+        trained, modality = load_trained_encoders(cfg.ckpt_path)
+        encoders = encoders.with_extra(**trained, **{modality: trained["model"]})
     return encoders
 
 

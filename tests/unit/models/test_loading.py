@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from prodmatch.errors import ConfigError
-from prodmatch.models.loading import instantiate_model, load_trained_encoder, load_trained_module
+from prodmatch.models.loading import instantiate_model, load_trained_encoders, load_trained_module
 
 
 class _Payload:
@@ -68,11 +69,12 @@ def test_a_checkpoints_encoder_is_cached_under_a_digest_of_its_weights(tmp_path)
     module.on_save_checkpoint(other)
     torch.save(other, tmp_path / "b.ckpt")
     (first, modality), (again, _) = (
-        load_trained_encoder(tmp_path / "a.ckpt"),
-        load_trained_encoder(tmp_path / "a.ckpt"),
+        load_trained_encoders(tmp_path / "a.ckpt"),
+        load_trained_encoders(tmp_path / "a.ckpt"),
     )
+    first, again = first["model"], again["model"]
     assert modality == "image" and first.cache_key() == again.cache_key() and first.cache_key() is not None
-    assert load_trained_encoder(tmp_path / "b.ckpt")[0].cache_key() != first.cache_key()
+    assert load_trained_encoders(tmp_path / "b.ckpt")[0]["model"].cache_key() != first.cache_key()
     assert first.dim == module.encoder.dim and not first.needs_fit
 
 
@@ -82,3 +84,47 @@ def test_missing_or_foreign_checkpoints_are_one_line(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "plain.ckpt")
     with pytest.raises(ConfigError, match="holds no model config"):
         load_trained_module(tmp_path / "plain.ckpt")
+
+
+CLASSIFIER = {
+    "_target_": "prodmatch.models.classifier.ClassifierModule",
+    "net": {"_target_": "prodmatch.encoders.image.build_resnet18", "pretrained": False},
+    "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3},
+    "num_classes": 3,
+    "image_size": 32,
+    "encode_num_workers": 0,
+}
+
+
+def test_a_classifier_checkpoint_offers_its_posterior_under_its_own_cache_key(tmp_path, tiny_catalogs):
+    """`model_posterior` embeds a card as its class probabilities: rows of num_classes that sum to 1 before the
+    L2 norm, the argmax the classifier's own prediction; its cache key differs from the features'."""
+    import pytorch_lightning as pl
+
+    tiny_images = [str(p) for p in tiny_catalogs[0].image_paths()[:6]]
+    pl.seed_everything(0)
+    module = instantiate_model(OmegaConf.create(CLASSIFIER))
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "c.ckpt")
+    encoders, modality = load_trained_encoders(tmp_path / "c.ckpt")
+    assert modality == "image" and set(encoders) == {"model", "model_posterior"}
+    posterior = encoders["model_posterior"]
+    assert posterior.dim == 3 and posterior.cache_key() != encoders["model"].cache_key()
+    rows = posterior.encode(tiny_images)
+    assert rows.shape == (len(tiny_images), 3)
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, rtol=1e-5)
+    assert (rows >= 0).all()
+    loaded = load_trained_module(tmp_path / "c.ckpt")
+    batch = torch.stack([posterior.inner.dataset(tiny_images)[i][0] for i in range(len(tiny_images))])
+    with torch.no_grad():
+        from prodmatch.data.images import IMAGENET_MEAN, IMAGENET_STD, normalize_batch
+
+        logits = loaded(normalize_batch(batch, IMAGENET_MEAN, IMAGENET_STD))
+    probs = torch.softmax(logits, dim=1).numpy()
+    np.testing.assert_allclose(rows, probs / np.linalg.norm(probs, axis=1, keepdims=True), atol=1e-5)
+
+
+def test_only_a_classifier_offers_a_posterior():
+    module = instantiate_model(OmegaConf.create(MODEL))
+    assert set(module.retrieval_encoders) == {"model"}
