@@ -31,9 +31,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     for lg in loggers:
         lg.log_hyperparams(inst.resolved(cfg))
     pipeline = instantiate(cfg.retrieval)
-    encoders = inst.encoder_registry(cfg)
-    if cfg.get("embed_trainer") is not None:
-        encoders = inst.predict_loop_encoders(cfg, encoders, pipeline.encoder_names)
+    encoders = inst.pipeline_encoders(cfg, pipeline)
     queries, database = inst.load_catalogs(cfg, pipeline.needs_images)
     result = pipeline.run(queries, database, encoders, inst.embedding_cache(cfg), strict=cfg.data.strict)
     result.config = inst.resolved(cfg)

@@ -34,13 +34,16 @@ def match(cfg: DictConfig) -> dict[str, Any]:
     loggers = build_loggers(cfg.logger, cfg.paths.output_dir)
     pipeline = instantiate(cfg.retrieval, k=cfg.top_n)
     queries, database = inst.load_catalogs(cfg, pipeline.needs_images)
-    encoders = inst.encoder_registry(cfg)
+    encoders = inst.pipeline_encoders(cfg, pipeline)
     result = pipeline.run(queries, database, encoders, inst.embedding_cache(cfg), strict=cfg.data.strict)
     result.config = inst.resolved(cfg)
     metrics = score(result)
-    record(result, metrics, cfg.paths.output_dir, loggers, cfg.log_examples)
-    export = write_export(result, Path(cfg.out), cfg.top_n)
-    print(f"{len(export)} matches of {len(result.queries)} query cards ({result.description}) -> {cfg.out}")
+    if inst.records_results(cfg):
+        record(result, metrics, cfg.paths.output_dir, loggers, cfg.log_examples)
+        export = write_export(result, Path(cfg.out), cfg.top_n)
+        print(
+            f"{len(export)} matches of {len(result.queries)} query cards ({result.description}) -> {cfg.out}"
+        )
     return metrics
 
 

@@ -250,9 +250,13 @@ def test_real_data_missing_is_one_line_naming_where_files_go(compose_cfg, tmp_pa
 
 
 @pytest.mark.slow
-def test_embedding_through_the_predict_loop_on_two_cpu_processes_matches_one_process(tiny_data_dir, tmp_path):
+@pytest.mark.parametrize("script", ["evaluate.py", "match.py"])
+def test_embedding_through_the_predict_loop_on_two_cpu_processes_matches_one_process(
+    tiny_data_dir, tmp_path, script
+):
     """`embed_trainer=ddp_cpu`: Lightning's predict loop in 2 processes, shards merged in catalog order. Metrics,
-    the dropped unreadable image (rank 1's row) and its count equal a one-process run's; one W&B run."""
+    the dropped unreadable image (rank 1's row) and its count equal a one-process run's; one W&B run (evaluate)
+    and one match export equal to the one-process one (match)."""
     import shutil
 
     import numpy as np
@@ -262,10 +266,12 @@ def test_embedding_through_the_predict_loop_on_two_cpu_processes_matches_one_pro
     ref = pd.read_csv(data_dir / "synthetic" / "company_data.csv")["img_ref"].iloc[3]
     (data_dir / "synthetic" / ref).write_bytes(b"not an image")
     args = [*cli_overrides(data_dir, tmp_path), "experiment=img", "cache=false"]
+    if script == "match.py":
+        args.append("logger=wandb")
     metrics = {}
     for name, extra in (("one", []), ("ddp", ["embed_trainer=ddp_cpu"])):
         run_dir = tmp_path / name
-        proc = run_script("evaluate.py", [*args, *extra, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+        proc = run_script(script, [*args, *extra, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
         metrics[name] = json.loads((run_dir / "metrics.json").read_text())
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in proc.stdout + proc.stderr
@@ -276,3 +282,8 @@ def test_embedding_through_the_predict_loop_on_two_cpu_processes_matches_one_pro
     queries = np.load(tmp_path / "ddp" / "embeddings" / "image" / "0" / "embeddings.npy", mmap_mode="r")
     assert np.flatnonzero(np.isnan(queries).all(axis=1)).tolist() == [3]
     assert wandb_exit_codes(tmp_path / "ddp") == [0]  # rank 1 ran the task too, but recorded nothing
+    if script == "match.py":
+        pd.testing.assert_frame_equal(
+            pd.read_csv(tmp_path / "ddp" / "top_matches.csv"),
+            pd.read_csv(tmp_path / "one" / "top_matches.csv"),
+        )

@@ -210,7 +210,9 @@ def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path, monkeypat
     calls = []
     real = RetrievalCallback.evaluate
     monkeypatch.setattr(
-        RetrievalCallback, "evaluate", lambda self, *a, **kw: calls.append(kw["prefix"]) or real(self, *a, **kw)
+        RetrievalCallback,
+        "evaluate",
+        lambda self, *a, **kw: calls.append(kw["prefix"]) or real(self, *a, **kw),
     )
     cfg = compose_cfg(
         "train",

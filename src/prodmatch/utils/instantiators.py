@@ -34,6 +34,15 @@ def encoder_registry(cfg: DictConfig) -> Any:
     return encoders
 
 
+def pipeline_encoders(cfg: DictConfig, pipeline: Any) -> Mapping[str, Any]:
+    """The encoders a task's pipeline runs on: :func:`encoder_registry`'s, embedding through the predict loop
+    when `embed_trainer` is set."""
+    encoders = encoder_registry(cfg)
+    if cfg.get("embed_trainer") is not None:
+        return predict_loop_encoders(cfg, encoders, pipeline.encoder_names)
+    return encoders
+
+
 def predict_loop_encoders(cfg: DictConfig, encoders: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
     """`embed_trainer=...`: the pipeline's encoders embed through Lightning's predict loop on that trainer, the
     merged matrices kept in the run dir under embeddings/<encoder>/<call>/."""
