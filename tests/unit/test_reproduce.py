@@ -95,8 +95,16 @@ def test_only_product_runs_the_product_sweeps_and_reports_them_apart(tmp_path: P
     monkeypatch.setattr(reproduce, "run_steps", lambda steps: planned.extend(steps) or 0)
     monkeypatch.chdir(tmp_path)
     assert reproduce.main(["--only", "product"]) == 0
-    product_evaluate, product_train, report, gallery = planned
+    product_evaluate, product_train, product_fused, report, gallery = planned
     runs = tmp_path / "multirun" / "reproduce" / "synthetic" / "product"
+    # product_fused trains longer, in its own sweep into the same dir; the other rows keep the table's budget
+    trained = [n for n in table_experiments(PRODUCT_LEVEL, task="train") if n != "product_fused"]
+    assert f"experiment={','.join(trained)}" in product_train and "trainer.max_epochs=3" in product_train
+    assert (
+        "experiment=product_fused" in product_fused and f"hydra.sweep.dir={runs / 'train'}" in product_fused
+    )
+    assert "trainer.max_epochs=12" in product_fused and "trainer.max_epochs=3" not in product_fused
+    assert "+trainer.limit_train_batches=60" in product_fused
     assert (
         f"hydra.sweep.dir={runs / 'evaluate'}" in product_evaluate and "data=synthetic_full" in product_train
     )
