@@ -204,6 +204,16 @@ def test_fused_product_experiment_reproduces_from_its_checkpoint(compose_cfg, tm
     assert again["fusion/weight/image:model_posterior"] == pytest.approx(weights[0])
 
 
+def test_a_finished_training_run_is_reused_by_resume(compose_cfg, tmp_path):
+    """train.py settles datamodule.modality=auto in place; the done marker is the config as composed, so the
+    same run again is reused rather than retrained."""
+    overrides = ["model=resnet_cos", *FAST, "logger=none", "resume=true"]
+    first = train(compose_cfg("train", overrides))
+    stamp = (tmp_path / "metrics.json").stat().st_mtime_ns
+    assert train(compose_cfg("train", overrides)) == pytest.approx(first)
+    assert (tmp_path / "metrics.json").stat().st_mtime_ns == stamp
+
+
 def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path, monkeypatch):
     from prodmatch.callbacks.retrieval import RetrievalCallback
 

@@ -68,9 +68,10 @@ def fingerprints(cfg: DictConfig) -> dict[str, str | None]:
     }
 
 
-def mark_done(cfg: DictConfig) -> None:
-    """Record that this run dir holds finished results of this config, catalog and version."""
-    atomic.write_json(Path(cfg.paths.output_dir) / DONE_FILE, fingerprints(cfg))
+def mark_done(cfg: DictConfig, prints: dict[str, str | None] | None = None) -> None:
+    """Record that this run dir holds finished results of this config, catalog and version (``prints``: the
+    :func:`fingerprints` taken when the run started; now's otherwise)."""
+    atomic.write_json(Path(cfg.paths.output_dir) / DONE_FILE, prints or fingerprints(cfg))
 
 
 def reusable_metrics(cfg: DictConfig) -> dict[str, Any] | None:

@@ -92,6 +92,9 @@ def task_wrapper(task: Task) -> Task:
                     cfg, "ok", wall_s=_recorded_wall_s(cfg)
                 )  # the reused run's time, not this check's
                 return earlier
+        # taken before the task runs: a task settles config values in place (train.py's datamodule.modality=auto),
+        # and the next run's check compares against the config as composed
+        prints = resume.fingerprints(cfg)
         stopping_signal.clear()
         failed = True
         start = time.perf_counter()
@@ -103,7 +106,7 @@ def task_wrapper(task: Task) -> Task:
             return _failure(cfg, exc)
         finally:
             finish_wandb(failed)
-        resume.mark_done(cfg)
+        resume.mark_done(cfg, prints)
         write_status(cfg, "ok", wall_s=time.perf_counter() - start)
         return metrics
 
