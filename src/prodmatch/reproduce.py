@@ -58,7 +58,7 @@ PROFILES = {
             "+trainer.limit_train_batches=60",
             "callbacks.retrieval.before_fit=false",
         ),
-        # its category classifier reaches 0.98 validation accuracy at about 10 such epochs (0.93 at 3)
+        # its category classifier reaches 0.98 validation accuracy after about 10 such epochs (a 3-epoch run ends at 0.93)
         product_train_longer={"product_fused": ("trainer.max_epochs=12",)},
         product_note="Product level only: the product-level sweeps on data=synthetic_full, models built locally "
         "with random weights, CPU-sized training (3 epochs of 60 batches; product_fused 12)",
