@@ -41,10 +41,12 @@ def test_experiment_composes_and_instantiates(compose_cfg, task, experiment):
         instantiate(cfg.trainer, logger=False, enable_progress_bar=False)
         for node in cfg.callbacks.values():
             instantiate(node)
+    # a trained module's encoders come from the module (train) or its checkpoint (ckpt_path), not from `encoders`
+    provided = set(type(model).retrieval_encoder_names) if task == "train" else {"model", "model_posterior"}
     pipeline = instantiate(cfg.retrieval)
     assert pipeline.k == cfg.retrieval.k and pipeline.channels
     for ch in pipeline.channels:
-        if ch.encoder != "model":
+        if ch.encoder not in provided:
             instantiate(cfg.encoders[ch.encoder])
     source = instantiate(cfg.data)
     assert Path(source.queries_csv).name == "company_data.csv"

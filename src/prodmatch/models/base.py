@@ -59,6 +59,8 @@ class ProdmatchModule(pl.LightningModule):
     """
 
     modality: str = "image"
+    # the channel encoder names the module offers (`model`, the classifier's `model_posterior`)
+    retrieval_encoder_names: tuple[str, ...] = ("model",)
 
     def __init__(
         self,
@@ -92,9 +94,14 @@ class ProdmatchModule(pl.LightningModule):
 
     @property
     def retrieval_encoders(self) -> dict[str, ModuleEncoder]:
-        """Every retrieval encoder the module offers, by channel encoder name: `model`, plus what a subclass
-        adds (the classifier's `model_posterior`)."""
-        return {"model": self.encoder}
+        """Every retrieval encoder the module offers, by channel encoder name (:attr:`retrieval_encoder_names`)."""
+        return {name: self.retrieval_encoder(name) for name in self.retrieval_encoder_names}
+
+    def retrieval_encoder(self, name: str) -> ModuleEncoder:
+        """The retrieval encoder a channel names: `model` is :attr:`encoder`; subclasses add theirs."""
+        if name != "model":
+            raise KeyError(name)
+        return self.encoder
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the resolved model config, so the checkpoint alone rebuilds this module (models/loading.py)."""

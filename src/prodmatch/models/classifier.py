@@ -33,6 +33,8 @@ class ClassifierModule(ResNetModule):
     leaves it null, so the saved model config rebuilds the same head). The study clips gradients at 0.1: ``Trainer(gradient_clip_val=0.1)``.
     """
 
+    retrieval_encoder_names = ("model", "model_posterior")
+
     def __init__(
         self,
         optimizer: OptimizerFactory,
@@ -77,9 +79,8 @@ class ClassifierModule(ResNetModule):
         """Class logits."""
         return self.head(self.backbone(images))
 
-    @property
-    def retrieval_encoders(self) -> dict[str, ModuleEncoder]:
-        return {**super().retrieval_encoders, "model_posterior": self.posterior_encoder}
+    def retrieval_encoder(self, name: str) -> ModuleEncoder:
+        return self.posterior_encoder if name == "model_posterior" else super().retrieval_encoder(name)
 
     @property
     def posterior_encoder(self) -> ModuleEncoder:
