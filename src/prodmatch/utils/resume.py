@@ -59,19 +59,24 @@ def catalog_fingerprint(data_cfg: DictConfig | dict[str, Any]) -> str | None:
     return stable_hash(parts)
 
 
-def fingerprints(cfg: DictConfig) -> dict[str, str | None]:
-    """The three things a finished run must share with this one to be reused."""
+def fingerprints(cfg: DictConfig, config: str | None = None) -> dict[str, str | None]:
+    """The three things a finished run must share with this one to be reused (``config``: its fingerprint, when
+    taken earlier)."""
     return {
-        "config": config_fingerprint(cfg),
+        "config": config or config_fingerprint(cfg),
         "catalog": catalog_fingerprint(cfg.data),
         "version": prodmatch.__version__,
     }
 
 
-def mark_done(cfg: DictConfig, prints: dict[str, str | None] | None = None) -> None:
-    """Record that this run dir holds finished results of this config, catalog and version (``prints``: the
-    :func:`fingerprints` taken when the run started; now's otherwise)."""
-    atomic.write_json(Path(cfg.paths.output_dir) / DONE_FILE, prints or fingerprints(cfg))
+def mark_done(cfg: DictConfig, config: str | None = None) -> None:
+    """Record that this run dir holds finished results of this config, catalog and version.
+
+    ``config``: the config's fingerprint taken when the run started, as composed (a task may settle values in
+    place: train.py's datamodule.modality=auto); the catalog's is taken now, so a run that generated its
+    catalog records it.
+    """
+    atomic.write_json(Path(cfg.paths.output_dir) / DONE_FILE, fingerprints(cfg, config))
 
 
 def reusable_metrics(cfg: DictConfig) -> dict[str, Any] | None:

@@ -94,7 +94,7 @@ def task_wrapper(task: Task) -> Task:
                 return earlier
         # taken before the task runs: a task settles config values in place (train.py's datamodule.modality=auto),
         # and the next run's check compares against the config as composed
-        prints = resume.fingerprints(cfg)
+        composed = resume.config_fingerprint(cfg)
         stopping_signal.clear()
         failed = True
         start = time.perf_counter()
@@ -106,7 +106,7 @@ def task_wrapper(task: Task) -> Task:
             return _failure(cfg, exc)
         finally:
             finish_wandb(failed)
-        resume.mark_done(cfg, prints)
+        resume.mark_done(cfg, composed)
         write_status(cfg, "ok", wall_s=time.perf_counter() - start)
         return metrics
 

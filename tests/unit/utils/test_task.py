@@ -121,3 +121,29 @@ def test_reuse_stops_when_the_catalog_changes(compose_cfg, tmp_path, tiny_data_d
     pd.read_csv(csv, dtype=str, keep_default_na=False).head(60).to_csv(csv, index=False)  # cut the database
     task(compose_cfg("evaluate", overrides))
     assert len(calls) == 2 and "catalog changed" in caplog.text
+
+
+def test_reuse_compares_the_config_as_composed_and_the_catalog_the_run_made(
+    compose_cfg, tmp_path, tiny_data_dir
+):
+    """A task may settle config values in place (train.py's datamodule.modality=auto) and generate its catalog
+    on first use: the same run again is still reused."""
+    import shutil
+
+    data = tmp_path / "data"
+    calls: list = []
+
+    @task_wrapper
+    def task(cfg):
+        calls.append(1)
+        with open_dict(cfg):
+            cfg.datamodule = {"modality": "image"}  # settled in place, as train.py does
+        if not (data / "synthetic").exists():  # made on first use
+            shutil.copytree(tiny_data_dir / "synthetic", data / "synthetic")
+        (tmp_path / "metrics.json").write_text(json.dumps({"retrieval/acc@10": 0.5}))
+        return {"retrieval/acc@10": 0.5}
+
+    overrides = ["logger=none", "resume=true", f"paths.data_dir={data}", "data.synthetic=null"]
+    task(compose_cfg("evaluate", overrides))
+    task(compose_cfg("evaluate", overrides))
+    assert calls == [1]
