@@ -141,13 +141,13 @@ def to_markdown(result: dict[str, Any], plot: str | None = None) -> str:
         f"| fastest setting with recall@{k} >= 0.99 (share of exact's time per query) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
+    exact_row = result["backends"].get("exact", {})
     for name, row in result["backends"].items():
         date = row.get("run_date", result["date"])
         label = name if date == result["date"] else f"{name} ({date})"
         if "error" in row:
             lines.append(f"| {label} | failed: {row['error']} | | | | | | | |")
             continue
-        exact_row = result["backends"].get("exact", {})
         same_run = exact_row.get("run_date", result["date"]) == date  # never a ratio across two runs
         exact_s = row.get("exact_query_s") or (exact_row.get("query_s") if same_run else None)
         setting = ", ".join(f"{key}={value}" for key, value in row.get("params", {}).items()) or "-"
