@@ -216,6 +216,7 @@ def test_a_finished_training_run_is_reused_by_resume(compose_cfg, tmp_path):
 
 def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path, monkeypatch):
     from prodmatch.callbacks.retrieval import RetrievalCallback
+    from prodmatch.encoders.image import ImageEncoder
 
     calls = []
     real = RetrievalCallback.evaluate
@@ -223,6 +224,15 @@ def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path, monkeypat
         RetrievalCallback,
         "evaluate",
         lambda self, *a, **kw: calls.append(kw["prefix"]) or real(self, *a, **kw),
+    )
+    decoding_passes = []  # (evaluation, images) of each pass that decodes JPEGs
+    real_loader = ImageEncoder.loader
+    monkeypatch.setattr(
+        ImageEncoder,
+        "loader",
+        lambda self, paths, device: (
+            decoding_passes.append((len(calls), len(paths))) or real_loader(self, paths, device)
+        ),
     )
     cfg = compose_cfg(
         "train",
@@ -243,3 +253,6 @@ def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path, monkeypat
     assert per_epoch.iloc[-1] == pytest.approx(final)
     # ... so the fit-end figures are that evaluation's, not a second embedding of the catalogs
     assert calls == ["before_fit/retrieval/", "epoch/retrieval/", "epoch/retrieval/"]
+    # Only the first evaluation decodes the images (queries, database); the later ones read the pixel store.
+    assert [evaluation for evaluation, _ in decoding_passes] == [1, 1]
+    assert len(list((tmp_path / "cache" / "pixels").glob("pixels-32-*.status.npy"))) == 2

@@ -8,15 +8,21 @@ Embeds the demo database's images with the project's :class:`~prodmatch.encoders
 - ``loader``: decoding and cropping in the DataLoader workers, no model;
 - ``forward``: the model on the same batches, already decoded and held in memory;
 - ``end_to_end``: ``encoder.encode(paths)``, i.e. both, as a run pays for them;
+- ``store_write``: the same, writing the pixel store on the way (a training run's first evaluation);
+- ``store_read``: ``encode`` reading the crops back from that store (every later evaluation of the run, and
+  the other runs of a sweep);
 
-and the ratios ``end_to_end / forward`` (the target: >= 0.7 on a 2-core CPU, >= 0.9 on a GPU) and
-``loader / forward``. Each figure is the median of ``--repeats`` timed passes after one warm-up pass.
+and the ratios ``end_to_end / forward`` and ``store_read / forward`` (the target: >= 0.7 on a 2-core CPU,
+>= 0.9 on a GPU) and ``loader / forward``. Each figure is the median of ``--repeats`` timed passes after one
+warm-up pass.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -88,12 +94,30 @@ def measure(
         encoder.encode(paths)
         sync()
 
+    store_root = Path(tempfile.mkdtemp(prefix="prodmatch-pixels-"))
+
+    def store_write() -> None:
+        shutil.rmtree(store_root, ignore_errors=True)  # every pass writes the store anew
+        encoder.pixel_cache = str(store_root)
+        end_to_end()
+        encoder.pixel_cache = None
+
+    def store_read() -> None:
+        encoder.pixel_cache = str(store_root)  # the store the last write pass left
+        end_to_end()
+        encoder.pixel_cache = None
+
     end_to_end()  # warm-up: first-touch allocations, lazy init, page cache
-    seconds = {
-        "loader": _median_seconds(loader, repeats),
-        "forward": _median_seconds(forward, repeats),
-        "end_to_end": _median_seconds(end_to_end, repeats),
-    }
+    try:
+        seconds = {
+            "loader": _median_seconds(loader, repeats),
+            "forward": _median_seconds(forward, repeats),
+            "end_to_end": _median_seconds(end_to_end, repeats),
+            "store_write": _median_seconds(store_write, repeats),
+            "store_read": _median_seconds(store_read, repeats),
+        }
+    finally:
+        shutil.rmtree(store_root, ignore_errors=True)
     rates = {name: len(paths) / s for name, s in seconds.items()}
     return {
         "images": len(paths),
@@ -104,6 +128,7 @@ def measure(
         "torch_threads": torch.get_num_threads(),
         "img_per_s": rates,
         "end_to_end_over_forward": rates["end_to_end"] / rates["forward"],
+        "store_read_over_forward": rates["store_read"] / rates["forward"],
         "loader_over_forward": rates["loader"] / rates["forward"],
     }
 
@@ -115,8 +140,9 @@ def format_result(result: dict[str, Any]) -> str:
         [
             f"{result['images']} images at {result['image_size']} px, batch {result['batch_size']}, "
             f"{result['num_workers']} workers, {result['device']} ({result['torch_threads']} torch threads)",
-            *(f"  {name:<11} {rate:8.1f} img/s" for name, rate in rates.items()),
+            *(f"  {name:<12} {rate:8.1f} img/s" for name, rate in rates.items()),
             f"  end_to_end / forward = {result['end_to_end_over_forward']:.2f}",
+            f"  store_read / forward = {result['store_read_over_forward']:.2f}",
             f"  loader / forward     = {result['loader_over_forward']:.2f}",
         ]
     )
@@ -135,13 +161,15 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
             f"`{command}`: {result['images']} images, batch {result['batch_size']}, "
             f"{result['num_workers']} DataLoader workers, {result['torch_threads']} torch threads; {machine}.",
             "Median of the timed passes after one warm-up pass; forward only runs on the same batches, decoded "
-            "beforehand and held in memory.",
+            "beforehand and held in memory. Store write: end to end, writing the pixel store of decoded crops on "
+            "the way; store read: end to end from that store (a training run's later evaluations).",
             "",
             "| pass | images/s |",
             "| --- | ---: |",
             *(f"| {name.replace('_', ' ')} | {rate:,.0f} |" for name, rate in rates.items()),
             "",
-            f"End to end / forward only = **{result['end_to_end_over_forward']:.2f}**; "
+            f"End to end / forward only = **{result['end_to_end_over_forward']:.2f}** decoding, "
+            f"**{result['store_read_over_forward']:.2f}** from the pixel store; "
             f"loader / forward only = {result['loader_over_forward']:.2f}.",
             "",
         ]

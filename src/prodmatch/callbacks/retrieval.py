@@ -44,6 +44,7 @@ class RetrievalCallback(pl.Callback):
         log_examples: int = 8,
         cache: bool = True,
         cache_dir: str | Path | None = None,
+        pixel_cache: str | Path | None = None,
         strict: bool = False,
         run_config: dict[str, Any] | None = None,
     ) -> None:
@@ -58,6 +59,8 @@ class RetrievalCallback(pl.Callback):
         self.every_n_epochs = int(every_n_epochs)
         self.log_examples = int(log_examples)
         self.cache_dir = Path(cache_dir) if cache and cache_dir else None
+        # the live encoders' weights change between evaluations, the database's decoded crops do not
+        self.pixel_cache = str(pixel_cache) if cache and pixel_cache else None
         self.strict = strict
         self.run_config = run_config  # the resolved config, saved with the result (provenance)
         self.metrics: dict[str, float] = {}  # before-fit and final metrics, what the task returns
@@ -73,7 +76,7 @@ class RetrievalCallback(pl.Callback):
             raise RuntimeError(
                 "RetrievalCallback needs the query and database catalogs (queries=, database=)"
             )
-        encoders = self.encoders.with_extra(**module.retrieval_encoders)
+        encoders = self.encoders.with_extra(**self._live_encoders(module))
         shards = self.output_dir / SHARDS_DIR
         if trainer.world_size > 1:
             encoders = self._sharded(encoders, trainer, shards)
@@ -91,6 +94,17 @@ class RetrievalCallback(pl.Callback):
                 shutil.rmtree(shards, ignore_errors=True)
         result.config = self.run_config
         return result, score(result, prefix=prefix)
+
+    def _live_encoders(self, module: pl.LightningModule) -> dict[str, Any]:
+        """The module's retrieval encoders; image ones read and write the pixel store when it is on."""
+        from prodmatch.embedding.batches import innermost
+
+        live = dict(module.retrieval_encoders)
+        for encoder in live.values():
+            inner = innermost(encoder)
+            if self.pixel_cache and hasattr(inner, "pixel_cache"):
+                inner.pixel_cache = self.pixel_cache
+        return live
 
     def _sharded(self, encoders: Mapping[str, Any], trainer: pl.Trainer, folder: Path) -> dict[str, Any]:
         """The pipeline's encoders, each rank embedding its share into shards on disk that rank 0 merges."""

@@ -3,7 +3,8 @@
 An image that passed the catalog's load check but cannot be decoded now gives a NaN row and a count in
 ``encoder.stats`` instead of ending the run; a truncated file is decoded as far as it goes and counted as a
 warning. DataLoader workers send uint8 crops (4x less than float) with a status per item; the batch is scaled
-and normalised once, on the model's device.
+and normalised once, on the model's device. With ``pixel_cache`` set, the crops are decoded once and read back
+from a pixel store (:mod:`prodmatch.data.pixels`) by every later pass over the same files.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
@@ -33,6 +34,7 @@ from prodmatch.data.images import (
     build_transform,
     normalize_batch,
 )
+from prodmatch.data.pixels import PixelStoreDataset, open_store, store_writer
 from prodmatch.encoders.base import IMAGE_MODALITY, EncodeStats
 from prodmatch.encoders.device import resolve_device
 from prodmatch.encoders.network import host_reachable
@@ -157,7 +159,8 @@ class ImageEncoder:
     """Batched ResNet18 image embeddings through a DataLoader (decoding in workers), L2-normalised.
 
     ``backbone``: a ready network (a training module's live backbone): never cached, evaluated in eval mode
-    and left in the training mode it was in, on the device the trainer put it.
+    and left in the training mode it was in, on the device the trainer put it. ``pixel_cache``: a folder for
+    pixel stores (decode once, read the crops back on later passes); None decodes every pass.
     """
 
     modality = IMAGE_MODALITY
@@ -175,6 +178,7 @@ class ImageEncoder:
         backbone: nn.Module | None = None,
         seed: int = 0,
         progress: bool = True,
+        pixel_cache: str | None = None,
     ) -> None:
         if batch_size <= 0 or num_workers < 0:
             raise ConfigError(
@@ -189,6 +193,7 @@ class ImageEncoder:
         self.device = device
         self.seed = seed
         self.progress = progress
+        self.pixel_cache = pixel_cache
         self.stats: EncodeStats = {}
         self.stats_examples: dict[str, str] = {}  # reason -> first input met with it
         self._external = backbone is not None  # a training module's backbone: its weights change, never cache
@@ -230,14 +235,22 @@ class ImageEncoder:
             identity = tree_identity(path) if path.exists() else self.weights
         return f"resnet18|weights={identity}|pretrained={self.pretrained}|image_size={self.image_size}"
 
-    def dataset(self, paths: Sequence[str | Path]) -> ImageDataset:
-        """Items (uint8 crop [3, S, S], status) in input order, decoded lazily (in DataLoader workers)."""
+    def dataset(self, paths: Sequence[str | Path]) -> ImageDataset | PixelStoreDataset:
+        """Items (uint8 crop [3, S, S], status) in input order: from the pixel store when one is written, else
+        decoded lazily (in DataLoader workers)."""
+        store = (
+            open_store(self.pixel_cache, [str(p) for p in paths], self.image_size)
+            if self.pixel_cache
+            else None
+        )
+        if store is not None:
+            return PixelStoreDataset(store.path)
         return ImageDataset(paths, self._transform, size_hint=self.image_size, with_status=True)
 
     def loader(self, paths: Sequence[str | Path], device: torch.device) -> DataLoader:
         """Batches of (uint8 crops [B, 3, S, S], statuses [B]) in input order, decoded in worker processes."""
         return DataLoader(
-            self.dataset(paths),
+            ImageDataset(paths, self._transform, size_hint=self.image_size, with_status=True),
             batch_size=self.batch_size,
             shuffle=False,
             num_workers=self.num_workers,
@@ -265,14 +278,31 @@ class ImageEncoder:
         try:
             with torch.inference_mode():
                 start = 0
-                loader = self.loader(paths, _device_of(model))
-                batches = tqdm(loader, desc="images", unit="batch", disable=not self.progress)
+                batches = tqdm(
+                    self.batches(paths, _device_of(model)),
+                    desc="images",
+                    unit="batch",
+                    total=-(-len(paths) // self.batch_size),
+                    disable=not self.progress,
+                )
                 for images, status in batches:
                     out[start : start + len(images)] = self.embed_batch(images, status)
                     statuses[start : start + len(images)] = status.numpy()
                     start += len(images)
         finally:
             model.train(was_training)  # a training module's backbone goes back to the mode it was in
+
+    def batches(self, paths: list[str], device: torch.device) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        """(uint8 crops, statuses) of ``paths`` in order: read from the pixel store, or decoded (and written to
+        the store on the way when ``pixel_cache`` is set)."""
+        if not self.pixel_cache:
+            return self.loader(paths, device)
+        store = open_store(self.pixel_cache, paths, self.image_size)
+        if store is not None:
+            return store.batches(self.batch_size, device)
+        writer = store_writer(self.pixel_cache, paths, self.image_size)
+        decoded = self.loader(paths, device)
+        return decoded if writer is None else writer.tee(decoded)
 
     def embed_batch(self, images: torch.Tensor, statuses: torch.Tensor) -> np.ndarray:
         """float32 [B, 512] L2-normalised rows of a batch of decoded crops; NaN where the status is unreadable.

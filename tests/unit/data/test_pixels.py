@@ -1,0 +1,165 @@
+"""The pixel store: decode once, read the same crops back, never a stale or half-written store."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import prodmatch.data.images as images_module
+from prodmatch.data import pixels
+from prodmatch.data.images import IMAGE_OK, IMAGE_TRUNCATED, IMAGE_UNREADABLE
+from prodmatch.encoders.image import ImageEncoder
+
+
+def _jpeg(path: Path, seed: int, size: tuple[int, int] = (48, 40)) -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path, quality=90)
+    return path
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> list[str]:
+    """Nine images of varied sizes, one truncated and one that does not decode."""
+    good = [_jpeg(tmp_path / f"g{i}.jpg", seed=i, size=(40 + 5 * i, 36 + 3 * i)) for i in range(7)]
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(_jpeg(tmp_path / "whole.jpg", seed=99, size=(64, 64)).read_bytes()[:900])
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    return [str(p) for p in [*good[:3], truncated, *good[3:5], broken, *good[5:]]]
+
+
+def _encoder(pixel_cache: Path | None = None, **kwargs) -> ImageEncoder:
+    base = dict(pretrained=False, image_size=24, batch_size=4, num_workers=0, device="cpu", progress=False)
+    return ImageEncoder(**{**base, **kwargs}, pixel_cache=str(pixel_cache) if pixel_cache else None)
+
+
+def _count_decodes(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    real = images_module.read_image
+
+    def counting(path, *args, **kwargs):
+        calls.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(images_module, "read_image", counting)
+    return calls
+
+
+def test_the_store_gives_the_very_embeddings_and_stats_of_decoding(files, tmp_path, monkeypatch):
+    plain = _encoder()
+    expected = plain.encode(files)
+    decodes = _count_decodes(monkeypatch)
+    writing = _encoder(tmp_path / "px")
+    np.testing.assert_array_equal(writing.encode(files), expected)  # the pass that writes the store
+    assert len(decodes) == len(files)
+    reading = _encoder(tmp_path / "px")
+    np.testing.assert_array_equal(reading.encode(files), expected)  # bit for bit, NaN rows included
+    assert len(decodes) == len(files)  # nothing decoded again
+    assert reading.stats == plain.stats == {"unreadable_image": 1, "truncated_image": 1}
+    assert reading.stats_examples == plain.stats_examples
+    store = pixels.open_store(tmp_path / "px", files, 24)
+    assert store is not None and store.pixels.shape == (len(files), 3, 24, 24)
+    assert store.statuses.tolist().count(IMAGE_UNREADABLE) == 1
+    assert store.statuses.tolist().count(IMAGE_TRUNCATED) == 1
+
+
+def test_batches_cover_every_row_in_order_with_their_statuses(files, tmp_path):
+    _encoder(tmp_path / "px").encode(files)
+    store = pixels.open_store(tmp_path / "px", files, 24)
+    got = list(store.batches(batch_size=4, device=torch.device("cpu"), prefetch=2))
+    assert [len(crops) for crops, _ in got] == [4, 4, 1]
+    np.testing.assert_array_equal(torch.cat([c for c, _ in got]).numpy(), store.pixels)
+    np.testing.assert_array_equal(torch.cat([s for _, s in got]).numpy(), store.statuses)
+    assert all(crops.dtype == torch.uint8 for crops, _ in got)
+
+
+def test_a_replaced_image_gives_a_new_store(files, tmp_path, monkeypatch):
+    _encoder(tmp_path / "px").encode(files)
+    first = pixels.store_path(tmp_path / "px", files, 24)
+    _jpeg(Path(files[0]), seed=123)  # replaced in place: new size and mtime
+    stamp = os.stat(files[0]).st_mtime_ns + 10**9
+    os.utime(files[0], ns=(stamp, stamp))
+    assert pixels.store_path(tmp_path / "px", files, 24) != first
+    decodes = _count_decodes(monkeypatch)
+    again = _encoder(tmp_path / "px").encode(files)
+    assert len(decodes) == len(files)  # the old store is not read
+    np.testing.assert_array_equal(again, _encoder().encode(files))
+
+
+def test_another_crop_size_is_another_store(files, tmp_path):
+    _encoder(tmp_path / "px").encode(files)
+    assert pixels.open_store(tmp_path / "px", files, 32) is None
+    vectors = _encoder(tmp_path / "px", image_size=32).encode(files)
+    np.testing.assert_array_equal(vectors, _encoder(image_size=32).encode(files))
+
+
+def test_a_pass_that_stops_early_leaves_no_store(files, tmp_path, monkeypatch):
+    real = images_module.read_image
+    seen: list[str] = []
+
+    def failing(path, *args, **kwargs):
+        seen.append(str(path))
+        if len(seen) == 6:
+            raise KeyboardInterrupt  # Ctrl+C in the middle of the pass
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(images_module, "read_image", failing)
+    with pytest.raises(KeyboardInterrupt):
+        _encoder(tmp_path / "px").encode(files)
+    assert pixels.open_store(tmp_path / "px", files, 24) is None
+    assert list((tmp_path / "px").iterdir()) == []  # no temporary file left either
+
+
+def test_a_missing_file_means_no_store(files, tmp_path):
+    paths = [*files, str(tmp_path / "gone.jpg")]
+    vectors = _encoder(tmp_path / "px").encode(paths)
+    assert np.isnan(vectors[-1]).all()
+    assert pixels.store_path(tmp_path / "px", paths, 24) is None
+    assert not (tmp_path / "px").exists() or list((tmp_path / "px").iterdir()) == []
+
+
+def test_no_room_on_the_disk_decodes_and_says_so(files, tmp_path, monkeypatch, caplog):
+    free = (len(files) * 3 * 24 * 24) + 1  # under twice the store's size
+    monkeypatch.setattr(pixels.shutil, "disk_usage", lambda _: type("U", (), {"free": free})())
+    with caplog.at_level(logging.WARNING, logger="prodmatch.data"):
+        vectors = _encoder(tmp_path / "px").encode(files)
+    np.testing.assert_array_equal(vectors, _encoder().encode(files))
+    assert pixels.open_store(tmp_path / "px", files, 24) is None
+    lines = [r.getMessage() for r in caplog.records if "pixel store skipped" in r.getMessage()]
+    assert len(lines) == 1 and "encoders.image.pixel_cache=null" in lines[0]
+
+
+def test_a_corrupt_store_is_decoded_and_written_again(files, tmp_path, caplog):
+    _encoder(tmp_path / "px").encode(files)
+    path = pixels.store_path(tmp_path / "px", files, 24)
+    path.write_bytes(path.read_bytes()[:200])  # truncated on disk
+    with caplog.at_level(logging.WARNING, logger="prodmatch.data"):
+        vectors = _encoder(tmp_path / "px").encode(files)
+    assert any("unreadable" in r.getMessage() and path.name in r.getMessage() for r in caplog.records)
+    np.testing.assert_array_equal(vectors, _encoder().encode(files))
+    assert pixels.open_store(tmp_path / "px", files, 24) is not None  # whole again
+
+
+def test_the_store_dataset_gives_the_decoded_items_and_pickles_without_its_map(files, tmp_path):
+    encoder = _encoder(tmp_path / "px")
+    decoded = encoder.dataset(files)
+    assert type(decoded).__name__ == "ImageDataset"  # nothing written yet
+    encoder.encode(files)
+    stored = encoder.dataset(files)
+    assert isinstance(stored, pixels.PixelStoreDataset) and len(stored) == len(files)
+    for i in (0, 3, 6):
+        crop, status = stored[i]
+        want_crop, want_status = decoded[i]
+        assert status == want_status
+        if status != IMAGE_UNREADABLE:
+            assert torch.equal(crop, want_crop)
+    assert decoded[0][1] == IMAGE_OK
+    clone = pickle.loads(pickle.dumps(stored))  # what a DataLoader worker receives
+    assert clone._store is None and torch.equal(clone[1][0], stored[1][0])
