@@ -7,15 +7,23 @@ need decode it only once. The first pass writes each batch's crops here as it em
 them back at memory speed (copied straight into pinned memory and sent to the GPU on a side stream) and
 normalise them on the device exactly as before, so the embeddings are the same to the bit.
 
-A store is keyed like the embedding cache: the paths plus each file's size and mtime, the crop size and the
-store format, so a replaced image gives a new store and stale ones are simply never read again. It is written
-atomically (the statuses first, then the pixels renamed into place), so a concurrent run reads a whole store or
-none. When the disk lacks room for it, the pass decodes as before and says so in one warning line.
+A store is named by the paths, the crop size and the store format, and remembers each file's size and mtime as
+they were when it was decoded. A read checks them while the forward pass runs (stat-ing every file costs about a
+fifth of a ResNet18 pass on a GPU at 64 px, so it is overlapped rather than paid first); a replaced image makes
+the pass fail with :class:`StaleStoreError` and the caller decodes again, rewriting the store.
+
+Files: ``pixels-<size>-<digest>.json`` names the store's data files and holds the file identity; the data files
+(``...-<token>.npy`` crops and ``...-<token>.status.npy``) are written in full before that JSON is replaced
+atomically to point at them, and never change afterwards. So a concurrent run reads one whole store or none, never
+the crops of one write with the identity of another; a rewrite removes the files it replaced. When the disk lacks
+room for a store, the pass decodes as before and says so in one warning line.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import secrets
 import shutil
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,35 +35,53 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from prodmatch.errors import one_line
-from prodmatch.utils.atomic import atomic_path, save_npy
+from prodmatch.utils.atomic import atomic_path, save_npy, write_json
 from prodmatch.utils.hashing import stable_hash, stats_hash, texts_hash
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["PixelStore", "PixelStoreDataset", "StoreWriter", "open_store", "store_path", "store_writer"]
+__all__ = [
+    "PixelStore",
+    "PixelStoreDataset",
+    "StaleStoreError",
+    "StoreWriter",
+    "open_store",
+    "store_path",
+    "store_writer",
+]
 
 log = logging.getLogger("prodmatch.data")
 
-_FORMAT = 1  # bump when the crop (ResizeCenterCrop) or the layout changes
+_FORMAT = 2  # bump when the crop (ResizeCenterCrop) or the layout changes
 _CROP = "resize_center_crop_bilinear"
 # Keep this share of the free disk for everything else: a store only goes where it takes less than half.
 _MAX_SHARE_OF_FREE = 0.5
 PREFETCH = 4  # batches read ahead of the forward pass
 
 
-def store_path(root: str | Path, paths: Sequence[str], image_size: int) -> Path | None:
-    """Where the store of ``paths`` at ``image_size`` lives; None when a file cannot be stat-ed (not cached)."""
+class StaleStoreError(RuntimeError):
+    """An image changed (size or mtime) since the store was decoded: decode again."""
+
+
+def store_path(root: str | Path, paths: Sequence[str], image_size: int) -> Path:
+    """The JSON that names the store of ``paths`` at ``image_size`` (the files' identity is checked on reading)."""
+    digest = stable_hash(_FORMAT, _CROP, int(image_size), texts_hash(paths))[:40]
+    return Path(root).expanduser() / f"pixels-{image_size}-{digest}.json"
+
+
+def _data_paths(path: Path, token: str) -> tuple[Path, Path]:
+    """The crops and statuses of one write of the store named by ``path``."""
+    stem = path.with_suffix("").name
+    return path.with_name(f"{stem}-{token}.npy"), path.with_name(f"{stem}-{token}.status.npy")
+
+
+def _files_identity(paths: Sequence[str]) -> str | None:
+    """Each file's size and mtime, hashed; None when one cannot be stat-ed."""
     try:
-        identity = f"{texts_hash(paths)}:{stats_hash(paths)}"
+        return stats_hash(paths)
     except OSError:
-        return None  # a missing file: decode every pass (its row comes back NaN and counted)
-    digest = stable_hash(_FORMAT, _CROP, int(image_size), identity)[:40]
-    return Path(root).expanduser() / f"pixels-{image_size}-{digest}.npy"
-
-
-def _status_path(path: Path) -> Path:
-    return path.with_suffix(".status.npy")
+        return None
 
 
 class PixelStore:
@@ -63,8 +89,15 @@ class PixelStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.pixels = np.load(path, mmap_mode="r", allow_pickle=False)
-        self.statuses = np.load(_status_path(path), allow_pickle=False)
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        self.files: str = meta["files"]
+        self.data_paths = _data_paths(path, meta["token"])
+        self.pixels = np.load(self.data_paths[0], mmap_mode="r", allow_pickle=False)
+        self.statuses = np.load(self.data_paths[1], allow_pickle=False)
+
+    def matches(self, paths: Sequence[str]) -> bool:
+        """Whether every file still has the size and mtime it had when the store was decoded."""
+        return _files_identity(paths) == self.files
 
     def __len__(self) -> int:
         return int(self.pixels.shape[0])
@@ -79,11 +112,17 @@ class PixelStore:
         return tensor
 
     def batches(
-        self, batch_size: int, device: torch.device, prefetch: int = PREFETCH
+        self,
+        batch_size: int,
+        device: torch.device,
+        paths: Sequence[str] | None = None,
+        prefetch: int = PREFETCH,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(uint8 crops [B, 3, S, S] on device, statuses [B])`` in order, read ``prefetch`` batches ahead.
 
         On a GPU each batch is copied on a side stream, so the copy of the next batch overlaps this one's forward.
+        ``paths``: checked against the store's file identity meanwhile; after the last batch,
+        :class:`StaleStoreError` if one changed (the batches were of the old images).
         """
         import torch
 
@@ -104,6 +143,7 @@ class PixelStore:
 
         starts = iter(range(0, len(self), batch_size))
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pixel-store") as pool:
+            check = pool.submit(self.matches, paths) if paths is not None else None
             pending: deque[Future] = deque(pool.submit(load, s) for s in islice(starts, prefetch))
             while pending:
                 crops, statuses, done = pending.popleft().result()
@@ -115,39 +155,42 @@ class PixelStore:
                     current.wait_event(done)
                     crops.record_stream(current)  # allocated on the side stream, used on this one
                 yield crops, statuses
+            if check is not None and not check.result():
+                raise StaleStoreError(f"pixel store {self.path.name}: an image changed since it was decoded")
 
 
 class PixelStoreDataset:
     """Items ``(uint8 crop [3, S, S], status)`` of a store, as :class:`~prodmatch.data.images.ImageDataset`
-    gives them (Lightning's predict loop, a rank's share); the memory map is opened in each worker."""
+    gives them (Lightning's predict loop, a rank's share); the crops are memory-mapped in each worker."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._store: PixelStore | None = None
-        self._rows = int(np.load(_status_path(path), allow_pickle=False).shape[0])
+    def __init__(self, store: PixelStore) -> None:
+        self.data_paths = store.data_paths  # this write's files, which never change
+        self.statuses = store.statuses
+        self._pixels: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return self._rows
+        return len(self.statuses)
 
     def __getstate__(self) -> dict:
-        return {"path": self.path, "_store": None, "_rows": self._rows}  # never pickle the memory map
+        return {**self.__dict__, "_pixels": None}  # never pickle the memory map
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         import torch
 
-        if self._store is None:
-            self._store = PixelStore(self.path)
-        return torch.from_numpy(np.array(self._store.pixels[index])), int(self._store.statuses[index])
+        if self._pixels is None:
+            self._pixels = np.load(self.data_paths[0], mmap_mode="r", allow_pickle=False)
+        return torch.from_numpy(np.array(self._pixels[index])), int(self.statuses[index])
 
 
 def open_store(root: str | Path, paths: Sequence[str], image_size: int) -> PixelStore | None:
-    """The written store of ``paths`` at ``image_size``, or None (not written yet, or unreadable)."""
+    """The written store of ``paths`` at ``image_size``, or None (not written yet, or unreadable). Its file
+    identity is not checked here: pass ``paths`` to :meth:`PixelStore.batches`, or call :meth:`PixelStore.matches`."""
     path = store_path(root, paths, image_size)
-    if path is None or not path.is_file():
+    if not path.is_file():
         return None
     try:
         store = PixelStore(path)
-    except (OSError, ValueError) as err:  # truncated or foreign file: decode and write it again
+    except (OSError, ValueError, KeyError, TypeError) as err:  # truncated, foreign or replaced meanwhile
         log.warning("pixel store %s unreadable (%s); decoding again", path.name, one_line(err))
         return None
     expected = (len(paths), 3, image_size, image_size)
@@ -165,9 +208,10 @@ def open_store(root: str | Path, paths: Sequence[str], image_size: int) -> Pixel
 class StoreWriter:
     """Writes the store of ``rows`` crops at ``image_size`` to ``path`` from the batches of a decoding pass."""
 
-    def __init__(self, path: Path, rows: int, image_size: int) -> None:
+    def __init__(self, path: Path, rows: int, image_size: int, files: str) -> None:
         self.path = path
         self.shape = (rows, 3, image_size, image_size)
+        self.files = files  # the identity of the files as they are about to be decoded
 
     def tee(
         self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -176,7 +220,9 @@ class StoreWriter:
 
         A pass that stops early (an error, an interrupt) leaves no store behind.
         """
-        with atomic_path(self.path) as tmp:
+        token = secrets.token_hex(6)
+        pixels_path, statuses_path = _data_paths(self.path, token)
+        with atomic_path(pixels_path) as tmp:
             pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=self.shape)
             statuses = np.zeros(self.shape[0], dtype=np.int8)
             start = 0
@@ -190,15 +236,28 @@ class StoreWriter:
                 raise RuntimeError(f"pixel store {self.path.name}: {start} of {self.shape[0]} rows written")
             pixels.flush()
             del pixels
-            save_npy(_status_path(self.path), statuses)  # before the rename publishes the pixels
+            save_npy(statuses_path, statuses)
+        self._publish(token)
         log.info("pixel store written: %d crops of %d px -> %s", self.shape[0], self.shape[2], self.path.name)
+
+    def _publish(self, token: str) -> None:
+        """Point the store's JSON at this write's files (one atomic replace), then remove the ones it replaced."""
+        try:
+            previous = json.loads(self.path.read_text(encoding="utf-8")).get("token")
+        except (OSError, ValueError, AttributeError):
+            previous = None
+        write_json(self.path, {"files": self.files, "rows": self.shape[0], "token": token})
+        if previous and previous != token:
+            for stale in _data_paths(self.path, previous):  # a reader that mapped them keeps its map
+                stale.unlink(missing_ok=True)
 
 
 def store_writer(root: str | Path, paths: Sequence[str], image_size: int) -> StoreWriter | None:
-    """A writer for the store of ``paths``, or None (files that cannot be stat-ed, or no room on the disk)."""
+    """A writer for the store of ``paths``, or None (a file that cannot be stat-ed, or no room on the disk)."""
+    files = _files_identity(paths)
+    if files is None:
+        return None  # a missing file: decode every pass (its row comes back NaN and counted)
     path = store_path(root, paths, image_size)
-    if path is None:
-        return None
     path.parent.mkdir(parents=True, exist_ok=True)
     needed = len(paths) * 3 * image_size * image_size
     free = shutil.disk_usage(path.parent).free
@@ -213,4 +272,4 @@ def store_writer(root: str | Path, paths: Sequence[str], image_size: int) -> Sto
             path.parent,
         )
         return None
-    return StoreWriter(path, len(paths), image_size)
+    return StoreWriter(path, len(paths), image_size, files)

@@ -34,7 +34,7 @@ from prodmatch.data.images import (
     build_transform,
     normalize_batch,
 )
-from prodmatch.data.pixels import PixelStoreDataset, open_store, store_writer
+from prodmatch.data.pixels import PixelStoreDataset, StaleStoreError, open_store, store_writer
 from prodmatch.encoders.base import IMAGE_MODALITY, EncodeStats
 from prodmatch.encoders.device import resolve_device
 from prodmatch.encoders.network import host_reachable
@@ -236,15 +236,12 @@ class ImageEncoder:
         return f"resnet18|weights={identity}|pretrained={self.pretrained}|image_size={self.image_size}"
 
     def dataset(self, paths: Sequence[str | Path]) -> ImageDataset | PixelStoreDataset:
-        """Items (uint8 crop [3, S, S], status) in input order: from the pixel store when one is written, else
-        decoded lazily (in DataLoader workers)."""
-        store = (
-            open_store(self.pixel_cache, [str(p) for p in paths], self.image_size)
-            if self.pixel_cache
-            else None
-        )
-        if store is not None:
-            return PixelStoreDataset(store.path)
+        """Items (uint8 crop [3, S, S], status) in input order: from the pixel store when one is written and its
+        files are unchanged, else decoded lazily (in DataLoader workers)."""
+        names = [str(p) for p in paths]
+        store = open_store(self.pixel_cache, names, self.image_size) if self.pixel_cache else None
+        if store is not None and store.matches(names):
+            return PixelStoreDataset(store)
         return ImageDataset(paths, self._transform, size_hint=self.image_size, with_status=True)
 
     def loader(self, paths: Sequence[str | Path], device: torch.device) -> DataLoader:
@@ -277,30 +274,48 @@ class ImageEncoder:
         model.eval()
         try:
             with torch.inference_mode():
-                start = 0
-                batches = tqdm(
-                    self.batches(paths, _device_of(model)),
-                    desc="images",
-                    unit="batch",
-                    total=-(-len(paths) // self.batch_size),
-                    disable=not self.progress,
-                )
-                for images, status in batches:
-                    out[start : start + len(images)] = self.embed_batch(images, status)
-                    statuses[start : start + len(images)] = status.numpy()
-                    start += len(images)
+                device = _device_of(model)
+                try:
+                    self._run_pass(self.batches(paths, device), len(paths), out, statuses)
+                except StaleStoreError as err:
+                    log.info("%s; decoding again", err)
+                    self._run_pass(self._decoded(paths, device), len(paths), out, statuses)
         finally:
             model.train(was_training)  # a training module's backbone goes back to the mode it was in
 
+    def _run_pass(
+        self,
+        batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+        rows: int,
+        out: np.ndarray,
+        statuses: np.ndarray,
+    ) -> None:
+        """Embed ``batches`` into ``out`` / ``statuses``, one batch in flight: the device runs a batch's forward
+        pass while the host files the last one's rows, so a GPU never waits on the host (on the CPU it is the
+        same loop, in order)."""
+        total = -(-rows // self.batch_size)
+        start, in_flight = 0, None
+        for images, status in tqdm(
+            batches, desc="images", unit="batch", total=total, disable=not self.progress
+        ):
+            launched = (start, self._launch(images), status.numpy())
+            if in_flight is not None:
+                _file_rows(*in_flight, out, statuses)
+            in_flight, start = launched, start + len(images)
+        if in_flight is not None:
+            _file_rows(*in_flight, out, statuses)
+
     def batches(self, paths: list[str], device: torch.device) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-        """(uint8 crops, statuses) of ``paths`` in order: read from the pixel store, or decoded (and written to
-        the store on the way when ``pixel_cache`` is set)."""
-        if not self.pixel_cache:
-            return self.loader(paths, device)
-        store = open_store(self.pixel_cache, paths, self.image_size)
+        """(uint8 crops, statuses) of ``paths`` in order: read from the pixel store when one is written (raising
+        :class:`~prodmatch.data.pixels.StaleStoreError` at the end if an image changed since), else decoded."""
+        store = open_store(self.pixel_cache, paths, self.image_size) if self.pixel_cache else None
         if store is not None:
-            return store.batches(self.batch_size, device)
-        writer = store_writer(self.pixel_cache, paths, self.image_size)
+            return store.batches(self.batch_size, device, paths=paths)
+        return self._decoded(paths, device)
+
+    def _decoded(self, paths: list[str], device: torch.device) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        """Decoded batches of ``paths``, written to the pixel store on the way when ``pixel_cache`` is set."""
+        writer = store_writer(self.pixel_cache, paths, self.image_size) if self.pixel_cache else None
         decoded = self.loader(paths, device)
         return decoded if writer is None else writer.tee(decoded)
 
@@ -309,12 +324,21 @@ class ImageEncoder:
 
         The caller puts the backbone in eval and inference mode (``encode``, Lightning's predict loop).
         """
+        return _host_rows(self._launch(images), statuses.cpu().numpy())
+
+    def _launch(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+        """Start a batch's forward pass: its float32 features, bound for host memory, and the event that says
+        they have arrived (None on the CPU, where they are there already)."""
         model = self.model
         device = _device_of(model)
-        batch = normalize_batch(images.to(device, non_blocking=True), self._mean, self._std)
-        feats = model(batch).float().cpu().numpy()
-        feats[statuses.cpu().numpy() == IMAGE_UNREADABLE] = np.nan
-        return l2_normalize(feats, inplace=True)
+        feats = model(normalize_batch(images.to(device, non_blocking=True), self._mean, self._std)).float()
+        if device.type != "cuda":
+            return feats, None
+        host = torch.empty(feats.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(feats, non_blocking=True)
+        arrived = torch.cuda.Event()
+        arrived.record()
+        return host, arrived
 
     def record_stats(self, paths: Sequence[str], statuses: np.ndarray) -> None:
         """Set ``stats`` / ``stats_examples`` from the statuses of ``paths`` (an encode's, or a merged one's) and log
@@ -334,6 +358,29 @@ class ImageEncoder:
                 len(paths),
                 "; ".join(parts),
             )
+
+
+def _host_rows(launched: tuple[torch.Tensor, torch.cuda.Event | None], statuses: np.ndarray) -> np.ndarray:
+    """A launched batch's rows once on the host: NaN where unreadable, then L2-normalised."""
+    feats, arrived = launched
+    if arrived is not None:
+        arrived.synchronize()
+    rows = feats.numpy()
+    rows[statuses == IMAGE_UNREADABLE] = np.nan
+    return l2_normalize(rows, inplace=True)
+
+
+def _file_rows(
+    start: int,
+    launched: tuple[torch.Tensor, torch.cuda.Event | None],
+    status: np.ndarray,
+    out: np.ndarray,
+    statuses: np.ndarray,
+) -> None:
+    """Write a launched batch's rows and statuses at ``start`` of ``out`` / ``statuses``."""
+    rows = _host_rows(launched, status)
+    out[start : start + len(rows)] = rows
+    statuses[start : start + len(rows)] = status
 
 
 def _device_of(model: nn.Module) -> torch.device:

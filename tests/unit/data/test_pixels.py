@@ -80,17 +80,40 @@ def test_batches_cover_every_row_in_order_with_their_statuses(files, tmp_path):
     assert all(crops.dtype == torch.uint8 for crops, _ in got)
 
 
-def test_a_replaced_image_gives_a_new_store(files, tmp_path, monkeypatch):
+def _replace(path: str, seed: int) -> None:
+    """Rewrite an image in place, with a new size and a later mtime."""
+    _jpeg(Path(path), seed=seed, size=(52, 44))
+    stamp = os.stat(path).st_mtime_ns + 10**9
+    os.utime(path, ns=(stamp, stamp))
+
+
+def test_a_replaced_image_is_decoded_again_and_the_store_rewritten(files, tmp_path, monkeypatch):
     _encoder(tmp_path / "px").encode(files)
-    first = pixels.store_path(tmp_path / "px", files, 24)
-    _jpeg(Path(files[0]), seed=123)  # replaced in place: new size and mtime
-    stamp = os.stat(files[0]).st_mtime_ns + 10**9
-    os.utime(files[0], ns=(stamp, stamp))
-    assert pixels.store_path(tmp_path / "px", files, 24) != first
+    before = pixels.open_store(tmp_path / "px", files, 24)
+    _replace(files[0], seed=123)
+    assert not before.matches(files)
     decodes = _count_decodes(monkeypatch)
     again = _encoder(tmp_path / "px").encode(files)
-    assert len(decodes) == len(files)  # the old store is not read
+    assert len(decodes) == len(files)  # the stale crops were not used
     np.testing.assert_array_equal(again, _encoder().encode(files))
+    after = pixels.open_store(tmp_path / "px", files, 24)
+    assert after.matches(files) and after.data_paths != before.data_paths
+    # the rewrite removed the files it replaced; a reader that had them mapped still reads them
+    assert sorted(p.name for p in (tmp_path / "px").iterdir()) == sorted(
+        [after.path.name, *(p.name for p in after.data_paths)]
+    )
+    assert before.pixels[:].shape == after.pixels.shape
+    decodes.clear()
+    np.testing.assert_array_equal(_encoder(tmp_path / "px").encode(files), again)
+    assert decodes == []  # the rewritten store serves the next pass
+
+
+def test_the_store_dataset_is_only_offered_for_unchanged_files(files, tmp_path):
+    encoder = _encoder(tmp_path / "px")
+    encoder.encode(files)
+    assert isinstance(encoder.dataset(files), pixels.PixelStoreDataset)
+    _replace(files[2], seed=7)
+    assert type(encoder.dataset(files)).__name__ == "ImageDataset"
 
 
 def test_another_crop_size_is_another_store(files, tmp_path):
@@ -121,7 +144,7 @@ def test_a_missing_file_means_no_store(files, tmp_path):
     paths = [*files, str(tmp_path / "gone.jpg")]
     vectors = _encoder(tmp_path / "px").encode(paths)
     assert np.isnan(vectors[-1]).all()
-    assert pixels.store_path(tmp_path / "px", paths, 24) is None
+    assert pixels.open_store(tmp_path / "px", paths, 24) is None
     assert not (tmp_path / "px").exists() or list((tmp_path / "px").iterdir()) == []
 
 
@@ -138,11 +161,12 @@ def test_no_room_on_the_disk_decodes_and_says_so(files, tmp_path, monkeypatch, c
 
 def test_a_corrupt_store_is_decoded_and_written_again(files, tmp_path, caplog):
     _encoder(tmp_path / "px").encode(files)
-    path = pixels.store_path(tmp_path / "px", files, 24)
+    store = pixels.open_store(tmp_path / "px", files, 24)
+    path = store.data_paths[0]
     path.write_bytes(path.read_bytes()[:200])  # truncated on disk
     with caplog.at_level(logging.WARNING, logger="prodmatch.data"):
         vectors = _encoder(tmp_path / "px").encode(files)
-    assert any("unreadable" in r.getMessage() and path.name in r.getMessage() for r in caplog.records)
+    assert any("unreadable" in r.getMessage() and store.path.name in r.getMessage() for r in caplog.records)
     np.testing.assert_array_equal(vectors, _encoder().encode(files))
     assert pixels.open_store(tmp_path / "px", files, 24) is not None  # whole again
 
@@ -162,4 +186,4 @@ def test_the_store_dataset_gives_the_decoded_items_and_pickles_without_its_map(f
             assert torch.equal(crop, want_crop)
     assert decoded[0][1] == IMAGE_OK
     clone = pickle.loads(pickle.dumps(stored))  # what a DataLoader worker receives
-    assert clone._store is None and torch.equal(clone[1][0], stored[1][0])
+    assert clone._pixels is None and torch.equal(clone[1][0], stored[1][0])
