@@ -125,6 +125,7 @@ def measure(
         "batch_size": batch_size,
         "num_workers": num_workers,
         "device": str(target),
+        "device_name": torch.cuda.get_device_name(target) if target.type == "cuda" else None,
         "torch_threads": torch.get_num_threads(),
         "img_per_s": rates,
         "end_to_end_over_forward": rates["end_to_end"] / rates["forward"],
@@ -156,7 +157,8 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
     machine = ", ".join(f"{k} {v}" for k, v in machine_info().items())
     return "\n".join(
         [
-            f"## Image-embedding throughput at {result['image_size']} px ({result['device']})",
+            f"## Image-embedding throughput at {result['image_size']} px "
+            f"({', '.join(filter(None, [result['device'], result.get('device_name')]))})",
             "",
             f"`{command}`: {result['images']} images, batch {result['batch_size']}, "
             f"{result['num_workers']} DataLoader workers, {result['torch_threads']} torch threads; {machine}.",
