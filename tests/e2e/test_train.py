@@ -256,3 +256,21 @@ def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path, monkeypat
     # Only the first evaluation decodes the images (queries, database); the later ones read the pixel store.
     assert [evaluation for evaluation, _ in decoding_passes] == [1, 1]
     assert len(list((tmp_path / "cache" / "pixels").glob("pixels-32-*.status.npy"))) == 2
+
+
+def test_a_fit_from_scratch_sets_an_earlier_attempts_checkpoints_aside(compose_cfg, tmp_path):
+    """An unfinished job run again in its own dir: checkpoints/last.ckpt is the new fit's, not the earlier one's
+    (Lightning alone would write last-v1.ckpt beside it)."""
+    import torch
+
+    base = ["model=resnet_cos", *FAST, "logger=none"]
+    ckpts = tmp_path / "checkpoints"
+    train(compose_cfg("train", [*base, "seed=1"]))
+    first = torch.load(ckpts / "last.ckpt", weights_only=True)["state_dict"]
+    train(compose_cfg("train", [*base, "seed=2"]))
+    assert not list(ckpts.glob("*-v1.ckpt"))
+    (aside,) = ckpts.glob("earlier-*")
+    key = next(k for k in first if k.endswith("conv1.weight"))
+    kept = torch.load(aside / "last.ckpt", weights_only=True)["state_dict"]
+    second = torch.load(ckpts / "last.ckpt", weights_only=True)["state_dict"]
+    assert torch.equal(kept[key], first[key]) and not torch.equal(second[key], first[key])
