@@ -76,6 +76,15 @@ def _data_paths(path: Path, token: str) -> tuple[Path, Path]:
     return path.with_name(f"{stem}-{token}.npy"), path.with_name(f"{stem}-{token}.status.npy")
 
 
+def _published_token(path: Path) -> str | None:
+    """The token the store's JSON names, if it can be read."""
+    try:
+        token = json.loads(path.read_text(encoding="utf-8")).get("token")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return token if isinstance(token, str) and token.isalnum() else None
+
+
 def _files_identity(paths: Sequence[str]) -> str | None:
     """Each file's size and mtime, hashed; None when one cannot be stat-ed."""
     try:
@@ -91,7 +100,8 @@ class PixelStore:
         self.path = path
         meta = json.loads(path.read_text(encoding="utf-8"))
         self.files: str = meta["files"]
-        self.data_paths = _data_paths(path, meta["token"])
+        self.token: str = meta["token"]
+        self.data_paths = _data_paths(path, self.token)
         self.pixels = np.load(self.data_paths[0], mmap_mode="r", allow_pickle=False)
         self.statuses = np.load(self.data_paths[1], allow_pickle=False)
 
@@ -241,14 +251,24 @@ class StoreWriter:
         log.info("pixel store written: %d crops of %d px -> %s", self.shape[0], self.shape[2], self.path.name)
 
     def _publish(self, token: str) -> None:
-        """Point the store's JSON at this write's files (one atomic replace), then remove the ones it replaced."""
+        """Point the store's JSON at this write's files (one atomic replace), then remove the ones it replaced.
+
+        A concurrent run that already published a whole store of the same files keeps it; this write's files go.
+        """
         try:
-            previous = json.loads(self.path.read_text(encoding="utf-8")).get("token")
-        except (OSError, ValueError, AttributeError):
+            previous: PixelStore | None = PixelStore(self.path)
+        except (OSError, ValueError, KeyError, TypeError):
             previous = None
+        if previous is not None and previous.files == self.files and previous.pixels.shape == self.shape:
+            for mine in _data_paths(self.path, token):
+                mine.unlink(missing_ok=True)
+            return
+        earlier = (
+            previous.token if previous is not None else _published_token(self.path)
+        )  # e.g. a corrupt one
         write_json(self.path, {"files": self.files, "rows": self.shape[0], "token": token})
-        if previous and previous != token:
-            for stale in _data_paths(self.path, previous):  # a reader that mapped them keeps its map
+        if earlier and earlier != token:
+            for stale in _data_paths(self.path, earlier):  # a reader that mapped them keeps its map
                 stale.unlink(missing_ok=True)
 
 

@@ -169,6 +169,7 @@ def test_a_corrupt_store_is_decoded_and_written_again(files, tmp_path, caplog):
     assert any("unreadable" in r.getMessage() and store.path.name in r.getMessage() for r in caplog.records)
     np.testing.assert_array_equal(vectors, _encoder().encode(files))
     assert pixels.open_store(tmp_path / "px", files, 24) is not None  # whole again
+    assert len(list((tmp_path / "px").iterdir())) == 3  # the corrupt write's files are gone
 
 
 def test_the_store_dataset_gives_the_decoded_items_and_pickles_without_its_map(files, tmp_path):
@@ -187,3 +188,16 @@ def test_the_store_dataset_gives_the_decoded_items_and_pickles_without_its_map(f
     assert decoded[0][1] == IMAGE_OK
     clone = pickle.loads(pickle.dumps(stored))  # what a DataLoader worker receives
     assert clone._pixels is None and torch.equal(clone[1][0], stored[1][0])
+
+
+def test_a_second_write_of_the_same_files_keeps_the_first(files, tmp_path):
+    """Two cold runs at once both write the store: the second keeps the first's files, so a reader of them is
+    never left with a removed file."""
+    _encoder(tmp_path / "px").encode(files)
+    first = pixels.open_store(tmp_path / "px", files, 24)
+    writer = pixels.store_writer(tmp_path / "px", files, 24)
+    for _ in writer.tee(_encoder().loader(files, torch.device("cpu"))):
+        pass
+    again = pixels.open_store(tmp_path / "px", files, 24)
+    assert again.data_paths == first.data_paths
+    assert len(list((tmp_path / "px").iterdir())) == 3  # the JSON and one write's two files
