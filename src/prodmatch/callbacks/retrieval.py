@@ -100,10 +100,10 @@ class RetrievalCallback(pl.Callback):
         from prodmatch.embedding.batches import innermost
 
         live = dict(module.retrieval_encoders)
-        for encoder in live.values():
-            inner = innermost(encoder)
-            if self.pixel_cache and hasattr(inner, "pixel_cache"):
-                inner.pixel_cache = self.pixel_cache
+        if self.pixel_cache:
+            for inner in map(innermost, live.values()):
+                if hasattr(inner, "pixel_cache"):
+                    inner.pixel_cache = self.pixel_cache
         return live
 
     def _sharded(self, encoders: Mapping[str, Any], trainer: pl.Trainer, folder: Path) -> dict[str, Any]:

@@ -242,12 +242,15 @@ class ImageEncoder:
         store = open_store(self.pixel_cache, names, self.image_size) if self.pixel_cache else None
         if store is not None and store.matches(names):
             return PixelStoreDataset(store)
+        return self._decoding_dataset(paths)
+
+    def _decoding_dataset(self, paths: Sequence[str | Path]) -> ImageDataset:
         return ImageDataset(paths, self._transform, size_hint=self.image_size, with_status=True)
 
     def loader(self, paths: Sequence[str | Path], device: torch.device) -> DataLoader:
         """Batches of (uint8 crops [B, 3, S, S], statuses [B]) in input order, decoded in worker processes."""
         return DataLoader(
-            ImageDataset(paths, self._transform, size_hint=self.image_size, with_status=True),
+            self._decoding_dataset(paths),
             batch_size=self.batch_size,
             shuffle=False,
             num_workers=self.num_workers,
