@@ -17,7 +17,7 @@ from prodmatch.encoders.image import ImageEncoder
 from prodmatch.errors import ConfigError
 
 if TYPE_CHECKING:
-    from prodmatch.data.datamodule import PairDataModule
+    from prodmatch.data.training.datamodule import PairDataModule
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[..., Any]

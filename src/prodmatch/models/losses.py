@@ -1,4 +1,4 @@
-"""Siamese losses of the study, each declaring its label convention (see :func:`prodmatch.data.pairs.pair_labels`).
+"""Siamese losses of the study, each declaring its label convention (see :func:`prodmatch.data.training.pairs.pair_labels`).
 
 ``forward(e1, e2, y)`` takes two embedding batches ``[B, D]`` and labels ``[B]`` already in the loss's own
 convention; a module turns a pair's boolean ``same`` into ``y`` with ``pair_labels(same, loss.one_means)``.
@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prodmatch.data.pairs import OneMeans
+from prodmatch.data.training.pairs import OneMeans
 
 
 class ContrastiveLoss(nn.Module):

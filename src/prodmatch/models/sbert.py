@@ -17,7 +17,7 @@ from sentence_transformers.sentence_transformer.losses import (
 )
 
 from prodmatch.data.catalog import TEXT_VIEWS
-from prodmatch.data.pairs import pair_labels
+from prodmatch.data.training.pairs import pair_labels
 from prodmatch.encoders.local_text import local_model_dir, local_sentence_model
 from prodmatch.encoders.sentence import DEFAULT_MODEL, load_sentence_model
 from prodmatch.encoders.text import TextEncoder

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from prodmatch.data.pairs import pair_labels
+from prodmatch.data.training.pairs import pair_labels
 from prodmatch.models.losses import ContrastiveLoss, CosineSimilarityLoss
 
 

@@ -11,7 +11,7 @@ import torch
 from pytorch_metric_learning.losses import ArcFaceLoss, NTXentLoss
 from pytorch_metric_learning.miners import MultiSimilarityMiner
 
-from prodmatch.data.datamodule import PairDataModule
+from prodmatch.data.training.datamodule import PairDataModule
 from prodmatch.errors import ConfigError
 from prodmatch.models.metric import MetricLearningModule
 from prodmatch.models.nets import ImageEmbeddingNet

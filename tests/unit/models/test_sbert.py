@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from sentence_transformers.sentence_transformer import losses as st_losses
 
-from prodmatch.data.datamodule import PairDataModule
+from prodmatch.data.training.datamodule import PairDataModule
 from prodmatch.errors import ConfigError
 from prodmatch.models.sbert import SbertModule
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prodmatch.data.mining import (
+from prodmatch.data.training.mining import (
     MinedPairs,
     cross_dealer_neighbours,
     mine_pairs,
@@ -79,7 +79,7 @@ def test_title_tfidf_mining_on_the_tiny_catalog_finds_products(tiny_catalogs):
 
 
 def test_cross_modal_miner_labels_and_report(tiny_catalogs):
-    from prodmatch.data.mining import CrossModalMiner
+    from prodmatch.data.training.mining import CrossModalMiner
     from prodmatch.encoders.tfidf import TfidfEncoder
 
     database = tiny_catalogs[1]
@@ -93,7 +93,7 @@ def test_cross_modal_miner_labels_and_report(tiny_catalogs):
 
 
 def test_cross_modal_miner_names_a_missing_encoder(tiny_catalogs):
-    from prodmatch.data.mining import CrossModalMiner
+    from prodmatch.data.training.mining import CrossModalMiner
 
     with pytest.raises(ConfigError, match=r"mining.encoder='nope'.*known: tfidf"):
         CrossModalMiner(encoder="nope").labels(tiny_catalogs[1], {"tfidf": object()})

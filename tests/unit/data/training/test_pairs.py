@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from prodmatch.data.pairs import PairSampler, encode_labels, pair_labels, positive_pairs
+from prodmatch.data.training.pairs import PairSampler, encode_labels, pair_labels, positive_pairs
 from prodmatch.errors import CatalogError, ConfigError
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from prodmatch.data.pairs import Pairs
+from prodmatch.data.training.pairs import Pairs
 
 
 @contextmanager

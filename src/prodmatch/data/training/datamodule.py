@@ -7,12 +7,12 @@ holds index arrays only; images are decoded and texts looked up in the DataLoade
 same product; the catalog's SKUs, or per-card ``labels`` such as mined pseudo-SKUs). ``sampler`` says what a
 batch holds:
 
-* ``pairs`` (the study's): (a, b, same) pairs, :class:`~prodmatch.data.pairs.PairSampler`;
+* ``pairs`` (the study's): (a, b, same) pairs, :class:`~prodmatch.data.training.pairs.PairSampler`;
 * ``m_per_class``: single cards ``x`` with their class ``label``, m cards per class per batch
   (pytorch-metric-learning's ``MPerClassSampler``; it draws from numpy's global RNG, which the run's seed sets);
 * ``views``: two augmented views ``a`` / ``b`` of each card, ``label`` = card position (self-supervised NT-Xent);
 * ``positives``: (a, b) cards of the same class, in rounds without a repeated class
-  (:func:`~prodmatch.data.pairs.positive_pairs`), for in-batch-negative losses such as
+  (:func:`~prodmatch.data.training.pairs.positive_pairs`), for in-batch-negative losses such as
   sentence-transformers' MultipleNegativesRankingLoss.
 
 With ``label=sku`` only cards of the "train" products are trained on and the "val" products validate: the
@@ -42,9 +42,9 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from prodmatch.data.catalog import TEXT_VIEWS, Catalog
-from prodmatch.data.datasets import CardDataset, PairDataset, positives_collate
+from prodmatch.data.training.datasets import CardDataset, PairDataset, positives_collate
 from prodmatch.data.images import ImageDataset, build_transform
-from prodmatch.data.pairs import Pairs, PairSampler, encode_labels, positive_pairs
+from prodmatch.data.training.pairs import Pairs, PairSampler, encode_labels, positive_pairs
 from prodmatch.data.splits import product_split
 from prodmatch.errors import ConfigError
 
