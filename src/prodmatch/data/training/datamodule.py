@@ -42,10 +42,10 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from prodmatch.data.catalog import TEXT_VIEWS, Catalog
-from prodmatch.data.training.datasets import CardDataset, PairDataset, positives_collate
 from prodmatch.data.images import ImageDataset, build_transform
-from prodmatch.data.training.pairs import Pairs, PairSampler, encode_labels, positive_pairs
 from prodmatch.data.splits import product_split
+from prodmatch.data.training.datasets import CardDataset, PairDataset, positives_collate
+from prodmatch.data.training.pairs import Pairs, PairSampler, encode_labels, positive_pairs
 from prodmatch.errors import ConfigError
 
 log = logging.getLogger("prodmatch.data")

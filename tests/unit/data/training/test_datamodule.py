@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from prodmatch.data.training.datamodule import PairDataModule, stratified_split
 from prodmatch.data.splits import product_split
+from prodmatch.data.training.datamodule import PairDataModule, stratified_split
 from prodmatch.errors import ConfigError
 
 
