@@ -1,4 +1,4 @@
-"""ResNet18 image embeddings: the 512-d pooled feature (classification head replaced by Identity).
+"""ResNet18 image embeddings: the 512-d pooled feature (the backbone is :mod:`prodmatch.backbones.resnet`'s).
 
 An image that passed the catalog's load check but cannot be decoded now gives a NaN row and a count in
 ``encoder.stats`` instead of ending the run; a truncated file is decoded as far as it goes and counted as a
@@ -10,21 +10,17 @@ from a pixel store (:mod:`prodmatch.data.pixels`) by every later pass over the s
 from __future__ import annotations
 
 import logging
-import os
-import pickle
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
-from urllib.error import URLError
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from torchvision.models import ResNet18_Weights, resnet18
+from torchvision.models import ResNet18_Weights
 from tqdm.auto import tqdm
 
+from prodmatch.backbones.resnet import FEATURE_DIM, build_resnet18, is_weights_name
 from prodmatch.data.images import (
     IMAGE_UNREADABLE,
     IMAGENET_MEAN,
@@ -37,122 +33,13 @@ from prodmatch.data.images import (
 from prodmatch.data.pixels import PixelStoreDataset, StaleStoreError, open_store, store_writer
 from prodmatch.encoders.base import IMAGE_MODALITY, EncodeStats
 from prodmatch.encoders.device import resolve_device
-from prodmatch.encoders.network import host_reachable
-from prodmatch.errors import ConfigError, WeightsUnavailableError, one_line
+from prodmatch.errors import ConfigError
 from prodmatch.utils.hashing import tree_identity
 from prodmatch.utils.vectors import l2_normalize
 
-__all__ = ["ImageEncoder", "build_resnet18", "resnet18_weights_file"]
+__all__ = ["ImageEncoder"]
 
 log = logging.getLogger("prodmatch.encoders")
-
-WEIGHTS_KEY = "encoders.image.weights"  # the config key users set to point at a local weights file
-FEATURE_DIM = 512
-_PATH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
-# Prefixes that wrappers (DataParallel, Lightning modules, siamese heads) put in front of the ResNet keys.
-_KEY_PREFIXES = ("module.", "model.", "backbone.", "encoder.")
-
-
-def _is_enum_name(weights: str) -> bool:
-    return weights == "DEFAULT" or weights in ResNet18_Weights.__members__
-
-
-def _looks_like_path(weights: str) -> bool:
-    return any(sep in weights for sep in ("/", "\\")) or weights.lower().endswith(_PATH_SUFFIXES)
-
-
-def resnet18_weights_file(weights: str = "IMAGENET1K_V1") -> Path:
-    """Where torchvision keeps (or would download) the file of a ResNet18 weights enum entry."""
-    url = ResNet18_Weights[weights].url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
-
-
-def _unavailable(what: str, reason: str, hint: str = "") -> WeightsUnavailableError:
-    fix = f"{hint} or " if hint else ""
-    return WeightsUnavailableError(
-        f"{what} could not be loaded: {reason}; {fix}pass {WEIGHTS_KEY}=/path/to/resnet18.pth, "
-        "or run with pretrained=false (random init)"
-    )
-
-
-def _enum_state_dict(name: str, progress: bool) -> dict[str, torch.Tensor]:
-    enum = ResNet18_Weights[name]
-    what = f"ResNet18 ImageNet weights ({enum.name})"
-    target = resnet18_weights_file(name)
-    hint = f"put {target.name} (from {enum.url}) at {target}"
-    if not target.is_file() and not host_reachable(enum.url):
-        raise _unavailable(
-            what, f"not cached and {urlparse(enum.url).hostname} is unreachable (offline?)", hint
-        )
-    try:
-        return enum.get_state_dict(progress=progress, check_hash=True)
-    except (URLError, OSError, RuntimeError, ValueError, pickle.UnpicklingError) as err:
-        raise _unavailable(what, one_line(err), hint) from err
-
-
-def _file_state_dict(path_str: str) -> dict[str, torch.Tensor]:
-    path = Path(path_str).expanduser()
-    what = f"ResNet18 weights file {path}"
-    if not path.is_file():
-        raise _unavailable(what, "no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as err:
-        raise _unavailable(what, f"not a loadable torch state_dict ({one_line(err)})") from err
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a Lightning checkpoint
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise _unavailable(what, f"holds a {type(state).__name__}, not a state_dict")
-    return state
-
-
-def _strip_prefixes(state: dict[str, Any]) -> dict[str, Any]:
-    """Drop a common wrapper prefix so checkpoints of wrapped backbones load into a bare ResNet18."""
-    for prefix in _KEY_PREFIXES:
-        if "conv1.weight" not in state and f"{prefix}conv1.weight" in state:
-            state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    return state
-
-
-def _load_into(model: nn.Module, state: dict[str, Any], what: str) -> None:
-    # The head is replaced anyway, so a checkpoint with any (or no) classifier loads.
-    body = {k: v for k, v in _strip_prefixes(state).items() if not k.startswith("fc.")}
-    expected = {k for k in model.state_dict() if not k.startswith("fc.")}
-    missing = sorted(expected - body.keys())
-    if missing:
-        raise _unavailable(
-            what, f"not a ResNet18 state_dict (missing {len(missing)} keys, e.g. {missing[0]})"
-        )
-    try:
-        model.load_state_dict({k: body[k] for k in expected}, strict=False)
-    except RuntimeError as err:
-        raise _unavailable(what, f"tensor shapes do not match ResNet18 ({one_line(err, 120)})") from err
-
-
-def build_resnet18(
-    pretrained: bool = True, weights: str = "IMAGENET1K_V1", progress: bool = False
-) -> nn.Module:
-    """torchvision ResNet18 with ``fc = Identity`` (512-d output).
-
-    ``weights``: a torchvision ``ResNet18_Weights`` name (downloaded once into the torch hub cache) or a local
-    state_dict file. ``pretrained=False`` gives random init from the global torch RNG (the caller seeds).
-    """
-    model = resnet18(weights=None)
-    if pretrained:
-        weights = str(weights)
-        if _is_enum_name(weights):
-            name = ResNet18_Weights[weights].name  # "DEFAULT" -> the concrete entry
-            _load_into(model, _enum_state_dict(name, progress), f"ResNet18 ImageNet weights ({name})")
-        elif _looks_like_path(weights):
-            _load_into(model, _file_state_dict(weights), f"ResNet18 weights file {weights}")
-        else:
-            names = ", ".join(ResNet18_Weights.__members__)
-            raise ConfigError(
-                f"{WEIGHTS_KEY}={weights!r} is neither a ResNet18_Weights name ({names}) nor a path to a "
-                ".pth state_dict; use one of those, or pretrained=false"
-            )
-    model.fc = nn.Identity()
-    return model
 
 
 class ImageEncoder:
@@ -203,7 +90,7 @@ class ImageEncoder:
 
     def _normalisation(self) -> tuple[Sequence[float], Sequence[float]]:
         """The mean/std the weights were trained with (torchvision's meta), ImageNet's otherwise."""
-        if self.pretrained and not self._external and _is_enum_name(self.weights):
+        if self.pretrained and not self._external and is_weights_name(self.weights):
             preset = ResNet18_Weights[self.weights].transforms()
             return tuple(preset.mean), tuple(preset.std)
         return IMAGENET_MEAN, IMAGENET_STD
@@ -228,7 +115,7 @@ class ImageEncoder:
             return None
         if not self.pretrained:
             identity = f"random(seed={self.seed})"
-        elif _is_enum_name(self.weights):
+        elif is_weights_name(self.weights):
             identity = ResNet18_Weights[self.weights].name
         else:
             path = Path(self.weights).expanduser()

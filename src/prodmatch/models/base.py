@@ -12,6 +12,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from prodmatch.backbones.resnet import FEATURE_DIM
 from prodmatch.encoders.base import WrappedEncoder
 from prodmatch.encoders.image import ImageEncoder
 from prodmatch.errors import ConfigError
@@ -176,7 +177,7 @@ class ModuleEncoder(WrappedEncoder):
 
 
 class ResNetModule(ProdmatchModule):
-    """Base of the image modules: a ``backbone`` (``model.net``, 512-d) and its retrieval encoder.
+    """Base of the image modules: a ``backbone`` (``model.net``, an embedding net) and its retrieval encoder.
 
     Subclasses save ``image_size``, ``encode_batch_size`` and ``encode_num_workers`` as hyper-parameters.
     """
@@ -187,7 +188,12 @@ class ResNetModule(ProdmatchModule):
     @property
     def encoder(self) -> ModuleEncoder:
         """The backbone as a retrieval encoder (L2-normalised), embedding exactly like evaluate.py."""
-        return image_encoder(self, self.backbone)
+        return image_encoder(self, self.backbone, feature_dim(self.backbone))
+
+
+def feature_dim(net: torch.nn.Module) -> int:
+    """The width of a net's output rows: its ``embedding_size`` (an embedding net), else a bare ResNet18's 512."""
+    return int(getattr(net, "embedding_size", FEATURE_DIM))
 
 
 def image_encoder(module: ProdmatchModule, net: torch.nn.Module, dim: int | None = None) -> ModuleEncoder:

@@ -15,13 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from prodmatch.encoders.image import build_resnet18
+from prodmatch.backbones.resnet import ResNet18
 from prodmatch.errors import ConfigError
 from prodmatch.models.base import (
     ModuleEncoder,
     OptimizerFactory,
     ResNetModule,
     SchedulerFactory,
+    feature_dim,
     image_encoder,
 )
 
@@ -48,7 +49,7 @@ class ClassifierModule(ResNetModule):
     ) -> None:
         super().__init__(optimizer, scheduler, scheduler_interval)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
-        self.backbone = net if net is not None else build_resnet18(pretrained=False)
+        self.backbone = net if net is not None else ResNet18(pretrained=False)
         self.head: nn.Linear | None = None
         if num_classes is not None:
             self._build_head(num_classes)
@@ -56,7 +57,7 @@ class ClassifierModule(ResNetModule):
     def _build_head(self, num_classes: int) -> None:
         if num_classes < 2:
             raise ConfigError(f"the classifier needs at least 2 targets, got num_classes={num_classes}")
-        self.head = nn.Linear(512, int(num_classes))
+        self.head = nn.Linear(feature_dim(self.backbone), int(num_classes))
         self.train_acc = MulticlassAccuracy(num_classes=int(num_classes), average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=int(num_classes), average="micro")
 

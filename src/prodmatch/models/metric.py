@@ -1,6 +1,6 @@
 """Metric learning for product identity with pytorch-metric-learning: class-batched losses over embeddings.
 
-A net (e.g. :class:`~prodmatch.models.nets.ImageEmbeddingNet`) embeds single cards; a PML loss scores the
+A net (an embedding net of :mod:`prodmatch.backbones`, ``model/net=resnet18|small_cnn``) embeds single cards; a PML loss scores the
 batch against its labels: ArcFace / SubCenterArcFace over product (or pseudo-product) classes with the
 datamodule's ``m_per_class`` sampler, or NT-Xent over two augmented views of each card (``views`` sampler,
 labels = card positions) for label-free training.
@@ -97,8 +97,9 @@ class MetricLearningModule(ProdmatchModule):
         size = getattr(self.net, "embedding_size", None)
         if size is None:
             raise ConfigError(
-                f"model.net {type(self.net).__name__} has no embedding_size; use an embedding net such as "
-                "prodmatch.models.nets.ImageEmbeddingNet"
+                f"model.net {type(self.net).__name__} has no embedding_size; use an embedding net of "
+                "prodmatch.backbones, e.g. "
+                "prodmatch.backbones.small_cnn.SmallCNN (model/net=small_cnn)"
             )
         return int(size)
 

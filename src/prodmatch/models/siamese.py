@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from prodmatch.backbones.resnet import ResNet18
 from prodmatch.data.training.pairs import pair_labels
-from prodmatch.encoders.image import build_resnet18
 from prodmatch.models.base import OptimizerFactory, ResNetModule, SchedulerFactory
 
 
@@ -34,7 +34,7 @@ class SiameseModule(ResNetModule):
     ) -> None:
         super().__init__(optimizer, scheduler, scheduler_interval)
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"])
-        self.backbone = net if net is not None else build_resnet18(pretrained=False)
+        self.backbone = net if net is not None else ResNet18(pretrained=False)
         self.loss = loss
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from prodmatch.backbones.resnet import build_resnet18
 from prodmatch.data.catalog import Catalog, load_catalog
 from prodmatch.encoders.base import WrappedEncoder
 from prodmatch.encoders.cache import EmbeddingCache
-from prodmatch.encoders.image import build_resnet18
 from prodmatch.encoders.tfidf import TfidfEncoder
 from prodmatch.utils.vectors import l2_normalize
 from tests.unit.encoders.cards import assert_unit_rows, image_encoder, write_catalog

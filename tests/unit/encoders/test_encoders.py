@@ -16,13 +16,14 @@ import pytest
 import torch
 from PIL import Image
 
+from prodmatch.backbones import resnet as resnet_mod
+from prodmatch.backbones.resnet import build_resnet18
 from prodmatch.data.catalog import Catalog
-from prodmatch.encoders import image as image_mod
 from prodmatch.encoders import local_text as local_text_mod
 from prodmatch.encoders import sentence as sentence_mod
 from prodmatch.encoders.base import Encoder, stats_metrics, strict_error
 from prodmatch.encoders.device import resolve_device
-from prodmatch.encoders.image import ImageEncoder, build_resnet18
+from prodmatch.encoders.image import ImageEncoder
 from prodmatch.encoders.local_text import build_local_sentence_model
 from prodmatch.encoders.sentence import load_sentence_model
 from prodmatch.encoders.text import TextEncoder
@@ -124,12 +125,12 @@ def test_image_weights_garbage_file(tmp_path: Path):
 @pytest.mark.parametrize("host_up", [False, True])
 def test_image_weights_download_unavailable(monkeypatch, tmp_path: Path, host_up: bool):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing cached
-    monkeypatch.setattr(image_mod, "host_reachable", lambda url, timeout=3.0: host_up)
+    monkeypatch.setattr(resnet_mod, "host_reachable", lambda url, timeout=3.0: host_up)
 
     def no_download(self, *args, **kwargs):
         raise URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(type(image_mod.ResNet18_Weights.IMAGENET1K_V1), "get_state_dict", no_download)
+    monkeypatch.setattr(type(resnet_mod.ResNet18_Weights.IMAGENET1K_V1), "get_state_dict", no_download)
     with pytest.raises(WeightsUnavailableError) as info:
         build_resnet18(pretrained=True, weights="IMAGENET1K_V1")
     message = str(info.value)

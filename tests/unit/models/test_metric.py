@@ -11,10 +11,10 @@ import torch
 from pytorch_metric_learning.losses import ArcFaceLoss, NTXentLoss
 from pytorch_metric_learning.miners import MultiSimilarityMiner
 
+from prodmatch.backbones.resnet import ResNet18 as ImageEmbeddingNet
 from prodmatch.data.training.datamodule import PairDataModule
 from prodmatch.errors import ConfigError
 from prodmatch.models.metric import MetricLearningModule
-from prodmatch.models.nets import ImageEmbeddingNet
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,8 @@ import pytorch_lightning as pl
 import torch
 from sentence_transformers.sentence_transformer import losses as st_losses
 
+from prodmatch.backbones.resnet import build_resnet18
 from prodmatch.data.training.datamodule import PairDataModule
-from prodmatch.encoders.image import build_resnet18
 from prodmatch.errors import ConfigError
 from prodmatch.models.base import linear_warmup
 from prodmatch.models.classifier import ClassifierModule
@@ -125,7 +125,7 @@ def test_seeded_random_init_is_deterministic() -> None:
     weights = []
     for _ in range(2):
         pl.seed_everything(3)
-        weights.append(SiameseModule(CosineSimilarityLoss(), ADAM).backbone.conv1.weight)
+        weights.append(SiameseModule(CosineSimilarityLoss(), ADAM).backbone.backbone.conv1.weight)
     torch.testing.assert_close(weights[0], weights[1])
 
 
