@@ -48,7 +48,7 @@ PROFILES = {
         note="synthetic demo catalog, models built locally with random weights (pretrained=false), CPU-sized "
         "training (5 epochs of 1500 pairs)",
         common=("data=synthetic", "pretrained=false"),
-        train=("trainer.max_epochs=5", "datamodule.pairs_per_epoch=1500"),
+        train=("trainer.max_epochs=5", "datamodule.sampler.pairs_per_epoch=1500"),
         # the study-sized catalog (1,000 queries x ~13,700 cards); CPU-sized product training: 3 epochs of 60
         # batches (about 11,500 images, ~50 images/s on 2 cores), no before-fit evaluation (the untrained image
         # row is product_image)
@@ -73,8 +73,8 @@ PROFILES = {
             "data.synthetic.scale=tiny",
             "data.image_size=32",
         ),
-        train=("trainer.max_epochs=1", "datamodule.pairs_per_epoch=64"),
-        product_train=("trainer.max_epochs=1", "datamodule.batch_size=8", "datamodule.m_per_class=2"),
+        train=("trainer.max_epochs=1", "datamodule.sampler.pairs_per_epoch=64"),
+        product_train=("trainer.max_epochs=1", "datamodule.batch_size=8"),
     ),
     # The study itself: the user's real files, pretrained weights, the study's training settings.
     "sportdoma": Profile(

@@ -42,7 +42,7 @@ def test_training_with_the_check_throughput_callback_writes_its_json(tiny_data_d
         *cli_overrides(tiny_data_dir, tmp_path),
         "trainer.max_epochs=1",
         "+trainer.limit_train_batches=3",
-        "datamodule.pairs_per_epoch=48",
+        "datamodule.sampler.pairs_per_epoch=48",
         "datamodule.batch_size=8",
         "callbacks.retrieval.before_fit=false",
         "logger=csv",
@@ -76,7 +76,7 @@ def test_the_check_runs_end_to_end_on_the_cpu(tiny_data_dir, tmp_path):
         *overrides,
         "trainer.max_epochs=1",
         "+trainer.limit_train_batches=2",
-        "datamodule.pairs_per_epoch=32",
+        "datamodule.sampler.pairs_per_epoch=32",
         "datamodule.batch_size=8",
         "callbacks.retrieval.before_fit=false",
     ]

@@ -80,7 +80,9 @@ def test_installed_wheel_evaluates_and_trains_in_an_empty_folder(installed, tmp_
     work.mkdir()
     proc = _run(installed, "evaluate", ["experiment=title_cat_tfidf", *TINY], work)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = _run(installed, "train", ["trainer.max_epochs=1", "datamodule.pairs_per_epoch=32", *TINY], work)
+    proc = _run(
+        installed, "train", ["trainer.max_epochs=1", "datamodule.sampler.pairs_per_epoch=32", *TINY], work
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {p.name for p in work.iterdir()} <= {"data", "logs", "multirun"}
     assert list((work / "logs" / "evaluate" / "runs").glob("*/metrics.json"))

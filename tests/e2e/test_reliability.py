@@ -17,7 +17,7 @@ TFIDF = ["experiment=title_tfidf", "logger=csv"]
 FAST_TRAIN = [
     "+trainer.limit_train_batches=3",
     "+trainer.limit_val_batches=1",
-    "datamodule.pairs_per_epoch=48",
+    "datamodule.sampler.pairs_per_epoch=48",
     "datamodule.batch_size=16",
     "log_examples=0",
     "trainer.log_every_n_steps=1",

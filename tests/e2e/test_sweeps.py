@@ -17,7 +17,7 @@ FAST = [
     "trainer.max_epochs=1",
     "+trainer.limit_train_batches=2",
     "+trainer.limit_val_batches=1",
-    "datamodule.pairs_per_epoch=32",
+    "datamodule.sampler.pairs_per_epoch=32",
     "log_examples=0",
     "callbacks.retrieval.before_fit=false",
 ]

@@ -114,14 +114,26 @@ class ProdmatchModule(pl.LightningModule):
         trainer = self._trainer
         return getattr(trainer, "datamodule", None) if trainer is not None else None
 
+    def batch_layouts(self) -> dict[str, str]:
+        """The batch layouts this module trains on, each with the ``datamodule/sampler`` node that gives it."""
+        return {"pairs": "pairs"}
+
     def _check_datamodule(self) -> PairDataModule | None:
-        """The attached datamodule, after checking it serves this module's modality."""
+        """The attached datamodule, after checking it serves this module's modality and batch layout."""
         dm = self._datamodule()
         dm_modality = getattr(dm, "modality", None)
         if dm_modality is not None and dm_modality != self.modality:
             raise ConfigError(
                 f"{type(self).__name__} trains on {self.modality} pairs but the datamodule serves "
                 f"{dm_modality}; set the data modality to {self.modality!r}"
+            )
+        sampler = getattr(dm, "sampler", None)
+        layouts = self.batch_layouts()
+        if sampler is not None and sampler.layout not in layouts:
+            names = " or ".join(f"datamodule/sampler={name}" for name in dict.fromkeys(layouts.values()))
+            raise ConfigError(
+                f"{type(self).__name__} trains on {' or '.join(layouts)} batches but datamodule/sampler="
+                f"{sampler.name} gives {sampler.layout} batches; set {names}"
             )
         return dm
 

@@ -1,9 +1,11 @@
-"""Metric learning for product identity with pytorch-metric-learning: class-batched losses over embeddings.
+"""Metric learning for product identity with pytorch-metric-learning: a PML loss over a batch's embeddings.
 
-A net (an embedding net of :mod:`prodmatch.backbones`, ``model/net=resnet18|small_cnn``) embeds single cards; a PML loss scores the
-batch against its labels: ArcFace / SubCenterArcFace over product (or pseudo-product) classes with the
-datamodule's ``m_per_class`` sampler, or NT-Xent over two augmented views of each card (``views`` sampler,
-labels = card positions) for label-free training.
+A net (an embedding net of :mod:`prodmatch.backbones`, ``model/net=resnet18|small_cnn``) embeds single cards; the
+loss, chosen by config (``model.loss``), scores the batch against its labels: supervised contrastive (SupCon) or
+NT-Xent over product (or pseudo-product) labels with k distinct cards per product in a batch
+(``datamodule/sampler=distinct_cards``), ArcFace / SubCenterArcFace over product classes
+(``datamodule/sampler=m_per_class``), or NT-Xent over two augmented views of each card (``views``, labels = card
+positions) for label-free training.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from prodmatch.models.base import (
 )
 
 LossFactory = Callable[..., nn.Module]
-CLASS_SAMPLERS = ("m_per_class", "views")
 
 
 def _accepts(factory: Callable[..., Any], name: str) -> bool:
@@ -128,14 +129,11 @@ class MetricLearningModule(ProdmatchModule):
             self._aux["val_loss"] = self.loss if parameter_free else NTXentLoss(temperature=0.1)
         return self._aux["val_loss"]
 
+    def batch_layouts(self) -> dict[str, str]:
+        return {"cards": "distinct_cards", "views": "views"}
+
     def setup(self, stage: str) -> None:
         dm = self._check_datamodule()
-        sampler = getattr(dm, "sampler", None)
-        if dm is not None and sampler not in CLASS_SAMPLERS:
-            raise ConfigError(
-                f"{type(self).__name__} trains on class batches but datamodule.sampler={sampler}; "
-                "set datamodule.sampler=m_per_class (labels) or views (self-supervised)"
-            )
         if self.loss is None:
             self.build_loss(self.hparams.num_classes or getattr(dm, "num_classes", None))
 

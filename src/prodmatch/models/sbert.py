@@ -1,8 +1,8 @@
 """Sentence-transformer fine-tuning on text pairs with sentence-transformers' own losses.
 
-``loss=contrastive`` (the study's): ContrastiveLoss on (a, b, same) pairs (``datamodule.sampler=pairs``).
+``loss=contrastive`` (the study's): ContrastiveLoss on (a, b, same) pairs (``datamodule/sampler=pairs``).
 ``loss=mnrl``: MultipleNegativesRankingLoss on (anchor, positive) pairs of different cards of the same product
-(``datamodule.sampler=positives`` with ``label=sku``); the other positives of the batch are the negatives.
+(``datamodule/sampler=positives`` with ``label=sku``); the other positives of the batch are the negatives.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 LOSS_ONE_MEANS = "same"  # sentence-transformers' ContrastiveLoss: label 1 pulls a pair together
 DISTANCES = {"cosine": "COSINE_DISTANCE", "euclidean": "EUCLIDEAN", "manhattan": "MANHATTAN"}
-LOSSES = {"contrastive": "pairs", "mnrl": "positives"}  # loss -> the datamodule sampler it trains on
+LOSSES = {"contrastive": "pairs", "mnrl": "positives"}  # loss -> the batch layout (and sampler) it trains on
 
 
 class SbertModule(ProdmatchModule):
@@ -119,14 +119,12 @@ class SbertModule(ProdmatchModule):
         if self.model is None and dm is not None:
             self._local_model(dm.database)
 
+    def batch_layouts(self) -> dict[str, str]:
+        layout = LOSSES[self.hparams.loss]
+        return {layout: layout}
+
     def setup(self, stage: str) -> None:
         dm = self._check_datamodule()
-        wanted = LOSSES[self.hparams.loss]
-        if dm is not None and getattr(dm, "sampler", "pairs") != wanted:
-            raise ConfigError(
-                f"model.loss={self.hparams.loss} trains on datamodule.sampler={wanted}, "
-                f"not {dm.sampler}; set datamodule.sampler={wanted}"
-            )
         if dm is not None:
             self._train_view = dm.text_view
             self.hparams.train_view = dm.text_view

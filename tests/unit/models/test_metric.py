@@ -13,6 +13,7 @@ from pytorch_metric_learning.miners import MultiSimilarityMiner
 
 from prodmatch.backbones.resnet import ResNet18 as ImageEmbeddingNet
 from prodmatch.data.training.datamodule import PairDataModule
+from prodmatch.data.training.samplers import MPerClass, Views
 from prodmatch.errors import ConfigError
 from prodmatch.models.metric import MetricLearningModule
 
@@ -72,8 +73,7 @@ def test_arcface_is_built_at_setup_and_trains_with_the_net(database):
     dm = PairDataModule(
         database,
         label="sku",
-        sampler="m_per_class",
-        m_per_class=2,
+        sampler=MPerClass(m=2),
         batch_size=8,
         image_size=32,
         num_workers=0,
@@ -101,8 +101,7 @@ def test_arcface_objective_separates_products_on_one_batch(database):
     dm = PairDataModule(
         database,
         label="sku",
-        sampler="m_per_class",
-        m_per_class=2,
+        sampler=MPerClass(m=2),
         batch_size=8,
         image_size=32,
         num_workers=0,
@@ -122,7 +121,7 @@ def test_arcface_objective_separates_products_on_one_batch(database):
 
 
 def test_ntxent_on_two_views(database):
-    dm = PairDataModule(database, sampler="views", batch_size=8, image_size=32, num_workers=0)
+    dm = PairDataModule(database, sampler=Views(), batch_size=8, image_size=32, num_workers=0)
     module = _module(NTXentLoss(temperature=0.1))
     batch = next(iter(dm.train_dataloader()))
     embeddings, labels = module.embed_batch(batch)
@@ -135,7 +134,7 @@ def test_ntxent_on_two_views(database):
 def test_pairs_datamodule_is_rejected(database):
     dm = PairDataModule(database, batch_size=8, image_size=32, num_workers=0)
     module = _module(NTXentLoss())
-    with pytest.raises(ConfigError, match="datamodule.sampler=m_per_class"):
+    with pytest.raises(ConfigError, match="datamodule/sampler=distinct_cards"):
         _fit(module, dm)
 
 
@@ -150,7 +149,7 @@ def test_model_configs_instantiate(compose_cfg, database, model, experiment):
     dm = instantiate(cfg.datamodule, database=database)
     module = instantiate(cfg.model)
     assert isinstance(module, MetricLearningModule) and isinstance(module.net, ImageEmbeddingNet)
-    assert dm.sampler in ("m_per_class", "views")
+    assert dm.sampler.layout in ("cards", "views")
     if model == "resnet_arcface":
         assert module.loss is None  # built at setup, with the datamodule's classes
         module.build_loss(dm.num_classes)

@@ -11,6 +11,7 @@ import torch
 from sentence_transformers.sentence_transformer import losses as st_losses
 
 from prodmatch.data.training.datamodule import PairDataModule
+from prodmatch.data.training.samplers import Positives
 from prodmatch.errors import ConfigError
 from prodmatch.models.sbert import SbertModule
 
@@ -33,7 +34,7 @@ def database(tiny_catalogs):
 
 
 def _positives(database, **kwargs) -> PairDataModule:
-    args = dict(modality="text", label="sku", sampler="positives", batch_size=16, num_workers=0, seed=0)
+    args = dict(modality="text", label="sku", sampler=Positives(), batch_size=16, num_workers=0, seed=0)
     return PairDataModule(database, **(args | kwargs))
 
 
@@ -95,9 +96,9 @@ def test_fit_with_positives_and_sampler_mismatch(database, tmp_path) -> None:
     trainer.fit(_sbert(tmp_path, loss="mnrl"), datamodule=_positives(database))
     assert {"train/loss", "val/loss"} <= set(trainer.callback_metrics)
     pairs = PairDataModule(database, modality="text", batch_size=16, num_workers=0)
-    with pytest.raises(ConfigError, match="datamodule.sampler=positives"):
+    with pytest.raises(ConfigError, match="datamodule/sampler=positives"):
         pl.Trainer(**trainer_args).fit(_sbert(tmp_path, loss="mnrl"), datamodule=pairs)
-    with pytest.raises(ConfigError, match="datamodule.sampler=pairs"):
+    with pytest.raises(ConfigError, match="datamodule/sampler=pairs"):
         pl.Trainer(**trainer_args).fit(_sbert(tmp_path), datamodule=_positives(database))
     with pytest.raises(ConfigError, match="model.loss='triplet'"):
         _sbert(tmp_path, loss="triplet")
@@ -111,4 +112,4 @@ def test_sbert_mnrl_config_instantiates(compose_cfg, database) -> None:
     )
     module = instantiate(cfg.model)
     dm = instantiate(cfg.datamodule, database=database)
-    assert module.hparams.loss == "mnrl" and dm.sampler == "positives" and dm.label == "sku"
+    assert module.hparams.loss == "mnrl" and dm.sampler.name == "positives" and dm.label == "sku"

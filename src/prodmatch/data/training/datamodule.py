@@ -1,19 +1,13 @@
 """Training data from the database cards, resampled every epoch, split into train / validation by seed.
 
 Only the database catalog comes in here, as in the study: the query cards are never trained on. The module
-holds index arrays only; images are decoded and texts looked up in the DataLoader workers.
+holds index arrays only; images are decoded (or read from the decoded crops) and texts looked up in the
+DataLoader workers.
 
 ``label`` says which cards are positives for each other: ``target`` (the study's categories) or ``sku`` (the
-same product; the catalog's SKUs, or per-card ``labels`` such as mined pseudo-SKUs). ``sampler`` says what a
-batch holds:
-
-* ``pairs`` (the study's): (a, b, same) pairs, :class:`~prodmatch.data.training.pairs.PairSampler`;
-* ``m_per_class``: single cards ``x`` with their class ``label``, m cards per class per batch
-  (pytorch-metric-learning's ``MPerClassSampler``; it draws from numpy's global RNG, which the run's seed sets);
-* ``views``: two augmented views ``a`` / ``b`` of each card, ``label`` = card position (self-supervised NT-Xent);
-* ``positives``: (a, b) cards of the same class, in rounds without a repeated class
-  (:func:`~prodmatch.data.training.pairs.positive_pairs`), for in-batch-negative losses such as
-  sentence-transformers' MultipleNegativesRankingLoss.
+same product; the catalog's SKUs, or per-card ``labels`` such as mined pseudo-SKUs). ``sampler`` is one object
+that says what a batch holds (:mod:`~prodmatch.data.training.samplers`, ``conf/datamodule/sampler/``): the
+study's pairs, m cards per class, k distinct cards per product, two views of each card, or same-class positives.
 
 With ``label=sku`` only cards of the "train" products are trained on and the "val" products validate: the
 split is ``split`` (per-card "train" / "val" / "test" / "none", e.g. from
@@ -23,9 +17,15 @@ training sees no SKU) and there is no validation split. With ``label=target`` an
 protocol), the "train" products' cards train and the "val" products' cards validate, so a category model is
 scored on products it never saw too.
 
-Fresh pairs each epoch need ``Trainer(reload_dataloaders_every_n_epochs=1)``: ``train_dataloader()`` then
-runs once per epoch and samples that epoch's pairs from ``(seed, trainer.current_epoch)``. Every rank of a
-distributed run draws the same pairs, and Lightning's DistributedSampler shares them out.
+Images: ``augment`` (an :class:`~prodmatch.data.training.augment.Augment` preset, ``augment=light|strong``,
+light by default; None: no augmentation) makes the training views. With ``decoded_size`` every database image is decoded once into a
+uint8 centre crop of that size (:mod:`~prodmatch.data.training.crops`; a pixel store under ``pixel_cache`` keeps
+them for later runs and the retrieval callback) and the views are made from the crops; without it each image
+file is decoded whole for every view.
+
+Fresh draws each epoch need ``Trainer(reload_dataloaders_every_n_epochs=1)``: ``train_dataloader()`` then
+runs once per epoch and draws that epoch's rows from ``(seed, trainer.current_epoch)``. Every rank of a
+distributed run draws the same rows, and Lightning's DistributedSampler shares them out.
 """
 
 from __future__ import annotations
@@ -42,18 +42,21 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from prodmatch.data.catalog import TEXT_VIEWS, Catalog
-from prodmatch.data.images import ImageDataset, build_transform
+from prodmatch.data.images import IMAGE_UNREADABLE, ImageDataset
 from prodmatch.data.splits import product_split
-from prodmatch.data.training.datasets import CardDataset, PairDataset, positives_collate
-from prodmatch.data.training.pairs import Pairs, PairSampler, encode_labels, positive_pairs
+from prodmatch.data.training.augment import Augment, EvalTransform
+from prodmatch.data.training.crops import Crops, decode_crops, report_statuses
+from prodmatch.data.training.datasets import DrawDataset
+from prodmatch.data.training.pairs import encode_labels
+from prodmatch.data.training.samplers import Draw, PairBatches, Sampler
 from prodmatch.errors import ConfigError
 
 log = logging.getLogger("prodmatch.data")
 
 Modality = Literal["image", "text"]
 LABELS = ("target", "sku")
-SAMPLERS = ("pairs", "m_per_class", "views", "positives")
-_SPLIT_STREAM = (0, 1)  # appended to the seed: the split's random stream never equals an epoch's pair stream
+LIGHT = Augment()  # the light preset's settings (augment=light)
+_SPLIT_STREAM = (0, 1)  # appended to the seed: the split's random stream never equals an epoch's draw stream
 
 
 def stratified_split(
@@ -81,17 +84,18 @@ def stratified_split(
 class PairDataModule(pl.LightningDataModule):
     """Database cards for siamese, classification, metric-learning and sentence-model training.
 
-    ``sampler=pairs`` batches are dicts: ``a``, ``b`` (image tensors ``[B, 3, S, S]``, or lists of raw strings of
-    ``text_view`` that the text module tokenises itself), ``same`` (bool ``[B]``), ``target_a`` / ``target_b``
-    (int64 codes into :attr:`target_names`) and, when the catalog has skus, ``sku_a`` / ``sku_b`` (codes into
-    :attr:`sku_names`, -1 = no sku). ``m_per_class``: ``x`` and ``label`` (int64 codes into
-    :attr:`label_names`; training classes first, see :attr:`num_classes`); ``views``: ``a``, ``b`` and ``label`` (the card's position); ``positives``: ``a``,
-    ``b`` and ``label`` (their shared class). See the module docstring for ``label`` and the split.
+    Batches by the sampler's layout (see :class:`~prodmatch.data.training.datasets.DrawDataset`): ``pairs``: ``a``,
+    ``b`` (image tensors ``[B, 3, S, S]``, or lists of raw strings of ``text_view`` that the text module tokenises
+    itself), ``same`` (bool ``[B]``), ``target_a`` / ``target_b`` (int64 codes into :attr:`target_names`);
+    ``cards``: ``x`` and ``label`` (int64 codes into :attr:`label_names`; training classes first, see
+    :attr:`num_classes`); ``views``: ``a``, ``b`` and ``label`` (the card's position); ``positives``: ``a``, ``b``
+    and ``label`` (their shared class). See the module docstring for ``label``, the split and the images.
     """
 
     def __init__(
         self,
         database: Catalog,
+        sampler: Sampler | None = None,
         modality: Modality = "image",
         text_view: str = "title",
         image_size: int = 224,
@@ -99,21 +103,26 @@ class PairDataModule(pl.LightningDataModule):
         num_workers: int = 2,
         val_fraction: float = 0.1,
         seed: int = 0,
-        positive_prob: float = 0.5,
-        balance_targets: bool = False,
-        augment: bool = True,
-        pairs_per_epoch: int | None = None,
+        augment: Augment | None = LIGHT,
         label: str = "target",
-        sampler: str = "pairs",
-        m_per_class: int = 4,
         split_fractions: Sequence[float] = (0.6, 0.2, 0.2),
         split: Sequence[str] | np.ndarray | None = None,
         labels: Sequence[Any] | np.ndarray | None = None,
+        decoded_size: int | None = None,
+        pixel_cache: str | None = None,
     ) -> None:
         super().__init__()
-        _check_settings(modality, text_view, batch_size, num_workers, pairs_per_epoch, label, sampler)
-        self.save_hyperparameters(ignore=["database", "split", "labels"])
+        sampler = PairBatches() if sampler is None else sampler
+        _check_settings(modality, text_view, batch_size, num_workers, label, sampler, decoded_size)
+        if sampler.layout == "views" and augment is None:
+            raise ConfigError(
+                "datamodule/sampler=views needs augmentation (two views of a card must differ); "
+                "set augment=light or augment=strong"
+            )
+        # plain values only: Lightning stores them in checkpoints, which load weights-only
+        self.save_hyperparameters(ignore=["database", "split", "labels", "sampler", "augment"])
         self.database = database
+        self.sampler = sampler
         self.modality = modality
         self.text_view = text_view
         self.image_size = image_size
@@ -121,10 +130,9 @@ class PairDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.augment = augment
-        self.pairs_per_epoch = pairs_per_epoch
         self.label = label
-        self.sampler = sampler
-        self.m_per_class = int(m_per_class)
+        self.decoded_size = decoded_size
+        self.pixel_cache = pixel_cache
 
         self.target_codes, self.target_names = encode_labels(database.targets)
         self.sku_codes, self.sku_names = _sku_codes(database.skus)
@@ -136,20 +144,22 @@ class PairDataModule(pl.LightningDataModule):
             self.label_codes, self.label_names = self._product_labels(labels)
             self.train_indices, self.val_indices = self._product_indices(split, split_fractions, labels)
             self._train_classes_first()
-        self._check_sampler_fits()
-        self.train_sampler: PairSampler | None = None
-        self.val_sampler: PairSampler | None = None
-        if sampler == "pairs":
-            sampler_args = dict(positive_prob=positive_prob, balance_targets=balance_targets, seed=seed)
-            self.train_sampler = PairSampler(self.label_codes, self.train_indices, **sampler_args)
-            if len(np.unique(self.label_codes[self.val_indices])) >= 2:
-                self.val_sampler = PairSampler(self.label_codes, self.val_indices, **sampler_args)
-            elif val_fraction > 0:
-                rank_zero_warn(
-                    f"validation split of {len(self.val_indices)} cards holds fewer than two classes: "
-                    "no validation pairs; raise datamodule.val_fraction for a validation loss"
-                )
         self._items: dict[bool, Sequence[Any]] = {}
+        self._crops: Crops | None = None
+        self._statuses: np.ndarray | None = None  # per card, once the crops are decoded
+        if len(self.train_indices) == 0:
+            raise ConfigError(
+                f"datamodule.label={self.label}: no training cards (no labelled card of a train product); "
+                "check the SKUs / labels and datamodule.split_fractions"
+            )
+        self.sampler.check(self.label_codes, self.train_indices, self.batch_size)
+        self._has_val = self._validation_draw() is not None
+        if not self._has_val and len(self.val_indices) and val_fraction > 0:
+            rank_zero_warn(
+                f"validation split of {len(self.val_indices)} cards gives datamodule/sampler={self.sampler.name} "
+                "no validation batch (e.g. fewer than two classes): no validation loss; raise "
+                "datamodule.val_fraction for one"
+            )
 
     # ------------------------------------------------------------------ labels and split
 
@@ -160,13 +170,17 @@ class PairDataModule(pl.LightningDataModule):
         only when a product ``split`` is given (a category model scored on unseen products never saw them)."""
         if split is None:
             return stratified_split(self.target_codes, val_fraction, seed)
+        split = self._checked_split(split)
+        return np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+
+    def _checked_split(self, split: Sequence[str] | np.ndarray) -> np.ndarray:
         split = np.asarray(split, dtype=object).ravel()
         if len(split) != len(self.database):
             raise ConfigError(
                 f"split has {len(split)} values for {len(self.database)} database cards; pass the "
                 "database split of prodmatch.data.splits.split_catalogs"
             )
-        return np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+        return split
 
     def _product_labels(self, labels: Sequence[Any] | np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Codes (-1 = none) and names of the product classes: ``labels`` if given, else the catalog's SKUs."""
@@ -198,12 +212,7 @@ class PairDataModule(pl.LightningDataModule):
             return np.flatnonzero(labelled), np.empty(0, dtype=np.int64)
         if split is None:
             split = product_split(self.database.skus, fractions, self.seed)
-        split = np.asarray(split, dtype=object).ravel()
-        if len(split) != len(self.database):
-            raise ConfigError(
-                f"split has {len(split)} values for {len(self.database)} database cards; pass the "
-                "database split of prodmatch.data.splits.split_catalogs"
-            )
+        split = self._checked_split(split)
         return np.flatnonzero(labelled & (split == "train")), np.flatnonzero(labelled & (split == "val"))
 
     def _train_classes_first(self) -> None:
@@ -225,65 +234,60 @@ class PairDataModule(pl.LightningDataModule):
         self.label_names = names
         self._num_train_classes = len(train)
 
-    def _check_sampler_fits(self) -> None:
-        if len(self.train_indices) == 0:
-            raise ConfigError(
-                f"datamodule.label={self.label}: no training cards (no labelled card of a train product); "
-                "check the SKUs / labels and datamodule.split_fractions"
-            )
-        if self.sampler != "m_per_class":
-            return
-        classes = len(np.unique(self.label_codes[self.train_indices]))
-        if self.m_per_class < 1 or self.batch_size % self.m_per_class:
-            raise ConfigError(
-                f"datamodule.m_per_class={self.m_per_class} must be >= 1 and divide "
-                f"datamodule.batch_size={self.batch_size}; set e.g. datamodule.m_per_class=4"
-            )
-        if self.m_per_class * classes < self.batch_size:
-            raise ConfigError(
-                f"datamodule.batch_size={self.batch_size} exceeds m_per_class x classes "
-                f"({self.m_per_class} x {classes}); lower datamodule.batch_size"
-            )
-
     @property
     def num_classes(self) -> int:
         """Number of training classes of ``label``: all targets, or the products of the training split."""
         return self._num_train_classes
 
-    # ------------------------------------------------------------------ pairs (the study's sampler)
+    # ------------------------------------------------------------------ draws
 
-    def pairs(self, epoch: int, split: str = "train") -> Pairs:
-        """The pairs of ``epoch`` (train) or the fixed validation pairs (one per validation card)."""
-        if self.train_sampler is None:
-            raise ConfigError(f"datamodule.sampler={self.sampler} draws no pairs; use sampler=pairs")
+    def draw(self, epoch: int, split: str = "train") -> Draw:
+        """The rows of ``epoch`` (train) or the fixed validation rows, from the sampler alone."""
         if split == "train":
-            return self.train_sampler.sample(epoch, self.pairs_per_epoch)
-        if self.val_sampler is None:
-            raise ConfigError("no validation pairs: the validation split holds fewer than two classes")
-        return self.val_sampler.sample(0)
+            pool = self._readable(self.train_indices)
+            return self.sampler.draw(
+                self.label_codes, pool, self.seed, epoch, self.batch_size, self.database.dealers
+            )
+        rows = self._validation_draw()
+        if rows is None:
+            raise ConfigError(
+                f"datamodule/sampler={self.sampler.name} gives no validation rows for this split"
+            )
+        return rows
+
+    def _validation_draw(self) -> Draw | None:
+        if len(self.val_indices) == 0:
+            return None
+        pool = self._readable(self.val_indices)
+        return self.sampler.validation(
+            self.label_codes, pool, self.seed, self.batch_size, self.database.dealers
+        )
+
+    def _readable(self, pool: np.ndarray) -> np.ndarray:
+        """``pool`` without the cards whose image did not decode into a crop (counted when the crops were made)."""
+        if self._statuses is None:
+            return pool
+        return pool[self._statuses[pool] != IMAGE_UNREADABLE]
 
     def train_dataloader(self) -> DataLoader:
         trainer = self._trainer_or_none()
         epoch = trainer.current_epoch if trainer is not None else 0
         if trainer is not None and trainer.reload_dataloaders_every_n_epochs != 1 and trainer.max_epochs != 1:
             rank_zero_warn(
-                "PairDataModule samples fresh pairs per epoch only with "
-                "Trainer(reload_dataloaders_every_n_epochs=1); the pairs of the first epoch are reused"
+                "PairDataModule draws fresh rows per epoch only with "
+                "Trainer(reload_dataloaders_every_n_epochs=1); the rows of the first epoch are reused"
             )
         self._seed_epoch(epoch, trainer)
-        if self.sampler != "pairs":
-            return self._class_loader(epoch, train=True)
-        dataset = self._dataset(self.pairs(epoch, "train"), train=True, epoch=epoch)
-        generator = torch.Generator().manual_seed(
-            int(np.random.default_rng((self.seed, epoch)).integers(2**62))
-        )
-        # No DataLoader shuffle: the epoch's pairs already come in a seeded random order, and a sampler's draws
+        items = self._card_items(train=True)  # decodes the crops first, where configured
+        rows = self.draw(epoch, "train")
+        seed = int(np.random.default_rng((self.seed, epoch, 2)).integers(2**31 - 1))
+        dataset = self._dataset(rows, items, seed)
+        # No DataLoader shuffle: the epoch's rows already come in a seeded random order, and a sampler's draws
         # would depend on Lightning's restart path (a resumed run must see the batches an uninterrupted one sees).
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=False,
-            generator=generator,
             drop_last=len(dataset) > self.batch_size,  # no ragged last batch (BatchNorm needs > 1 sample)
             **self._loader_args(),
         )
@@ -297,62 +301,48 @@ class PairDataModule(pl.LightningDataModule):
         pl.seed_everything(epoch_seed + rank, workers=True, verbose=False)
 
     def val_dataloader(self) -> DataLoader | list:
-        if self.sampler != "pairs":
-            return self._class_loader(0, train=False) if len(self.val_indices) else []
-        if self.val_sampler is None:
+        if not self._has_val:
             return []
-        dataset = self._dataset(self.pairs(0, "val"), train=False)
+        items = self._card_items(train=False)
+        rows = self.draw(0, "val")
+        seed = int(np.random.default_rng((self.seed, 0, 3)).integers(2**31 - 1))
+        dataset = self._dataset(rows, items, seed)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, **self._loader_args())
 
-    def _dataset(self, pairs: Pairs, train: bool, epoch: int = 0) -> PairDataset:
-        seed = int(np.random.default_rng((self.seed, epoch, 2)).integers(2**31 - 1)) if train else None
-        return PairDataset(pairs, self._card_items(train), self.target_codes, seed=seed)
-
-    # ------------------------------------------------------------------ class-batched samplers
-
-    def _class_loader(self, epoch: int, train: bool) -> DataLoader:
-        """Loader of the m_per_class / views / positives samplers (train: resampled per epoch)."""
-        pool = self.train_indices if train else self.val_indices
-        args = dict(batch_size=self.batch_size, **self._loader_args())
-        if self.sampler == "positives":
-            pairs = positive_pairs(self.label_codes, pool, self.seed, epoch)
-            dataset = PairDataset(pairs, self._card_items(False), self.label_codes)
-            return DataLoader(dataset, shuffle=False, collate_fn=positives_collate, **args)
-        if self.sampler == "views":
-            second = self._card_items(True)  # the second view is always augmented
-            dataset = CardDataset(pool, self._card_items(train), np.arange(len(self.database)), second)
-        else:
-            dataset = CardDataset(pool, self._card_items(train), self.label_codes)
-        if not train:
-            # Validation batches in class order, so positives share a batch; fixed from epoch to epoch.
-            dataset.positions = pool[np.argsort(self.label_codes[pool], kind="stable")]
-            return DataLoader(dataset, shuffle=False, **args)
-        drop_last = len(dataset) > self.batch_size  # no ragged last batch (BatchNorm needs > 1 sample)
-        if self.sampler == "views":
-            generator = torch.Generator().manual_seed(
-                int(np.random.default_rng((self.seed, epoch)).integers(2**62))
-            )
-            return DataLoader(dataset, shuffle=True, generator=generator, drop_last=drop_last, **args)
-        from pytorch_metric_learning.samplers import MPerClassSampler
-
-        sampler = MPerClassSampler(
-            self.label_codes[pool], self.m_per_class, self.batch_size, max(len(pool), self.batch_size)
-        )
-        return DataLoader(dataset, sampler=sampler, drop_last=True, **args)
+    def _dataset(self, rows: Draw, items: Sequence[Any], seed: int) -> DrawDataset:
+        # the second of two views is always an augmented one
+        second = self._card_items(train=True) if self.sampler.layout == "views" else items
+        return DrawDataset(rows, self.sampler.layout, items, second, self.target_codes, seed=seed)
 
     # ------------------------------------------------------------------ payloads
 
     def _card_items(self, train: bool) -> Sequence[Any]:
-        """Per-card payload source: a lazy image dataset, or the texts of the training view."""
-        augment = train and self.augment
-        if augment not in self._items:
+        """Per-card payload source: a lazy image dataset (decoded files or crops), or the training view's texts."""
+        augment = self.augment if train else None
+        key = augment is not None
+        if key not in self._items:
             if self.modality == "text":
-                self._items[augment] = self.database.texts(self.text_view)
+                self._items[key] = self.database.texts(self.text_view)
             else:
-                transform: Callable = build_transform(self.image_size, train=augment)
-                paths = self.database.image_paths()
-                self._items[augment] = ImageDataset(paths, transform, size_hint=self.image_size)
-        return self._items[augment]
+                transform: Callable = (
+                    augment.transform(self.image_size)
+                    if augment is not None
+                    else EvalTransform(self.image_size)
+                )
+                self._items[key] = CardImages(self._image_source(), transform)
+        return self._items[key]
+
+    def _image_source(self) -> Sequence[Any]:
+        """Card position -> PIL image (each file decoded whole) or uint8 crop (decoded once, ``decoded_size``)."""
+        paths = self.database.image_paths()
+        if self.decoded_size is None:
+            return ImageDataset(paths, transform=_identity, size_hint=self.image_size)
+        if self._crops is None:
+            self._crops, self._statuses = decode_crops(
+                paths, self.decoded_size, self.pixel_cache, self.num_workers
+            )
+            report_statuses([str(p) for p in paths], self._statuses)
+        return self._crops
 
     def _loader_args(self) -> dict[str, Any]:
         return dict(num_workers=self.num_workers, pin_memory=torch.cuda.is_available())
@@ -361,14 +351,32 @@ class PairDataModule(pl.LightningDataModule):
         return getattr(self, "trainer", None)
 
 
+def _identity(image: Any) -> Any:
+    return image
+
+
+class CardImages:
+    """Card position -> transformed image: ``transform(source[card])``; picklable for DataLoader workers."""
+
+    def __init__(self, source: Sequence[Any], transform: Callable[[Any], torch.Tensor]) -> None:
+        self.source = source
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, card: int) -> torch.Tensor:
+        return self.transform(self.source[card])
+
+
 def _check_settings(
     modality: str,
     text_view: str,
     batch_size: int,
     num_workers: int,
-    pairs_per_epoch: int | None,
     label: str,
-    sampler: str,
+    sampler: Any,
+    decoded_size: int | None,
 ) -> None:
     """One ConfigError line per bad datamodule setting, naming its key and the fix."""
     if modality not in ("image", "text"):
@@ -383,14 +391,22 @@ def _check_settings(
         raise ConfigError(
             f"datamodule.num_workers={num_workers!r} must be an integer >= 0; set e.g. num_workers=2"
         )
-    if pairs_per_epoch is not None and pairs_per_epoch < 1:
-        raise ConfigError(f"pairs_per_epoch={pairs_per_epoch} must be >= 1, or null for one pair per card")
     if label not in LABELS:
         raise ConfigError(f"datamodule.label={label!r} is unknown; use one of {', '.join(LABELS)}")
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"datamodule.sampler={sampler!r} is unknown; use one of {', '.join(SAMPLERS)}")
-    if sampler == "views" and modality != "image":
-        raise ConfigError("datamodule.sampler=views augments images; use modality=image or another sampler")
+    if not isinstance(sampler, Sampler):
+        raise ConfigError(
+            f"datamodule.sampler={sampler!r} is not a sampler; pick one with "
+            "datamodule/sampler=pairs|m_per_class|distinct_cards|views|positives"
+        )
+    if sampler.layout == "views" and modality != "image":
+        raise ConfigError("datamodule/sampler=views augments images; use modality=image or another sampler")
+    if decoded_size is not None and (
+        isinstance(decoded_size, bool) or not isinstance(decoded_size, int) or decoded_size < 8
+    ):
+        raise ConfigError(
+            f"datamodule.decoded_size={decoded_size!r} must be an integer >= 8 (pixels), or null to decode each "
+            "image file every epoch; set e.g. datamodule.decoded_size=64"
+        )
 
 
 def _sku_codes(skus: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:

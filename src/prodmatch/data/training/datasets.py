@@ -1,4 +1,4 @@
-"""The per-epoch datasets the PairDataModule serves: pairs of cards, or single cards / two views with labels."""
+"""The per-epoch dataset the PairDataModule serves: a sampler's draw, each row's card(s) turned into payloads."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 
-from prodmatch.data.training.pairs import Pairs
+from prodmatch.data.training.samplers import Draw
 
 
 @contextmanager
@@ -21,73 +21,56 @@ def seeded(*key: int) -> Iterator[None]:
         yield
 
 
-class PairDataset(Dataset):
-    """Map-style dataset of one epoch's pairs; ``items[i]`` is card i's payload (image tensor or text).
+class DrawDataset(Dataset):
+    """Map-style dataset of one draw; ``first[c]`` / ``second[c]`` are card c's payload for the row's first and
+    second card (image tensor or text; ``second`` is an augmenting source for two-view rows).
 
-    With ``seed`` (the epoch's), each side of pair i is augmented under an RNG seeded from (seed, i, side): the
-    augmentations depend on the epoch and the pair alone, not on the process's history or the worker count, so a
-    run resumed from a checkpoint draws exactly what an uninterrupted one does.
+    Items by ``layout`` (see :mod:`~prodmatch.data.training.samplers`): ``pairs``: ``a``, ``b``, ``same``,
+    ``target_a``, ``target_b``; ``cards``: ``x``, ``label``; ``views`` and ``positives``: ``a``, ``b``, ``label``.
+    With ``seed`` (the epoch's), side s of row i is augmented under an RNG seeded from (seed, i, s): augmentations
+    depend on the epoch and the row alone, not on the process's history or the worker count, so a run resumed from
+    a checkpoint draws exactly what an uninterrupted one does, and the same card twice in a batch (two views) gets
+    two different augmentations.
     """
 
     def __init__(
         self,
-        pairs: Pairs,
-        items: Sequence[Any],
-        target_codes: np.ndarray,
+        draw: Draw,
+        layout: str,
+        first: Sequence[Any],
+        second: Sequence[Any] | None = None,
+        target_codes: np.ndarray | None = None,
         seed: int | None = None,
     ) -> None:
-        self.pairs = pairs
-        self.items = items
+        self.draw = draw
+        self.layout = layout
+        self.first = first
+        self.second = first if second is None else second
         self.target_codes = target_codes
         self.seed = seed
 
-    def _item(self, card: int, i: int, side: int) -> Any:
+    def _item(self, items: Sequence[Any], card: int, i: int, side: int) -> Any:
         if self.seed is None:
-            return self.items[card]
+            return items[card]
         with seeded(self.seed, i, side):
-            return self.items[card]
+            return items[card]
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.draw)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        a, b = int(self.pairs.anchor[i]), int(self.pairs.other[i])
-        item = {
-            "a": self._item(a, i, 0),
-            "b": self._item(b, i, 1),
-            "same": bool(self.pairs.same[i]),
-            "target_a": int(self.target_codes[a]),
-            "target_b": int(self.target_codes[b]),
-        }
-        return item
-
-
-class CardDataset(Dataset):
-    """Single cards with a class label (``m_per_class``), or two views of each card (``views``)."""
-
-    def __init__(
-        self,
-        positions: np.ndarray,
-        items: Sequence[Any],
-        labels: np.ndarray,
-        second: Sequence[Any] | None = None,
-    ) -> None:
-        self.positions = positions
-        self.items = items
-        self.labels = labels
-        self.second = second  # a second payload source (another augmentation) for two-view batches
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        pos = int(self.positions[i])
-        if self.second is None:
-            return {"x": self.items[pos], "label": int(self.labels[pos])}
-        return {"a": self.items[pos], "b": self.second[pos], "label": int(self.labels[pos])}
-
-
-def positives_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """(a, b, label) batches: the pair's shared class comes in as ``target_a`` (see _class_loader)."""
-    batch = default_collate(items)
-    return {"a": batch["a"], "b": batch["b"], "label": batch["target_a"]}
+        a = self._item(self.first, int(self.draw.first[i]), i, 0)
+        if self.layout == "cards":
+            return {"x": a, "label": int(self.draw.labels[i])}
+        b_card = int(self.draw.second[i])
+        b = self._item(self.second, b_card, i, 1)
+        if self.layout == "pairs":
+            codes = self.target_codes
+            return {
+                "a": a,
+                "b": b,
+                "same": bool(self.draw.same[i]),
+                "target_a": int(codes[int(self.draw.first[i])]),
+                "target_b": int(codes[b_card]),
+            }
+        return {"a": a, "b": b, "label": int(self.draw.labels[i])}

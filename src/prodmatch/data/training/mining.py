@@ -131,11 +131,18 @@ class CrossModalMiner:
     The channel's embeddings (e.g. title TF-IDF) are searched for mutual nearest neighbours across dealers
     (:func:`mine_pairs`); connected components of the pairs become the labels that train the *other*
     modality (``datamodule.label=sku`` with these labels), so no SKU column is needed. ``conf/mining/``
-    holds the settings; ``mining=title_tfidf`` turns it on for a training run.
+    holds the settings; ``mining=title_tfidf`` turns it on for a training run. ``singletons``: every card no pair
+    was mined for becomes a pseudo-product of its own (for a sampler that pairs a lone card with another augmented
+    view of itself, ``datamodule.sampler.views=true``); otherwise it is unlabelled (-1) and not trained on.
     """
 
     def __init__(
-        self, encoder: str = "tfidf", view: str = "title", threshold: float = 0.5, k: int = 1
+        self,
+        encoder: str = "tfidf",
+        view: str = "title",
+        threshold: float = 0.5,
+        k: int = 1,
+        singletons: bool = False,
     ) -> None:
         if k < 1 or not -1.0 <= threshold <= 1.0:
             raise ConfigError(f"mining: k={k} must be >= 1 and threshold={threshold} a cosine in [-1, 1]")
@@ -143,6 +150,7 @@ class CrossModalMiner:
         self.view = view
         self.threshold = float(threshold)
         self.k = int(k)
+        self.singletons = bool(singletons)
 
     def embed(self, database: Any, encoders: Mapping[str, Any], cache: Any = None) -> np.ndarray:
         """The database's vectors of the mining channel (fitted on the database's texts where needed)."""
@@ -172,6 +180,9 @@ class CrossModalMiner:
             "mining/labelled_cards": float((labels >= 0).sum()),
             "mining/classes": float(labels.max() + 1) if len(labels) else 0.0,
         }
+        if self.singletons:
+            lone = labels < 0
+            labels[lone] = labels.max(initial=-1) + 1 + np.arange(int(lone.sum()))
         if database.skus is not None:
             report["mining/pair_precision"] = pseudo_label_precision(pairs, database.skus)
         return labels, report

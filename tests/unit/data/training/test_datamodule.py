@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from prodmatch.data.splits import product_split
+from prodmatch.data.training.augment import Augment
 from prodmatch.data.training.datamodule import PairDataModule, stratified_split
+from prodmatch.data.training.samplers import MPerClass, PairBatches, Positives, Views
 from prodmatch.errors import ConfigError
 
 
@@ -57,17 +59,17 @@ def test_datamodule_split_and_targets(database) -> None:
         np.bincount(dm.target_codes[val], minlength=dm.num_classes), np.floor(counts * 0.1 + 0.5)
     )
     # train pairs never touch validation cards and vice versa; every train card anchors once per epoch
-    p0, p1 = dm.pairs(0), dm.pairs(1)
-    assert np.isin(np.concatenate([p0.anchor, p0.other]), train).all()
-    np.testing.assert_array_equal(np.sort(p0.anchor), train)
-    assert not np.array_equal(p0.other, p1.other)
-    v = dm.pairs(0, "val")
-    assert np.isin(np.concatenate([v.anchor, v.other]), val).all()
-    np.testing.assert_array_equal(dm.pairs(5, "val").other, v.other)  # fixed validation pairs
+    p0, p1 = dm.draw(0), dm.draw(1)
+    assert np.isin(np.concatenate([p0.first, p0.second]), train).all()
+    np.testing.assert_array_equal(np.sort(p0.first), train)
+    assert not np.array_equal(p0.second, p1.second)
+    v = dm.draw(0, "val")
+    assert np.isin(np.concatenate([v.first, v.second]), val).all()
+    np.testing.assert_array_equal(dm.draw(5, "val").second, v.second)  # fixed validation pairs
 
 
 def test_datamodule_image_payload(database) -> None:
-    dm = PairDataModule(database, image_size=32, batch_size=8, num_workers=0, augment=True)
+    dm = PairDataModule(database, image_size=32, batch_size=8, num_workers=0, augment=Augment())
     loader = dm.train_dataloader()
     assert len(loader.dataset) == len(dm.train_indices)
     batch = next(iter(loader))
@@ -87,15 +89,14 @@ def test_datamodule_text_payload_and_pairs_per_epoch(database) -> None:
         text_view="title_cat",
         batch_size=4,
         num_workers=0,
-        pairs_per_epoch=20,
-        balance_targets=True,
+        sampler=PairBatches(pairs_per_epoch=20, balance_targets=True),
     )
     dataset = dm.train_dataloader().dataset
     assert len(dataset) == 20
     texts = database.texts("title_cat")
     item = dataset[3]
-    assert item["a"] == texts[dataset.pairs.anchor[3]] and item["b"] == texts[dataset.pairs.other[3]]
-    assert item["target_a"] == dm.target_codes[dataset.pairs.anchor[3]]
+    assert item["a"] == texts[dataset.draw.first[3]] and item["b"] == texts[dataset.draw.second[3]]
+    assert item["target_a"] == dm.target_codes[dataset.draw.first[3]]
     batch = next(iter(dm.train_dataloader()))
     assert isinstance(batch["a"], list) and all(isinstance(t, str) for t in batch["a"])
     assert len(batch["b"]) == 4 and batch["same"].shape == (4,)
@@ -107,7 +108,7 @@ def test_datamodule_rejects_bad_settings(database) -> None:
     with pytest.raises(ConfigError, match="text_view"):
         PairDataModule(database, modality="text", text_view="image")
     with pytest.raises(ConfigError, match="pairs_per_epoch"):
-        PairDataModule(database, pairs_per_epoch=0)
+        PairDataModule(database, sampler=PairBatches(pairs_per_epoch=0))
 
 
 @pytest.mark.parametrize(
@@ -118,8 +119,9 @@ def test_datamodule_rejects_bad_settings(database) -> None:
         ({"num_workers": -1}, "datamodule.num_workers=-1"),
         ({"label": "brand"}, "datamodule.label='brand'"),
         ({"sampler": "triplets"}, "datamodule.sampler='triplets'"),
-        ({"sampler": "m_per_class", "m_per_class": 3}, "datamodule.m_per_class=3"),
-        ({"sampler": "m_per_class", "batch_size": 4096}, "datamodule.batch_size=4096"),
+        ({"sampler": MPerClass(m=3)}, "datamodule.sampler.m=3"),
+        ({"sampler": MPerClass(m=4), "batch_size": 4096}, "datamodule.batch_size=4096"),
+        ({"decoded_size": 4}, "datamodule.decoded_size=4"),
     ],
 )
 def test_bad_settings_are_one_config_line_naming_the_key(database, override, key) -> None:
@@ -148,8 +150,7 @@ def test_sku_label_trains_only_on_train_products(database) -> None:
     dm = PairDataModule(
         database,
         label="sku",
-        sampler="m_per_class",
-        m_per_class=2,
+        sampler=MPerClass(m=2),
         batch_size=8,
         image_size=32,
         num_workers=0,
@@ -173,7 +174,7 @@ def test_sku_label_trains_only_on_train_products(database) -> None:
     val = next(iter(dm.val_dataloader()))
     assert set(val["label"].tolist()) <= set(dm.label_codes[dm.val_indices].tolist())
     # the same split passed in explicitly (e.g. from split_catalogs) gives the same module
-    again = PairDataModule(database, label="sku", sampler="m_per_class", m_per_class=2, split=split)
+    again = PairDataModule(database, label="sku", sampler=MPerClass(m=2), split=split)
     np.testing.assert_array_equal(again.train_indices, dm.train_indices)
 
 
@@ -182,7 +183,7 @@ def test_target_label_with_a_product_split_trains_on_train_products_only(databas
     dm = PairDataModule(database, image_size=32, batch_size=8, num_workers=0, seed=0, split=split)
     assert (split[dm.train_indices] == "train").all() and (split[dm.val_indices] == "val").all()
     assert len(dm.train_indices) == (split == "train").sum() and dm.num_classes == len(dm.target_names)
-    anchors = np.concatenate([dm.pairs(0).anchor, dm.pairs(0).other])
+    anchors = np.concatenate([dm.draw(0).first, dm.draw(0).second])
     assert (split[anchors] == "train").all()  # no pair touches a test product's card
     with pytest.raises(ConfigError, match="split has 3 values"):
         PairDataModule(database, image_size=32, batch_size=8, num_workers=0, split=["train"] * 3)
@@ -190,26 +191,26 @@ def test_target_label_with_a_product_split_trains_on_train_products_only(databas
 
 def test_sku_label_pairs_are_same_product_pairs(database) -> None:
     dm = PairDataModule(database, label="sku", batch_size=8, image_size=32, num_workers=0, seed=1)
-    pairs = dm.pairs(0)
-    assert np.isin(np.concatenate([pairs.anchor, pairs.other]), dm.train_indices).all()
+    pairs = dm.draw(0)
+    assert np.isin(np.concatenate([pairs.first, pairs.second]), dm.train_indices).all()
     skus = database.skus
-    np.testing.assert_array_equal(skus[pairs.anchor] == skus[pairs.other], pairs.same)
+    np.testing.assert_array_equal(skus[pairs.first] == skus[pairs.second], pairs.same)
     assert pairs.same.any()
 
 
 def test_views_sampler_gives_two_views_of_each_card(database) -> None:
-    dm = PairDataModule(database, sampler="views", label="sku", batch_size=8, image_size=32, num_workers=0)
+    dm = PairDataModule(database, sampler=Views(), label="sku", batch_size=8, image_size=32, num_workers=0)
     batch = next(iter(dm.train_dataloader()))
     assert batch["a"].shape == batch["b"].shape == (8, 3, 32, 32)
     assert np.isin(batch["label"].numpy(), dm.train_indices).all()  # label = the card's position
     assert not torch.equal(batch["a"], batch["b"])  # two different augmentations
     with pytest.raises(ConfigError, match="views"):
-        PairDataModule(database, modality="text", sampler="views")
+        PairDataModule(database, modality="text", sampler=Views())
 
 
 def test_positives_sampler_gives_same_product_texts(database) -> None:
     dm = PairDataModule(
-        database, modality="text", label="sku", sampler="positives", batch_size=4, num_workers=0
+        database, modality="text", label="sku", sampler=Positives(), batch_size=4, num_workers=0
     )
     loader = dm.train_dataloader()
     titles = np.array(database.texts("title"), dtype=object)
@@ -224,9 +225,7 @@ def test_positives_sampler_gives_same_product_texts(database) -> None:
 def test_pseudo_labels_replace_the_skus(database) -> None:
     labels = np.full(len(database), -1)
     labels[:40] = np.arange(40) // 2  # 20 mined pairs
-    dm = PairDataModule(
-        database, label="sku", sampler="m_per_class", labels=labels, m_per_class=2, batch_size=8
-    )
+    dm = PairDataModule(database, label="sku", sampler=MPerClass(m=2), labels=labels, batch_size=8)
     np.testing.assert_array_equal(dm.train_indices, np.arange(40))
     assert len(dm.val_indices) == 0 and dm.val_dataloader() == []
     assert dm.num_classes == 20
