@@ -47,11 +47,35 @@ def _block(in_channels: int, out_channels: int, convs: int) -> nn.Sequential:
     return nn.Sequential(*layers, nn.MaxPool2d(2))
 
 
+class ConvBody(nn.Module):
+    """The blocks and the global pooling: the last block's pooled map, or every block's (``multiscale``)."""
+
+    def __init__(self, channels: list[int], convs: int, pooling: str, multiscale: bool) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            _block(channels[i], channels[i + 1], convs) for i in range(len(channels) - 1)
+        )
+        pooled = self.blocks if multiscale else self.blocks[-1:]
+        self.pools = nn.ModuleList(_pool(pooling) for _ in pooled)
+        self.multiscale = multiscale
+        self.feature_dim = sum(channels[1:]) if multiscale else channels[-1]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x, maps = images, []
+        for block in self.blocks:
+            x = block(x)
+            maps.append(x)
+        kept = maps if self.multiscale else maps[-1:]
+        return torch.cat([pool(m).flatten(1) for pool, m in zip(self.pools, kept, strict=True)], dim=1)
+
+
 class SmallCNN(EmbeddingNet):
     """``depth`` blocks of ``width * 2**i`` channels, global ``pooling``, a projection to ``embedding_size``.
 
-    Works from 32 px (depth 4 leaves a 2x2 map) up to 224 px; random init from the global torch RNG (it has no
-    published weights, so ``pretrained`` does not apply).
+    ``multiscale``: pool every block's map, not only the last, and concatenate them: the early blocks' pooled
+    maps keep colour and fine texture statistics (a learned, foreground-aware colour histogram) that the last
+    block's coarse map has mixed away; it costs almost nothing. Works from 32 px (depth 4 leaves a 2x2 map) up to
+    224 px; random init from the global torch RNG (it has no published weights, so ``pretrained`` does not apply).
     """
 
     def __init__(
@@ -60,6 +84,7 @@ class SmallCNN(EmbeddingNet):
         depth: int = 4,
         convs: int = 1,
         pooling: str = "avg",
+        multiscale: bool = False,
         embedding_size: int | None = 128,
     ) -> None:
         for key, value, low in (("width", width, 1), ("depth", depth, 1), ("convs", convs, 1)):
@@ -68,10 +93,6 @@ class SmallCNN(EmbeddingNet):
         if pooling not in POOLINGS:
             raise ConfigError(f"model.net.pooling={pooling!r} is unknown; use one of {', '.join(POOLINGS)}")
         channels = [3] + [width * 2**i for i in range(depth)]
-        body = nn.Sequential(
-            *(_block(channels[i], channels[i + 1], convs) for i in range(depth)),
-            _pool(pooling),
-            nn.Flatten(),
-        )
-        super().__init__(body, channels[-1], embedding_size)
+        body = ConvBody(channels, convs, pooling, bool(multiscale))
+        super().__init__(body, body.feature_dim, embedding_size)
         self.min_image_size = 2**depth  # below it, a max pool meets a 1x1 map

@@ -42,6 +42,13 @@ def test_small_cnn_bad_settings_are_one_line(kwargs: dict, key: str) -> None:
     assert key in str(info.value) and "\n" not in str(info.value)
 
 
+def test_multiscale_pools_every_block() -> None:
+    net = SmallCNN(width=4, depth=3, multiscale=True, pooling="gem", embedding_size=8)
+    assert net.feature_dim == 4 + 8 + 16
+    assert net.backbone(torch.randn(2, 3, 32, 32)).shape == (2, 28)
+    assert net(torch.randn(2, 3, 64, 64)).shape == (2, 8)
+
+
 def test_gem_lies_between_average_and_max_pooling() -> None:
     x = torch.rand(2, 5, 4, 4) + 0.1
     gem = GeM(p=3.0)(x).flatten(1)
