@@ -14,7 +14,7 @@ help:  ## list the targets
 install:  ## create .venv and install prodmatch with its dev tools (editable)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,faiss]"
+	$(PY) -m pip install --quiet -e ".[dev,faiss,milvus]"
 
 test:  ## fast test suite
 	$(PY) -m pytest -q
