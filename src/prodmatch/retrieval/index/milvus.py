@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import sys
+import time
 import uuid
 import weakref
 from collections.abc import Mapping
@@ -261,12 +262,26 @@ class MilvusIndex:
         params.add_index(
             field_name="vector", index_type=self.index_type, metric_type="COSINE", params=self.index_params
         )
-        self._call("building the index", "create_index", name, params, quick=False)
+        # not pymilvus's own wait: it asks for a timestamp that Milvus Lite does not serve (a logged error)
+        self._call("building the index", "create_index", name, params, quick=False, sync=False)
+        self._wait_for_index(name, db.shape[0])
         extra = {} if self.replicas is None else {"replica_number": self.replicas}
         self._call("loading the collection", "load_collection", name, quick=False, **extra)
         self._dim, self._n = int(db.shape[1]), int(db.shape[0])
         log.info("milvus: %d vectors in collection %s at %s (%s)", self._n, name, self.uri, self.index_type)
         return self
+
+    def _wait_for_index(self, name: str, n: int) -> None:
+        """Poll until the server has indexed all ``n`` rows (a failed build is one error line)."""
+        while True:
+            info = self._call("building the index", "describe_index", name, "vector")
+            state = str(info.get("state", "Finished"))
+            if state == "Failed":
+                reason = info.get("index_state_fail_reason") or "no reason given"
+                raise SearchServerError(f"Milvus at {self.uri}: building the index failed ({reason})")
+            if state == "Finished" and int(info.get("indexed_rows", n)) >= n:
+                return
+            time.sleep(0.1)
 
     def _params(self, k: int) -> dict[str, Any]:
         params = dict(self.search_params)
