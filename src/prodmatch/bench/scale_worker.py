@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,19 @@ class ScaleSpec:
     sweep_queries: int = 1000
     truth: str | None = None  # .npy of the exact top-k ids, written by the torch worker
     out: str | None = None  # where this worker writes its JSON result
+    data: str = "clusters"  # clusters (seeded around product-group centres) | catalog (title TF-IDF + SVD)
+    vectors: str | None = (
+        None  # catalog: the cached [queries; database] .npy (prodmatch.bench.catalog_vectors)
+    )
+
+
+def load_data(spec: ScaleSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(queries, database) of the run: generated clusters, or the cached catalog vectors."""
+    if spec.data == "clusters":
+        return scale_data(spec)
+    from prodmatch.bench.catalog_vectors import load_catalog_vectors
+
+    return load_catalog_vectors(spec.vectors, spec.queries)
 
 
 def scale_data(spec: ScaleSpec, group_size: int = 40) -> tuple[np.ndarray, np.ndarray]:
@@ -74,26 +88,27 @@ def bare_torch_topk(queries: np.ndarray, db: np.ndarray, k: int, max_memory_mb: 
 
 def _backends(spec: ScaleSpec) -> dict[str, tuple[Callable[[], Any], str | None, list[int]]]:
     """name -> (index factory, search knob swept, knob values). Settings follow conf/retrieval/index/, with
-    every build on all cores (torch uses them too)."""
-    from prodmatch.retrieval.index import AnnoyIndex, ExactIndex, FaissIndex
+    every build on all cores (torch uses them too); Milvus runs embedded (Milvus Lite) in a temporary folder."""
+    from prodmatch.retrieval.index import AnnoyIndex, ExactIndex, FaissIndex, MilvusIndex
 
     seed = spec.seed
+    lite = str(Path(spec.out or ".").parent / "milvus.db")
     return {
         "exact": (lambda: ExactIndex(max_memory_mb=spec.max_memory_mb), None, []),
         "annoy": (
             lambda: AnnoyIndex(n_trees=50, search_k=10_000, seed=seed, n_jobs=-1),
             "search_k",
-            [-1, 2_000, 10_000, 30_000],
+            [-1, 1_000, 2_000, 5_000, 10_000, 30_000],
         ),
         "faiss_hnsw": (
-            lambda: FaissIndex(kind="hnsw", M=32, ef_construction=40, ef_search=64, seed=seed, n_jobs=-1),
+            lambda: FaissIndex(kind="hnsw", M=32, ef_construction=200, ef_search=64, seed=seed, n_jobs=-1),
             "ef_search",
             [16, 32, 64, 128, 256, 512],
         ),
         "faiss_ivfflat": (
             lambda: FaissIndex(kind="ivfflat", nprobe=16, kmeans_iters=10, seed=seed, n_jobs=-1),
             "nprobe",
-            [1, 2, 4, 8, 16, 64],
+            [1, 2, 4, 8, 16, 32, 64, 128],
         ),
         "faiss_ivfpq": (
             lambda: FaissIndex(kind="ivfpq", m=32, nbits=8, nprobe=16, seed=seed, n_jobs=-1),
@@ -105,7 +120,27 @@ def _backends(spec: ScaleSpec) -> dict[str, tuple[Callable[[], Any], str | None,
             "nprobe",
             [1, 4, 16, 64, 256],
         ),
-    }
+        "milvus": (
+            lambda: MilvusIndex(
+                uri=lite, index_type="HNSW", index_params={"M": 32, "efConstruction": 200},
+                search_params={"ef": 128}, run="bench",
+            ),
+            "ef",
+            [16, 32, 64, 128, 256],
+        ),
+    }  # fmt: skip
+
+
+def get_knob(index: Any, knob: str) -> Any:
+    """A search knob: an attribute (ANNOY, faiss) or an entry of ``search_params`` (Milvus)."""
+    return getattr(index, knob) if hasattr(index, knob) else index.search_params[knob]
+
+
+def set_knob(index: Any, knob: str, value: int) -> None:
+    if hasattr(index, knob):
+        setattr(index, knob, value)
+    else:
+        index.search_params[knob] = value
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -116,7 +151,7 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def measure(name: str, spec: ScaleSpec) -> dict[str, Any]:
     """Build and search one backend (or the bare-torch baseline, ``name="torch"``) and report the figures."""
-    queries, db = scale_data(spec)
+    queries, db = load_data(spec)
     row: dict[str, Any] = {"backend": name}
     if name == "torch":
         bare_torch_topk(queries[:8], db, spec.k, spec.max_memory_mb)  # warm-up: thread pool, allocator
@@ -135,9 +170,7 @@ def measure(name: str, spec: ScaleSpec) -> dict[str, Any]:
             row["query_s"] = figures["exact_query_s_alternating"]
         else:
             row["query_s"], (ids, _) = _timed(lambda: index.search(queries, spec.k))
-        row["params"] = {
-            key: getattr(index, key) for key in ("search_k", "ef_search", "nprobe") if key == knob
-        }
+        row["params"] = {knob: get_knob(index, knob)} if knob else {}
         truth = np.load(spec.truth)
         row[f"recall@{spec.k}"] = ann_recall(ids, truth, spec.k)
         if spec.sweep and knob:
@@ -179,7 +212,7 @@ def _sweep(index, knob: str, values: list[int], queries, truth, spec: ScaleSpec)
     n = min(spec.sweep_queries, queries.shape[0])
     points = []
     for value in values:
-        setattr(index, knob, value)
+        set_knob(index, knob, value)
         seconds, (ids, _) = _timed(lambda: index.search(queries[:n], spec.k))
         recall = ann_recall(ids, truth[:n], spec.k)
         points.append({knob: value, f"recall@{spec.k}": recall, "queries_per_s": n / seconds, "queries": n})

@@ -84,7 +84,7 @@ class FaissIndex:
     (faiss ``IndexRefineFlat``): recall close to exact search at the cost of keeping the full vectors
     (N x D x 4 bytes) beside the codes; ``refine=0`` keeps only the codes, the memory-bounded setting.
 
-    ``nlist=None`` picks ``sqrt(N)`` lists for IVF-PQ, ``N / 40`` for IVF-Flat (at least 40 rows each);
+    ``nlist=None`` picks ``sqrt(N)`` lists for IVF-PQ, ``4 sqrt(N)`` for IVF-Flat (at least 40 rows each);
     ``train_size=None`` trains on
     ``max(40 * nlist, 10000)`` sampled rows (all rows when fewer): k-means time grows with both. ``ef_search`` and ``nprobe`` may be
     changed between searches (the recall/speed knob).
@@ -94,7 +94,7 @@ class FaissIndex:
         self,
         kind: str = "hnsw",
         M: int = 32,
-        ef_construction: int = 40,
+        ef_construction: int = 200,
         ef_search: int = 64,
         nlist: int | None = None,
         m: int = 32,
@@ -142,12 +142,14 @@ class FaissIndex:
         return self._dim
 
     def _n_lists(self, n: int) -> int:
-        """nlist, or the default: sqrt(N) lists for IVF-PQ (faiss's rule of thumb), N / 40 for IVF-Flat (about
-        one list per product group of tens of listings, the shortest lists faiss trains well: a query's
-        neighbours then share one or two lists, and scanning full vectors stays cheap); at least 40 rows a list."""
+        """nlist, or the default: sqrt(N) lists for IVF-PQ (faiss's rule of thumb), 4 sqrt(N) for IVF-Flat; at
+        least 40 rows a list. On title TF-IDF vectors of 100k-1M catalog cards, 4 sqrt(N) lists reach recall@10
+        0.99 at a few per cent of the lists scanned and train several times faster than one list per product
+        group (N / 40), whose nprobe=1 recall was 0.59 there (bench/results.md)."""
         if self.nlist is not None:
             return self.nlist
-        return max(1, n // 40 if self.kind == "ivfflat" else min(int(math.sqrt(n)), n // 40))
+        rule = 4 * math.sqrt(n) if self.kind == "ivfflat" else math.sqrt(n)
+        return max(1, min(int(rule), n // 40))
 
     def _new(self, dim: int, n: int):
         faiss = self._faiss
