@@ -164,7 +164,7 @@ def to_markdown(result: dict[str, Any], plot: str | None = None) -> str:
         f"--backends {','.join(result['backends'])}`, {result['date']}{_earlier_runs(result)}, exact budget "
         f"{spec['max_memory_mb']:g} MB. {data_note(result) if catalog else ''}"
         f"Bare torch (matmul + topk): {fmt_seconds(base['query_s'])}, peak RSS {base['peak_rss_mb']:,.0f} MB. "
-        "Peak RSS includes the generated vectors each process holds.",
+        "Peak RSS includes the generated vectors each process holds." + _ties_note(base, k),
         "",
         f"| backend | setting | build | query | queries/s | recall@{k} | peak RSS | query / torch "
         f"| fastest setting with recall@{k} >= 0.99 (share of exact's time per query) |",
@@ -196,6 +196,16 @@ def to_markdown(result: dict[str, Any], plot: str | None = None) -> str:
     if plot:
         lines += ["", f"![recall@{k} vs queries/s at {size}]({Path(plot).name})"]
     return "\n".join(lines) + "\n"
+
+
+def _ties_note(base: dict[str, Any], k: int) -> str:
+    """How recall treats ties at the cut (results from before the tie-aware truth have no such figure)."""
+    if "truth" not in base:
+        return ""
+    return (
+        f" Recall@{k} counts a card tied with the exact {k}th (to float32 error: duplicate titles) as found; "
+        f"{base['truth']['ties_at_cut']:.1%} of the queries have such ties."
+    )
 
 
 def _earlier_runs(result: dict[str, Any]) -> str:
