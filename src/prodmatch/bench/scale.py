@@ -162,7 +162,7 @@ def to_markdown(result: dict[str, Any], plot: str | None = None) -> str:
         f"`python -m prodmatch.bench --scale{' --data catalog' if catalog else ''} --db {spec['db']} "
         f"--dim {spec['dim']} --queries {spec['queries']} "
         f"--backends {','.join(result['backends'])}`, {result['date']}{_earlier_runs(result)}, exact budget "
-        f"{spec['max_memory_mb']:g} MB. {data_note(result) if catalog else ''}"
+        f"{spec['max_memory_mb']:g} MB. {data_note(result) + ' ' if catalog else ''}"
         f"Bare torch (matmul + topk): {fmt_seconds(base['query_s'])}, peak RSS {base['peak_rss_mb']:,.0f} MB. "
         "Peak RSS includes the generated vectors each process holds." + _ties_note(base, k),
         "",

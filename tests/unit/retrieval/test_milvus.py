@@ -47,7 +47,11 @@ def collections(uri: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "index_type,index_params,search_params",
-    [("FLAT", {}, {}), ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 200})],
+    [
+        ("FLAT", {}, {}),
+        ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 200}),
+        ("IVF_FLAT", {"nlist": 8}, {"nprobe": 8}),  # every list scanned: exact
+    ],
 )
 def test_milvus_lite_round_trip_equals_exact(data, lite, index_type, index_params, search_params):
     """Build + search on Milvus Lite: the exact top-10 (FLAT, and HNSW at a wide beam), cosine scores."""
@@ -62,6 +66,26 @@ def test_milvus_lite_round_trip_equals_exact(data, lite, index_type, index_param
     assert ann_recall(ids, exact_ids, 10) >= 0.99
     np.testing.assert_allclose(scores, exact_scores, atol=1e-5)
     assert (np.diff(scores, axis=1) <= 1e-6).all()
+
+
+def test_each_index_type_takes_its_own_parameters(lite):
+    """The config holds every type's knobs; HNSW gets M / efConstruction / ef, IVF_FLAT nlist / nprobe."""
+    both = {
+        "index_params": {"M": 32, "efConstruction": 200, "nlist": None},
+        "search_params": {"ef": 128, "nprobe": 16},
+    }
+    hnsw = MilvusIndex(uri="http://localhost:19530", index_type="HNSW", **both)
+    assert hnsw._index_params(10_000) == {"M": 32, "efConstruction": 200}
+    assert hnsw._params(10) == {"metric_type": "COSINE", "params": {"ef": 128}}
+    assert hnsw._params(500)["params"] == {"ef": 500}  # HNSW returns at most ef results
+    ivf = MilvusIndex(uri="http://localhost:19530", index_type="IVF_FLAT", **both)
+    assert ivf._index_params(1_000_000) == {"nlist": 4000}  # IVF-Flat's default: 4 sqrt(N)
+    # Milvus Lite reads build parameters nested under "params" (pymilvus sends them flat)
+    lite_ivf = MilvusIndex(uri=lite, index_type="IVF_FLAT", **both)
+    assert lite_ivf._index_params(1_000_000) == {"nlist": 4000, "params": {"nlist": 4000}}
+    assert ivf._params(10) == {"metric_type": "COSINE", "params": {"nprobe": 16}}
+    flat = MilvusIndex(uri=lite, index_type="FLAT", **both)
+    assert flat._index_params(100) == {} and flat._params(10)["params"] == {}
 
 
 def test_milvus_pads_when_db_smaller_than_k(lite):

@@ -34,14 +34,21 @@ import numpy as np
 
 from prodmatch.errors import ConfigError, SearchServerError, one_line
 from prodmatch.retrieval.index.base import PAD_ID, PAD_SCORE, as_matrix, check_k, positive_int
+from prodmatch.retrieval.index.faiss import ivfflat_lists
 from prodmatch.utils.atomic import write_json
 from prodmatch.utils.vectors import l2_normalize
 
 log = logging.getLogger("prodmatch.retrieval")
 
 SERVER_SCHEMES = ("http://", "https://", "tcp://")
-# the index types that keep the full vectors: their scores are exact cosines, not quantised ones
-INDEX_TYPES = ("HNSW", "IVF_FLAT", "FLAT")
+# The index types that keep the full vectors (their scores are exact cosines, not quantised ones), each with the
+# build and search parameters it takes: the config holds all of them, each index gets its own.
+KNOBS = {
+    "HNSW": ({"M", "efConstruction"}, {"ef"}),
+    "IVF_FLAT": ({"nlist"}, {"nprobe"}),
+    "FLAT": (set(), set()),
+}
+INDEX_TYPES = tuple(KNOBS)
 _MESSAGE_BYTES = 16 * 2**20  # vectors per insert / search request: well within gRPC's default message limit
 _NAME_LEN = 200  # Milvus allows 255 characters in a collection name
 
@@ -117,9 +124,9 @@ def _release(state: dict[str, Any], at_exit: bool = False) -> None:
 class MilvusIndex:
     """Cosine search on a Milvus collection (Milvus Lite for a local ``.db`` path, a server for a URL).
 
-    ``index_type`` (HNSW, IVF_FLAT or FLAT) with ``index_params`` (HNSW: M, efConstruction; IVF_FLAT: nlist) is
-    built on the collection; ``search_params`` (HNSW: ef, at least k; IVF_FLAT: nprobe) are sent with every
-    search. ``collection=None`` names the collection after ``run`` (see :func:`collection_name`); a given name
+    ``index_type`` (HNSW, IVF_FLAT or FLAT) with ``index_params`` (HNSW: M, efConstruction; IVF_FLAT: nlist, by
+    default IVF-Flat's 4 sqrt(N)) is built on the collection; ``search_params`` (HNSW: ef, at least k; IVF_FLAT:
+    nprobe) are sent with every search. Both may hold every type's parameters: each index takes its own. ``collection=None`` names the collection after ``run`` (see :func:`collection_name`); a given name
     is used as is and replaced when it exists. ``token`` is ``user:password`` or an API key for a server with
     authentication. ``shards`` / ``replicas`` (a cluster's collection shards and in-memory replicas) are left
     to the server when null. Connecting and quick calls wait at most ``timeout_s``.
@@ -260,7 +267,10 @@ class MilvusIndex:
         self._call("flushing the collection", "flush", name, quick=False)
         params = self._client().prepare_index_params()
         params.add_index(
-            field_name="vector", index_type=self.index_type, metric_type="COSINE", params=self.index_params
+            field_name="vector",
+            index_type=self.index_type,
+            metric_type="COSINE",
+            params=self._index_params(db.shape[0]),
         )
         # not pymilvus's own wait: it asks for a timestamp that Milvus Lite does not serve (a logged error)
         self._call("building the index", "create_index", name, params, quick=False, sync=False)
@@ -270,6 +280,24 @@ class MilvusIndex:
         self._dim, self._n = int(db.shape[1]), int(db.shape[0])
         log.info("milvus: %d vectors in collection %s at %s (%s)", self._n, name, self.uri, self.index_type)
         return self
+
+    def _own(self, params: Mapping[str, Any], which: int) -> dict[str, Any]:
+        """``params`` less the known parameters of the other index types (and unset ones)."""
+        others = (
+            set().union(*(KNOBS[t][which] for t in KNOBS if t != self.index_type))
+            - KNOBS[self.index_type][which]
+        )
+        return {key: value for key, value in params.items() if key not in others and value is not None}
+
+    def _index_params(self, n: int) -> dict[str, Any]:
+        """The index's build parameters; IVF_FLAT without ``nlist`` gets IVF-Flat's default for ``n`` rows."""
+        params = self._own(self.index_params, 0)
+        if self.index_type == "IVF_FLAT" and "nlist" not in params:
+            params["nlist"] = ivfflat_lists(n)
+        if params and not is_server(self.uri):
+            # pymilvus sends build parameters as flat keys, which Milvus Lite ignores: it reads them nested
+            params["params"] = dict(params)
+        return params
 
     def _wait_for_index(self, name: str, n: int) -> None:
         """Poll until the server has indexed all ``n`` rows (a failed build is one error line)."""
@@ -284,7 +312,7 @@ class MilvusIndex:
             time.sleep(0.1)
 
     def _params(self, k: int) -> dict[str, Any]:
-        params = dict(self.search_params)
+        params = self._own(self.search_params, 1)
         if self.index_type == "HNSW":  # HNSW returns at most ef results
             params["ef"] = max(int(params.get("ef", k)), k)
         return {"metric_type": "COSINE", "params": params}
