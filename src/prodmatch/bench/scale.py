@@ -29,6 +29,7 @@ from prodmatch.bench.scale_worker import ScaleSpec
 from prodmatch.utils.atomic import atomic_path, write_json
 
 BACKENDS = ("exact", "annoy", "faiss_hnsw", "faiss_ivfflat", "faiss_ivfpq", "faiss_ivfpq_refine", "milvus")
+BACKENDS += ("milvus_ivfflat",)
 KNOBS = {
     "annoy": "search_k",
     "faiss_hnsw": "ef_search",
@@ -36,6 +37,7 @@ KNOBS = {
     "faiss_ivfpq": "nprobe",
     "faiss_ivfpq_refine": "nprobe",
     "milvus": "ef",
+    "milvus_ivfflat": "nprobe",
 }
 DATA = ("clusters", "catalog")
 

@@ -157,6 +157,13 @@ def _backends(spec: ScaleSpec) -> dict[str, tuple[Callable[[], Any], str | None,
             "ef",
             [16, 32, 64, 128, 256],
         ),
+        "milvus_ivfflat": (
+            lambda: MilvusIndex(
+                uri=lite, index_type="IVF_FLAT", search_params={"nprobe": 16}, run="bench",
+            ),
+            "nprobe",
+            [1, 2, 4, 8, 16, 32, 64],
+        ),
     }  # fmt: skip
 
 
