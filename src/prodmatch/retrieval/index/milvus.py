@@ -126,8 +126,9 @@ class MilvusIndex:
 
     ``index_type`` (HNSW, IVF_FLAT or FLAT) with ``index_params`` (HNSW: M, efConstruction; IVF_FLAT: nlist, by
     default IVF-Flat's 4 sqrt(N)) is built on the collection; ``search_params`` (HNSW: ef, at least k; IVF_FLAT:
-    nprobe) are sent with every search. Both may hold every type's parameters: each index takes its own. ``collection=None`` names the collection after ``run`` (see :func:`collection_name`); a given name
-    is used as is and replaced when it exists. ``token`` is ``user:password`` or an API key for a server with
+    nprobe) are sent with every search. Both may hold every type's parameters: each index takes its own.
+    ``collection=None`` names the collection after ``run`` (see :func:`collection_name`); a given name is used
+    as is and replaced when it exists. ``token`` is ``user:password`` or an API key for a server with
     authentication. ``shards`` / ``replicas`` (a cluster's collection shards and in-memory replicas) are left
     to the server when null. Connecting and quick calls wait at most ``timeout_s``.
     """
