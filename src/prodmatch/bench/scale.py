@@ -163,7 +163,7 @@ def to_markdown(result: dict[str, Any], plot: str | None = None) -> str:
         "",
         f"`python -m prodmatch.bench --scale{' --data catalog' if catalog else ''} --db {spec['db']} "
         f"--dim {spec['dim']} --queries {spec['queries']} "
-        f"--backends {','.join(result['backends'])}`, {result['date']}{_earlier_runs(result)}, exact budget "
+        f"--backends {','.join(_in_order(result['backends']))}`, {result['date']}{_earlier_runs(result)}, exact budget "
         f"{spec['max_memory_mb']:g} MB. {data_note(result) + ' ' if catalog else ''}"
         f"Bare torch (matmul + topk): {fmt_seconds(base['query_s'])}, peak RSS {base['peak_rss_mb']:,.0f} MB. "
         "Peak RSS includes the generated vectors each process holds." + _ties_note(base, k),
@@ -173,7 +173,8 @@ def to_markdown(result: dict[str, Any], plot: str | None = None) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     exact_row = result["backends"].get("exact", {})
-    for name, row in result["backends"].items():
+    for name in _in_order(result["backends"]):
+        row = result["backends"][name]
         date = row.get("run_date", result["date"])
         label = name if date == result["date"] else f"{name} ({date})"
         if "error" in row:
@@ -198,6 +199,12 @@ def to_markdown(result: dict[str, Any], plot: str | None = None) -> str:
     if plot:
         lines += ["", f"![recall@{k} vs queries/s at {size}]({Path(plot).name})"]
     return "\n".join(lines) + "\n"
+
+
+def _in_order(backends: dict[str, Any]) -> list[str]:
+    """Backend names in the order of BACKENDS (the JSON file keeps its keys sorted)."""
+    order = {name: i for i, name in enumerate(BACKENDS)}
+    return sorted(backends, key=lambda name: order.get(name, len(order)))
 
 
 def _ties_note(base: dict[str, Any], k: int) -> str:
