@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -121,7 +122,9 @@ def _backends(spec: ScaleSpec) -> dict[str, tuple[Callable[[], Any], str | None,
     from prodmatch.retrieval.index import AnnoyIndex, ExactIndex, FaissIndex, MilvusIndex
 
     seed = spec.seed
-    lite = str(Path(spec.out or ".").parent / "milvus.db")
+    # beside this worker's output (the run's temporary folder), never in the working directory
+    folder = Path(spec.out or spec.truth or tempfile.mkdtemp(prefix="prodmatch-bench-")).parent
+    lite = str(folder / "milvus.db")
     return {
         "exact": (lambda: ExactIndex(max_memory_mb=spec.max_memory_mb), None, []),
         "annoy": (
