@@ -123,7 +123,8 @@ def _backends(spec: ScaleSpec) -> dict[str, tuple[Callable[[], Any], str | None,
 
     seed = spec.seed
     # beside this worker's output (the run's temporary folder), never in the working directory
-    folder = Path(spec.out or spec.truth or tempfile.mkdtemp(prefix="prodmatch-bench-")).parent
+    given = spec.out or spec.truth
+    folder = Path(given).parent if given else Path(tempfile.mkdtemp(prefix="prodmatch-bench-"))
     lite = str(folder / "milvus.db")
     return {
         "exact": (lambda: ExactIndex(max_memory_mb=spec.max_memory_mb), None, []),
