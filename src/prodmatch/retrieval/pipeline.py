@@ -90,7 +90,7 @@ class RetrievalPipeline:
         if isinstance(index, str):  # `retrieval.index=exact` sets a value; the backend is a config group
             raise ConfigError(
                 f"retrieval.index={index} is not a backend choice; choose one with retrieval/index={index} "
-                "(annoy, exact, faiss_hnsw, faiss_ivfflat or faiss_ivfpq)"
+                "(annoy, exact, faiss_hnsw, faiss_ivfflat, faiss_ivfpq or milvus)"
             )
         self.index_factory = index or AnnoyIndex
         self.recall_sample = recall_sample
