@@ -187,6 +187,7 @@ def _expected(cards: pd.DataFrame, effect: str) -> tuple[pd.Series, pd.Series]:
         "brand_transliterated": (named, [r.brand_variant / 2 for r in rates]),
         "brand_abbreviated": (named, [r.brand_variant / 2 for r in rates]),
         "reordered": (named, [r.reordered for r in rates]),
+        "own_measurements": (named, [r.own_measurements for r in rates]),
         "stock_photo": (pd.Series(True, index=cards.index), [r.stock_photo for r in rates]),
         "studio": (~stock, [float(r.studio != hard.NEUTRAL) for r in rates]),
         "cast": (~stock, [r.cast for r in rates]),
@@ -276,12 +277,28 @@ def test_brands_are_transliterated_or_abbreviated_everywhere_on_the_card(cards: 
 
 
 def test_reordered_titles_hold_the_same_words_in_another_order(cards: pd.DataFrame) -> None:
-    others = [e for e in hard.TEXT_EFFECTS if e not in ("reordered", "no_name")]
+    others = [e for e in hard.TEXT_EFFECTS if e not in ("reordered", "no_name", "own_measurements")]
     only = _marked(cards, "reordered")
     only = only[only[others].sum(axis=1) == 0]
     assert len(only) > 3
     for _, c in only.iterrows():
         assert _words(c["title_hard"]) == _words(c["title"]) and c["title_hard"] != c["title"]
+
+
+def test_remeasured_cards_do_not_copy_the_spec_sheet(cards: pd.DataFrame) -> None:
+    marked = _marked(cards, "own_measurements")
+    # a shop may write no characteristics at all (spec_empty); every other remeasured card reads differently
+    written = marked[(marked["caracteristics"] != "") & (marked["caracteristics_hard"] != "")]
+    assert len(written) > 0.8 * len(marked)
+    assert (written["caracteristics"] != written["caracteristics_hard"]).all()
+    # the net weight, where the card gives one: verbatim on the default twins, rarely on the remeasured cards
+    # (a value that is a multiple of 5 may round back to itself)
+    copied = []
+    for _, c in marked.iterrows():
+        net = dict(c["_sku"].generic).get("Вес нетто")
+        if net and re.search(rf"вес нетто\W+{net}", c["caracteristics"], re.IGNORECASE):
+            copied.append(bool(re.search(rf"вес нетто\W+{net}", c["caracteristics_hard"], re.IGNORECASE)))
+    assert len(copied) > 10 and np.mean(copied) < 0.35
 
 
 def test_image_effects_change_the_photo(twins, cards: pd.DataFrame) -> None:

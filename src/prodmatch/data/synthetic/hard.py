@@ -8,7 +8,8 @@ twin by its effects alone:
 * ``[seed, NO_NAME_STREAM]``: which SKUs are no-name products (one draw per SKU, in SKU order);
 * ``[seed, DECISION_STREAM, file, row]``: which effects a card gets (a fixed number of uniforms per card, one per
   effect, so one effect's rate never moves another's draws);
-* ``[seed, TEXT_STREAM, file, row]``: what a text effect writes (the mangled code, the generic title, ...);
+* ``[seed, TEXT_STREAM, file, row, effect]``: what a text effect writes (the mangled code, the generic title,
+  ...), one stream per effect;
 * ``[seed, IMAGE_STREAM, file, row, effect]``: what an image effect draws (gains, angles, stickers), one stream
   per effect (:mod:`prodmatch.data.synthetic.hard_images`).
 
@@ -30,7 +31,7 @@ from prodmatch.data.synthetic.tables import CATEGORY, QUERY_DEALER
 HARD = "hard"
 DEFAULT = "default"
 PROFILES = (DEFAULT, HARD)
-HARD_VERSION = 1  # bump when the hard profile's output changes: catalogs made before are regenerated
+HARD_VERSION = 2  # bump when the hard profile's output changes: catalogs made before are regenerated
 EFFECTS_CSV = "effects.csv"
 
 NO_NAME_STREAM, DECISION_STREAM, TEXT_STREAM, IMAGE_STREAM = 101, 102, 103, 104
@@ -49,6 +50,7 @@ class HardDealer:
     brand_variant: float  # T4: transliterated or abbreviated, half each
     reordered: float  # T5
     own_article: float  # T6: of the cards that show an article
+    own_measurements: float  # T7
     studio: tuple[float, float, float]  # I1: R, G, B gains of every photo
     cast: float  # I2
     lighting: float  # I3
@@ -58,25 +60,19 @@ class HardDealer:
     stock_photo: float  # I7
 
 
+# fmt: off
+_D = HardDealer
 HARD_DEALERS: dict[str, HardDealer] = {
-    QUERY_DEALER: HardDealer(
-        0.0, 0.08, 0.04, 0.0, 0.0, 0.0, (1.06, 1.00, 0.92), 0.30, 0.20, 0.10, 0.10, 0.10, 0.10
-    ),
-    "sportbaza": HardDealer(0.10, 0.20, 0.20, 0.25, 0.30, 0.0, NEUTRAL, 0.40, 0.30, 0.20, 0.20, 0.30, 0.15),
-    "fitmarket": HardDealer(
-        0.05, 0.15, 0.25, 0.20, 0.20, 0.0, (0.94, 1.00, 1.08), 0.30, 0.30, 0.20, 0.20, 0.20, 0.20
-    ),
-    "kardiomir": HardDealer(
-        0.25, 0.25, 0.25, 0.40, 0.40, 1.0, (1.08, 1.02, 0.88), 0.60, 0.50, 0.30, 0.30, 0.50, 0.25
-    ),
-    "atletplus": HardDealer(0.05, 0.20, 0.20, 0.30, 0.30, 0.0, NEUTRAL, 0.30, 0.30, 0.20, 0.20, 0.30, 0.10),
-    "trenazhershop": HardDealer(
-        0.30, 0.25, 0.30, 0.40, 0.40, 0.0, (0.95, 1.05, 0.95), 0.60, 0.50, 0.30, 0.30, 0.50, 0.25
-    ),
-    "olimpsport": HardDealer(
-        0.15, 0.20, 0.20, 0.35, 0.30, 0.0, (1.04, 0.96, 1.00), 0.50, 0.40, 0.20, 0.30, 0.40, 0.15
-    ),
+    # shop:         T1   T2   T3   T4   T5   T6 T7   I1 (R, G, B gains)  I2   I3   I4   I5   I6   I7
+    QUERY_DEALER:    _D(0.0, .08, .04, 0.0, 0.0, 0, .5, (1.06, 1.0, .92), .30, .20, .10, .10, .10, .10),
+    "sportbaza":     _D(.10, .20, .20, .25, .30, 0, .5, NEUTRAL,          .40, .30, .20, .20, .30, .15),
+    "fitmarket":     _D(.05, .15, .25, .20, .20, 0, .5, (.94, 1.0, 1.08), .30, .30, .20, .20, .20, .20),
+    "kardiomir":     _D(.25, .25, .25, .40, .40, 1, .7, (1.08, 1.02, .88), .60, .50, .30, .30, .50, .25),
+    "atletplus":     _D(.05, .20, .20, .30, .30, 0, .5, NEUTRAL,          .30, .30, .20, .20, .30, .10),
+    "trenazhershop": _D(.30, .25, .30, .40, .40, 0, .7, (.95, 1.05, .95), .60, .50, .30, .30, .50, .25),
+    "olimpsport":    _D(.15, .20, .20, .35, .30, 0, .6, (1.04, .96, 1.0), .50, .40, .20, .30, .40, .15),
 }
+# fmt: on
 
 TEXT_EFFECTS = (
     "no_name",
@@ -87,6 +83,7 @@ TEXT_EFFECTS = (
     "brand_abbreviated",
     "reordered",
     "own_article",
+    "own_measurements",
 )
 IMAGE_EFFECTS = ("studio", "cast", "lighting", "mirrored", "turned", "stickers", "stock_photo")
 EFFECTS = TEXT_EFFECTS + IMAGE_EFFECTS
@@ -115,6 +112,7 @@ def decide(seed: int, file_id: int, row: int, card: dict[str, Any], no_name: boo
         out["brand_abbreviated"] = int(brand and u[3] >= 0.5)
         out["reordered"] = int(u[4] < rates.reordered)
         out["own_article"] = int(u[5] < rates.own_article)  # kept only where the card shows an article
+        out["own_measurements"] = int(u[12] < rates.own_measurements)
     out["stock_photo"] = int(u[6] < rates.stock_photo)
     if not out["stock_photo"]:
         out["studio"] = int(rates.studio != NEUTRAL)
@@ -130,23 +128,27 @@ def apply_text(seed: int, file_id: int, row: int, card: dict[str, Any], effects:
     """Rewrite the card's text columns in place by its text effects (``own_article`` is cleared where the card
     shows no article)."""
     sku: Sku = card["_sku"]
-    rng = np.random.default_rng([seed, TEXT_STREAM, file_id, row])
+
+    def rng(effect: str) -> np.random.Generator:
+        return np.random.default_rng([seed, TEXT_STREAM, file_id, row, EFFECTS.index(effect)])
+
     if effects["anonymous"]:
-        hard_text.anonymise(rng, card, card["_dealer"], sku)
+        hard_text.anonymise(rng("anonymous"), card, card["_dealer"], sku)
         return
     if effects["code_omitted"]:
         hard_text.remove_code(card, sku)
     elif effects["code_mangled"]:
-        hard_text.replace_code(card, sku, hard_text.mangle_code(rng, sku.code))
+        hard_text.replace_code(card, sku, hard_text.mangle_code(rng("code_mangled"), sku.code))
     if effects["own_article"]:
-        effects["own_article"] = int(
-            hard_text.replace_article(card, sku, str(int(rng.integers(100_000, 1_000_000))))
-        )
+        own = str(int(rng("own_article").integers(100_000, 1_000_000)))
+        effects["own_article"] = int(hard_text.replace_article(card, sku, own))
+    if effects["own_measurements"]:
+        hard_text.remeasure(rng("own_measurements"), card, card["_dealer"], sku)
     if effects["brand_transliterated"] or effects["brand_abbreviated"]:
         translit, abbreviation = hard_text.BRAND_VARIANTS[sku.brand[0]]
         hard_text.replace_brand(card, sku, translit if effects["brand_transliterated"] else abbreviation)
     if effects["reordered"]:
-        card["title"] = hard_text.reorder_words(rng, card["title"])
+        card["title"] = hard_text.reorder_words(rng("reordered"), card["title"])
 
 
 def image_plan(

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from prodmatch.data.synthetic.sampling import pick
-from prodmatch.data.synthetic.skus import Sku
+from prodmatch.data.synthetic.skus import Sku, _num
 from prodmatch.data.synthetic.tables import CATEGORY, GENERIC_NOUN, Dealer
 from prodmatch.data.synthetic.text import _code_variant, card_caracteristics, card_categories
 
@@ -55,6 +55,8 @@ GENERIC_TAILS = (
 CODE_STYLES = ("keep", "nohyphen", "space", "lower", "hyphenate")
 TEXT_FIELDS = ("title", "cat_1", "cat_2", "cat_3", "caracteristics")
 _ARTICLE = r"[,\s]*\(?\s*арт\.\s*{}\s*\)?"
+_NUMBER = re.compile(r"\d+(?:,\d+)?")
+OWN_MEASUREMENTS_DROP = 1 / 3  # T7: share of remeasured cards that leave the general fields out
 _WORDS = re.compile(r"\([^)]*\)|[^\s,]+")
 
 
@@ -203,3 +205,26 @@ def anonymise(rng: np.random.Generator, card: dict, dealer: Dealer, sku: Sku) ->
     card["title"] = generic_title(rng, sku)
     card["cat_1"], card["cat_2"], card["cat_3"] = (_tidy(c) for c in card_categories(rng, dealer, anon))
     card["caracteristics"] = card_caracteristics(rng, dealer, anon)
+
+
+def _remeasured(rng: np.random.Generator, value: str) -> str:
+    """A value as the shop measured it: every number off by up to 10% and rounded (to 5 from 20 up, else to 1)."""
+
+    def one(match: re.Match[str]) -> str:
+        x = float(match.group(0).replace(",", "."))
+        y = x * rng.uniform(0.9, 1.1)
+        y = 5 * round(y / 5) if x >= 20 else round(y) if x >= 2 else round(y, 1)
+        return _num(y)
+
+    return _NUMBER.sub(one, value)
+
+
+def remeasure(rng: np.random.Generator, card: dict, dealer: Dealer, sku: Sku) -> None:
+    """T7: the characteristics written from the shop's own measurements (or without the general fields)."""
+    specs = [(k, _remeasured(rng, v)) for k, v in sku.specs]
+    generic = (
+        [] if rng.random() < OWN_MEASUREMENTS_DROP else [(k, _remeasured(rng, v)) for k, v in sku.generic]
+    )
+    card["caracteristics"] = card_caracteristics(
+        rng, dealer, dataclasses.replace(sku, specs=specs, generic=generic)
+    )
