@@ -6,7 +6,7 @@ DATA ?= synthetic
 SCALE ?= demo
 SEED ?= 0
 
-.PHONY: help install test test-all lint format data data-full demo evaluate sweep bench bench-scale bench-scale-catalog reproduce reproduce-product reproduce-quick gpu-check clean
+.PHONY: help install test test-all lint format data data-full data-hard demo evaluate sweep bench bench-scale bench-scale-catalog reproduce reproduce-product reproduce-quick gpu-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ data:  ## generate the synthetic demo catalog into data/synthetic/
 
 data-full:  ## generate the study-sized synthetic catalog into data/synthetic_full/
 	$(PY) -m prodmatch.data.synthetic --out data/synthetic_full --seed $(SEED) --scale full
+
+data-hard:  ## generate the hard synthetic catalog (marketplace effects, docs/CATALOGS.md) into data/synthetic_hard/
+	$(PY) -m prodmatch.data.synthetic --out data/synthetic_hard --seed $(SEED) --scale full --profile hard
 
 demo:  ## the offline demo: train on the synthetic catalog, ANNOY Acc@10 before vs after
 	$(PY) train.py
