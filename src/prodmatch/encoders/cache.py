@@ -120,7 +120,8 @@ class EmbeddingCache:
             out, encoded = None, False
             try:
                 with atomic_path(path) as tmp:
-                    out = allocated_memmap(tmp, np.float32, (rows, encoder.dim))  # no room: OSError, not SIGBUS
+                    # space allocated first: a full disk is an OSError here, never a SIGBUS while encoding
+                    out = allocated_memmap(tmp, np.float32, (rows, encoder.dim))
                     encoder.encode(inputs, out=out)  # the encoder normalises ``out`` in place
                     encoded = True
                     out.flush()
