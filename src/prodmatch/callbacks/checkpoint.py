@@ -1,13 +1,20 @@
 """The run's checkpoints folder: `last.ckpt` saved when training is stopped by a signal, so
-`ckpt_path=.../last.ckpt` resumes it; an earlier attempt's checkpoints set aside when a fit starts over."""
+`ckpt_path=.../last.ckpt` resumes it; an earlier attempt's checkpoints set aside when a fit starts over; every
+checkpoint written atomically."""
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from prodmatch.utils.atomic import atomic_path
 
 log = logging.getLogger("prodmatch.callbacks")
 
@@ -60,3 +67,23 @@ class EarlierAttemptAside(pl.Callback):
             self.dirpath,
             aside.name,
         )
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written like every other artifact of a run: serialised, written to a temporary file in the
+    checkpoint's folder, flushed, then renamed over the old one (``trainer.plugins``).
+
+    Lightning's own save may write through a temporary file on another disk and copy it over the old checkpoint,
+    so a full disk can leave a torn ``last.ckpt``; here the old checkpoint stays whole, and a full disk is an
+    ``OSError`` naming the file, which the task reports in one line. Remote paths (``s3://...``) keep Lightning's
+    save.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        if storage_options is not None or "://" in str(path):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(buffer.getbuffer())

@@ -74,7 +74,11 @@ _DECODE_ERRORS = (
 
 
 def resolve_image_path(image_root: Path, img_ref: str) -> Path:
-    """Join ``img_ref`` to ``image_root``; refuse empty, absolute and ``..``-escaping refs with ImageError."""
+    """Join ``img_ref`` to ``image_root``; refuse empty, absolute and escaping refs with ImageError.
+
+    A ref escapes when it climbs out with ``..`` or when the file it names, symlinks resolved, lies outside the
+    resolved image root (a symlink inside the root pointing elsewhere). The joined path is returned unresolved.
+    """
     ref = str(img_ref).strip().replace("\\", "/")  # Windows-style refs occur in scraped data
     if not ref:
         raise ImageError("empty img_ref; give each row a path relative to the image root, or run text-only")
@@ -83,14 +87,19 @@ def resolve_image_path(image_root: Path, img_ref: str) -> Path:
             f"img_ref '{img_ref}' is an absolute path; img_ref must be relative to the image root "
             f"({image_root})"
         )
-    # Lexical check (no symlink resolution): a root may legitimately hold symlinks to image storage.
     norm = posixpath.normpath(ref)
     if norm == ".." or norm.startswith("../"):
         raise ImageError(
             f"img_ref '{img_ref}' escapes the image root ({image_root}) via '..'; "
             "keep images inside the image root"
         )
-    return Path(image_root) / norm
+    path = Path(image_root) / norm
+    if not path.resolve().is_relative_to(Path(image_root).resolve()):
+        raise ImageError(
+            f"img_ref '{img_ref}' is a symlink to {path.resolve()}, outside the image root ({image_root}); keep "
+            "images inside the image root, or set data.image_root to the folder the links lead to"
+        )
+    return path
 
 
 def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:

@@ -87,6 +87,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         commit(tmp_path, path)
+    except OSError as err:
+        tmp_path.unlink(missing_ok=True)
+        # a failed write() names no file: name the one being written
+        if is_disk_full(err) and not err.filename:
+            raise OSError(err.errno, os.strerror(err.errno), str(path)) from err
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

@@ -111,13 +111,16 @@ def test_before_fit_prefix_composes(hand_result):
     )
 
 
-def test_an_empty_group_has_its_keys_without_values(hand_result):
-    split = ["val", "val", "val", "train", "none"]
+def test_an_empty_seen_group_has_its_keys_without_values_and_an_empty_test_group_is_an_error(hand_result):
+    split = ["test", "test", "test", "test", "none"]
     queries = hand_result.queries.with_column(SPLIT_COLUMN, split)
-    m = score(RetrievalResult(queries, hand_result.database, IDS, SCORES, 2, "no test products"))
-    for key in ("retrieval/acc@2", "retrieval/sku_mrr", "retrieval/sku_map@2", "match/f1"):
+    m = score(RetrievalResult(queries, hand_result.database, IDS, SCORES, 2, "no seen products"))
+    for key in ("seen/retrieval/acc@2", "seen/retrieval/sku_mrr", "seen/retrieval/sku_map@2"):
         assert np.isnan(m[key])
-    assert np.isfinite(m["seen/retrieval/sku_mrr"]) and np.isfinite(m["match/threshold"])
+    assert np.isfinite(m["retrieval/acc@2"]) and np.isfinite(m["retrieval/sku_mrr"])
+    untested = hand_result.queries.with_column(SPLIT_COLUMN, ["val", "val", "val", "train", "none"])
+    with pytest.raises(ConfigError, match="nothing to score"):
+        score(RetrievalResult(untested, hand_result.database, IDS, SCORES, 2, "no test products"))
 
 
 def test_category_protocol_keys_are_unchanged(tiny_catalogs, encoders, tmp_path):
