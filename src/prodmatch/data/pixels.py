@@ -21,7 +21,8 @@ to the disk before the JSON names it. The crops file's space is allocated before
 its memory map, so a disk that fills up meanwhile is an error at the start of the write, never a SIGBUS in its
 middle. When the disk lacks room for a store (or a write of it fails), the pass decodes as before, leaves no
 temporary file and says so in one warning line; a store file that is empty, short or unparsable is a miss (one
-warning) and is written again.
+warning) and is written again. A writer killed mid-write (SIGKILL) leaves a temporary file, which the next writer
+on the same host removes.
 """
 
 from __future__ import annotations
@@ -40,7 +41,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from prodmatch.errors import one_line
-from prodmatch.utils.atomic import allocated_memmap, commit, is_disk_full, new_temporary, save_npy, write_json
+from prodmatch.utils.atomic import (
+    allocated_memmap,
+    commit,
+    is_disk_full,
+    new_temporary,
+    remove_orphans,
+    save_npy,
+    write_json,
+)
 from prodmatch.utils.hashing import files_identity, stable_hash, texts_hash
 
 if TYPE_CHECKING:
@@ -324,6 +333,7 @@ def store_writer(root: str | Path, paths: Sequence[str], image_size: int) -> Sto
     path = store_path(root, paths, image_size)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_orphans(path.parent)  # what writers killed mid-write on this host left
         free = shutil.disk_usage(path.parent).free
     except OSError as err:
         log.warning(

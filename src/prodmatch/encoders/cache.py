@@ -14,7 +14,8 @@ it.
 The cache is an optimisation and never ends a run: an entry that is empty, short, unparsable or of the wrong
 shape is a miss (one warning) and is written again; an entry that cannot be written (a full disk or quota, a
 read-only folder) leaves no temporary file, and the vectors are used without the cache (one warning; the cache
-writes nothing more in this run).
+writes nothing more in this run). Temporary files left by a writer killed mid-write (SIGKILL, the OOM killer) on
+this host are removed before the next write.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ import numpy as np
 
 from prodmatch.encoders.base import IMAGE_MODALITY, Encoder, EncodeStats
 from prodmatch.errors import one_line
-from prodmatch.utils.atomic import allocated_memmap, atomic_path, is_disk_full, save_npy, write_json
+from prodmatch.utils.atomic import (
+    allocated_memmap,
+    atomic_path,
+    is_disk_full,
+    remove_orphans,
+    save_npy,
+    write_json,
+)
 from prodmatch.utils.hashing import files_identity, stable_hash, texts_hash
 
 __all__ = ["EmbeddingCache", "inputs_identity"]
@@ -67,6 +75,7 @@ class EmbeddingCache:
         self.root = Path(root).expanduser() if root is not None else None
         self.memmap_min_bytes = memmap_min_bytes
         self.writable = True  # False after a write failed (a full disk): read what is there, write no more
+        self._swept = False
         self.hits = 0
         self.misses = 0
 
@@ -108,9 +117,23 @@ class EmbeddingCache:
             encoder.modality,
             type(encoder).__name__,
         )
+        self._remove_orphans()
         vectors = self._compute(encoder, inputs, path)
         loaded = self._load(path, len(inputs)) if path.is_file() else None
         return vectors if loaded is None else loaded[0]  # read back memory-mapped: one copy, read-only
+
+    def _remove_orphans(self) -> None:
+        """Once per cache object: remove what writers killed mid-write on this host left in the folder."""
+        if self._swept or self.root is None or not self.root.is_dir():
+            return
+        self._swept = True
+        try:
+            if removed := remove_orphans(self.root):
+                log.info(
+                    "embedding cache: removed %d temporary files of killed writers in %s", removed, self.root
+                )
+        except OSError:
+            pass  # a folder we cannot clean is still one we can read
 
     def _compute(self, encoder: Encoder, inputs: Sequence[str | Path], path: Path) -> np.ndarray:
         """Encode into the entry: straight into a memory-mapped temp file when big, else in memory. When the

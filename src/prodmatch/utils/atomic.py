@@ -16,6 +16,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,13 +63,46 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
+def _writer_tag() -> str:
+    """This process as temporary file names carry it: host and process id."""
+    host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+    return f"{host}-{os.getpid()}"
+
+
 def new_temporary(path: str | Path) -> Path:
-    """A new empty temporary file beside ``path`` (its folder made if needed), for :func:`commit` to publish."""
+    """A new empty temporary file beside ``path`` (its folder made if needed), for :func:`commit` to publish.
+
+    Its name carries the writer's host and process id, so :func:`remove_orphans` can tell a dead writer's file
+    from a live one's.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     return Path(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process: alive
+        return True
+    return True
+
+
+def remove_orphans(folder: str | Path) -> int:
+    """Remove the temporary files in ``folder`` whose writer on this host is no longer alive (a process killed
+    mid-write, e.g. by SIGKILL or the OOM killer); returns how many. Other hosts' files are left alone."""
+    host = _writer_tag().rsplit("-", 1)[0]
+    removed = 0
+    for tmp in Path(folder).glob(".*.tmp"):
+        match = re.search(rf"\.{re.escape(host)}-(\d+)\.[^.]*\.tmp$", tmp.name)
+        if match and not _alive(int(match.group(1))):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def commit(tmp: Path, path: str | Path) -> None:
