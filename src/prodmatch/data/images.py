@@ -13,6 +13,7 @@ helpers here) stays light.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import threading
@@ -94,12 +95,25 @@ def resolve_image_path(image_root: Path, img_ref: str) -> Path:
             "keep images inside the image root"
         )
     path = Path(image_root) / norm
-    if not path.resolve().is_relative_to(Path(image_root).resolve()):
+    real = _real_path(path)
+    if not real.is_relative_to(_real_dir(str(image_root))):
         raise ImageError(
-            f"img_ref '{img_ref}' is a symlink to {path.resolve()}, outside the image root ({image_root}); keep "
+            f"img_ref '{img_ref}' is a symlink to {real}, outside the image root ({image_root}); keep "
             "images inside the image root, or set data.image_root to the folder the links lead to"
         )
     return path
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _real_dir(folder: str) -> Path:
+    """A folder with its symlinks resolved, cached: a catalog's images share few folders."""
+    return Path(folder).resolve()
+
+
+def _real_path(path: Path) -> Path:
+    """``path`` with its symlinks resolved at the cost of one ``lstat`` (``Path.resolve`` costs one per part)."""
+    real = _real_dir(str(path.parent)) / path.name
+    return real.resolve() if real.is_symlink() else real
 
 
 def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:

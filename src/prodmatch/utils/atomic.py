@@ -92,12 +92,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_orphans(folder: str | Path) -> int:
-    """Remove the temporary files in ``folder`` whose writer on this host is no longer alive (a process killed
-    mid-write, e.g. by SIGKILL or the OOM killer); returns how many. Other hosts' files are left alone."""
+def remove_orphans(folder: str | Path, recursive: bool = False) -> int:
+    """Remove the temporary files in ``folder`` (and its subfolders when ``recursive``) whose writer on this host
+    is no longer alive (a process killed mid-write, e.g. by SIGKILL or the OOM killer); returns how many. Other
+    hosts' files are left alone."""
     host = _writer_tag().rsplit("-", 1)[0]
     removed = 0
-    for tmp in Path(folder).glob(".*.tmp"):
+    folder = Path(folder)
+    for tmp in folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp"):
         match = re.search(rf"\.{re.escape(host)}-(\d+)\.[^.]*\.tmp$", tmp.name)
         if match and not _alive(int(match.group(1))):
             tmp.unlink(missing_ok=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from prodmatch.errors import ProdmatchError
+from prodmatch.utils.atomic import remove_orphans
 
 log = logging.getLogger("prodmatch")
 
@@ -58,7 +59,10 @@ def _secondary_rank() -> bool:
 
 def hold_run_dir(run_dir: str | Path) -> None:
     """Hold ``<run_dir>/.run.lock`` until :func:`release_run_dir` or the end of the process (the lock dies with
-    it, so a crashed run never blocks its dir). :class:`RunDirInUseError` when another live process holds it."""
+    it, so a crashed run never blocks its dir). :class:`RunDirInUseError` when another live process holds it.
+
+    Once held, the temporary files that writers killed mid-write on this host left in the dir are removed.
+    """
     run_dir = Path(run_dir).expanduser().resolve()
     if run_dir in _held or _secondary_rank():
         return
@@ -72,6 +76,8 @@ def hold_run_dir(run_dir: str | Path) -> None:
             "give this one its own dir (leave hydra.run.dir at its default, or set another)"
         ) from None
     _held[run_dir] = lock
+    if removed := remove_orphans(run_dir, recursive=True):
+        log.info("removed %d temporary files of killed writers in %s", removed, run_dir)
 
 
 def release_run_dir(run_dir: str | Path) -> None:

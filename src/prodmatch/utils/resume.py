@@ -126,9 +126,14 @@ def mark_done(cfg: DictConfig, started: dict[str, str] | None = None) -> None:
     """Record that this run dir holds finished results of this config, weights, catalog and version.
 
     ``started``: :func:`start_fingerprints` taken when the run started; the catalog's is taken now, so a run that
-    generated its catalog records it.
+    generated its catalog records it. So are the weights when a model file lies in this run dir (a fit resumed
+    from its own ``last.ckpt`` rewrites it): a rerun starts from them as they are now.
     """
-    atomic.write_json(Path(cfg.paths.output_dir) / DONE_FILE, fingerprints(cfg, started))
+    done = fingerprints(cfg, started)
+    out = Path(cfg.paths.output_dir).expanduser().resolve()
+    if any(path.resolve().is_relative_to(out) for path in model_files(cfg).values()):
+        done["weights"] = weights_fingerprint(cfg)
+    atomic.write_json(out / DONE_FILE, done)
 
 
 def _read_json(path: Path) -> Any:

@@ -139,7 +139,10 @@ def _run(task: Task, cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("resume"):
         earlier = resume.reusable_metrics(cfg)
         if earlier is not None:
-            write_status(cfg, "ok", wall_s=_recorded_wall_s(cfg))  # the reused run's time, not this check's
+            try:  # the reused run's wall time, not this check's
+                write_status(cfg, "ok", wall_s=_recorded_wall_s(cfg))
+            except OSError as exc:
+                return _failure(cfg, exc)
             return earlier
     # taken before the task runs: a task settles config values in place (train.py's datamodule.modality=auto),
     # and a resumed fit rewrites the checkpoint it started from
@@ -165,21 +168,34 @@ def _run(task: Task, cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
+def _record_failure(cfg: DictConfig, status: str, error: str) -> None:
+    """:func:`write_status` for a job that failed: a disk too full to hold even that is said in the log, never
+    raised over the job's own error."""
+    try:
+        write_status(cfg, status, error)
+    except OSError as err:
+        if not atomic.is_disk_full(err):
+            raise
+        log.warning(
+            "%s not written: no space left on the disk (or quota)", Path(cfg.paths.output_dir) / STATUS_FILE
+        )
+
+
 def _failure(cfg: DictConfig, exc: BaseException) -> dict[str, Any]:
     """Record a failed or interrupted job; return NaN metrics in a sweep or leave with the right exit."""
     stop = _interrupted(exc)
     if stop is not None:
         ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
         where = f"; resume with ckpt_path={ckpt}" if ckpt.is_file() else ""
-        write_status(cfg, "interrupted", f"stopped by {stop.signal_name}")
+        _record_failure(cfg, "interrupted", f"stopped by {stop.signal_name}")
         print(f"error: {cfg.experiment_name}: stopped by {stop.signal_name}{where}", file=sys.stderr)
         raise SystemExit(stop.code) from None
     err = user_error(exc) or disk_full_error(cfg, exc)
     if err is None:
-        write_status(cfg, "failed", f"{type(exc).__name__}: {one_line(exc)}")
+        _record_failure(cfg, "failed", f"{type(exc).__name__}: {one_line(exc)}")
         raise exc
     line = one_line(err, limit=2000)
-    write_status(cfg, "failed", line)
+    _record_failure(cfg, "failed", line)
     print(f"error: {line}", file=sys.stderr)  # the one line the user needs; no traceback
     if in_multirun():
         log.error("%s: job failed; the sweep goes on", cfg.get("experiment_name"))

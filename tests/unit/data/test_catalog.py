@@ -418,7 +418,7 @@ def test_source_identity_is_what_was_loaded_and_images_are_hashed_lazily_once(
     rows = [_row(i) for i in range(3)]
     path = _write(tmp_path, rows)
     calls: list[int] = []
-    monkeypatch.setattr(catalog_module, "stats_hash", lambda paths: calls.append(len(paths)) or "s")
+    monkeypatch.setattr(catalog_module, "files_identity", lambda paths: calls.append(len(paths)) or "s")
     cat = load_catalog(path)
     loaded = file_hash(path)
     _write(tmp_path, [*rows, _row(9)])  # edited after loading: the identity stays the loaded bytes'
