@@ -319,10 +319,28 @@ class StoreWriter:
         earlier = (
             previous.token if previous is not None else _published_token(self.path)
         )  # e.g. a corrupt one
+        stale = [*_data_paths(self.path, earlier)] if earlier and earlier != token else []
+        if previous is None and earlier is None:
+            stale = self._unnamed_writes(token)  # a torn JSON names no write: the ones before it go
         write_json(self.path, {"files": self.files, "rows": self.shape[0], "token": token})
-        if earlier and earlier != token:
-            for stale in _data_paths(self.path, earlier):  # a reader that mapped them keeps its map
-                stale.unlink(missing_ok=True)
+        for path in stale:  # a reader that mapped them keeps its map
+            path.unlink(missing_ok=True)
+
+    def _unnamed_writes(self, token: str) -> list[Path]:
+        """The data files of this store that an unreadable (torn) JSON no longer names: those older than it. A
+        concurrent write's files are newer, and stay."""
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except OSError:  # no JSON at all: the first write
+            return []
+        found = []
+        for path in self.path.parent.glob(f"{self.path.with_suffix('').name}-*.npy"):
+            try:
+                if token not in path.name and path.stat().st_mtime_ns <= stamp:
+                    found.append(path)
+            except OSError:  # removed meanwhile
+                continue
+        return found
 
 
 def store_writer(root: str | Path, paths: Sequence[str], image_size: int) -> StoreWriter | None:
