@@ -13,7 +13,7 @@ import io
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -154,23 +154,34 @@ def install_enospc(root: str | Path) -> None:
 
 
 @contextmanager
+def filler(folder: Path) -> Iterator[Callable[[], None]]:
+    """A function that leaves ``folder`` with no room from when it is called (e.g. in the middle of a task) to the
+    end of the block: it fills the tmpfs mounted there, or else injects ENOSPC under it in this process."""
+    import builtins
+
+    saved = (io.open, builtins.open, getattr(os, "posix_fallocate", None), os.write)
+
+    def fill_up() -> None:
+        if os.path.ismount(folder):
+            fill(folder)
+        else:
+            install_enospc(folder)
+
+    try:
+        yield fill_up
+    finally:
+        io.open, builtins.open, fallocate, os.write = saved
+        if fallocate is not None:
+            os.posix_fallocate = fallocate
+        (folder / _FILLER).unlink(missing_ok=True)
+
+
+@contextmanager
 def no_room(folder: Path, size_kb: int = 512) -> Iterator[None]:
     """``folder`` with no room left while the block runs: a small tmpfs, filled, or else injected ENOSPC."""
-    with small_disk(folder, size_kb) as mounted:
-        if mounted:
-            fill(folder)
-            yield
-            return
-        import builtins
-
-        saved = (io.open, builtins.open, getattr(os, "posix_fallocate", None), os.write)
-        install_enospc(folder)
-        try:
-            yield
-        finally:
-            io.open, builtins.open, fallocate, os.write = saved
-            if fallocate is not None:
-                os.posix_fallocate = fallocate
+    with small_disk(folder, size_kb), filler(folder) as fill_up:
+        fill_up()
+        yield
 
 
 def no_room_env(folder: Path, mounted: bool) -> dict[str, str]:

@@ -193,7 +193,7 @@ def test_matches_csv_query_split_recomputes_the_headline_figures(tiny_catalogs, 
     ("kwargs", "message"),
     [
         ({"protocol": "sku"}, "retrieval.protocol"),
-        ({"protocol": "product", "split_fractions": [0.5, 0.5, 0.5]}, "fractions"),
+        ({"protocol": "product", "split_fractions": [0.5, 0.5, 0.5]}, r"retrieval\.split_fractions=\[0\.5"),
         ({"protocol": "product", "match_depth": 0}, "retrieval.match_depth"),
         ({"concat_weights": "auto", "fusion": "concat"}, "retrieval.protocol=product"),
         ({"concat_weights": "best", "fusion": "concat", "protocol": "product"}, "auto or null"),
@@ -203,6 +203,28 @@ def test_bad_protocol_config_is_one_clear_error(kwargs, message):
     channels = [*TITLE, {"encoder": "tfidf_full", "view": "title_cat"}]
     with pytest.raises(ConfigError, match=message):
         RetrievalPipeline(channels=channels if kwargs.get("fusion") else TITLE, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("query_skus", "fractions", "message"),
+    [
+        (["", "", "", "", ""], (0.6, 0.2, 0.2), "no query card has a SKU that a database card has"),
+        (
+            QUERIES[0],
+            (1.0, 0.0, 0.0),
+            r"retrieval.split_fractions=\[1.0, 0.0, 0.0\] puts 0 of 3 database products",
+        ),
+    ],
+    ids=["every query SKU empty", "no test share"],
+)
+def test_nothing_to_score_is_one_error_naming_the_cause_never_nan(
+    tmp_path, encoders, query_skus, fractions, message
+):
+    queries = _catalog(tmp_path, "queries", query_skus, QUERIES[1])
+    pipeline = RetrievalPipeline(TITLE, protocol="product", split_fractions=fractions, k=2)
+    with pytest.raises(ConfigError, match=f"nothing to score: .*{message}") as info:
+        pipeline.run(queries, _catalog(tmp_path, "db", *DB), encoders)
+    assert "\n" not in str(info.value)
 
 
 def test_product_protocol_needs_skus(tmp_path, encoders):
