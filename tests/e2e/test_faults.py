@@ -1,6 +1,6 @@
 """Faults injected into real runs: full disks, torn and replaced files, retrained checkpoints, kills, run dirs
 and checkpoints shared by two runs, an interrupted sweep. None may crash a run, leave a temporary file or change a
-number (docs/RELIABILITY.md, guarantees 13-22). The core of each is also a fast unit test next to its module."""
+number (docs/RELIABILITY.md, guarantees 13-21). The core of each is also a fast unit test next to its module."""
 
 from __future__ import annotations
 
