@@ -18,7 +18,6 @@ from prodmatch.embedding.shards import (
     merge_shards,
     rank_rows,
 )
-from prodmatch.utils.atomic import is_disk_full
 from tests.helpers.faults import filler, no_room, small_disk
 
 DIM = 4
@@ -114,6 +113,8 @@ def test_a_failed_merge_is_raised_on_every_rank(tmp_path: Path):
 
 def test_no_room_for_a_shard_or_its_merge_is_an_oserror_never_a_sigbus(tmp_path: Path):
     """The shards are memory maps: their space is allocated before a row goes through them."""
+    from prodmatch.utils.atomic import is_disk_full
+
     folder = tmp_path / "disk"
     with no_room(folder):
         with pytest.raises(OSError) as info:
