@@ -54,6 +54,11 @@ def _status(run_dir: Path) -> str | None:
         return None
 
 
+def _logged(log: Path) -> bool:
+    """Whether a job's task has logged its first line (its signal handlers are in place by then)."""
+    return log.is_file() and log.stat().st_size > 0
+
+
 def _errors(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("error:")]
 
@@ -262,7 +267,7 @@ def test_two_training_runs_into_one_run_dir(tiny_data_dir, tmp_path):
     args = [*cli_overrides(tiny_data_dir, tmp_path), *TRAIN, f"hydra.run.dir={run}"]
     first = start_script("train.py", [*args, "trainer.max_epochs=500"], tmp_path)
     try:
-        assert _wait_for(lambda: _status(run) == "running", first)
+        assert _wait_for(lambda: _logged(run / "train.log"), first), "the first run is under way"
         config = (run / ".hydra" / "config.yaml").read_text()
         second = run_script("train.py", [*args, "trainer.max_epochs=1"], tmp_path)
         assert second.returncode == 1
@@ -292,7 +297,7 @@ def test_an_interrupted_optuna_sweep_exits_non_zero_and_a_rerun_continues_it(tin
         "trainer.max_epochs=3",
     ]
     proc = start_script("train.py", args, tmp_path)
-    assert _wait_for(lambda: _status(sweep / "1") == "running", proc)
+    assert _wait_for(lambda: _logged(sweep / "1" / "train.log"), proc), "the second trial is under way"
     time.sleep(2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=600)
