@@ -7,6 +7,7 @@ line, and the console goes on.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import sys
@@ -30,10 +31,8 @@ class FileHandler(logging.FileHandler):
             return
         self.full = True
         stream, self.stream = self.stream, None
-        try:  # what the disk cannot take is dropped, so closing the handler does not try again
-            stream.close()
-        except (OSError, AttributeError):
-            pass
+        with contextlib.suppress(OSError, AttributeError):  # what the disk cannot take is dropped, so closing
+            stream.close()  # the handler does not try again
         print(
             f"warning: {self.baseFilename}: no space left on the disk; the log file stops here",
             file=sys.stderr,
