@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from tests.helpers.faults import (
     small_disk,
     temporaries,
 )
-from tests.helpers.run import cli_overrides, run_script, start_script
+from tests.helpers.run import OFFLINE_ENV, REPO_ROOT, cli_overrides, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +80,25 @@ def _wait_for(ready: Callable[[], object], proc: subprocess.Popen, timeout: floa
     return bool(ready())
 
 
+def _start(script: str, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``start_script`` with its output in files: a long run never blocks on a full pipe (where it would also never
+    reach the batch boundary at which a signal stops it)."""
+    out = cwd / f".{script}.{time.monotonic_ns()}"
+    command = [sys.executable, str(REPO_ROOT / script), *args]
+    with open(f"{out}.out", "w") as stdout, open(f"{out}.err", "w") as stderr:
+        proc = subprocess.Popen(command, cwd=cwd, env={**os.environ, **OFFLINE_ENV, **(env or {})},
+                                stdout=stdout, stderr=stderr, text=True)  # fmt: skip
+    proc.output_files = (Path(f"{out}.out"), Path(f"{out}.err"))
+    return proc
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Wait for a run :func:`_start` started; its exit status and output."""
+    proc.wait(timeout=timeout)
+    out, err = (path.read_text() for path in proc.output_files)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def _copy_data(tiny_data_dir: Path, tmp_path: Path) -> Path:
     """A catalog of this test's own (its images get replaced)."""
     data = tmp_path / "data"
@@ -104,13 +124,12 @@ def test_a_disk_filling_up_under_the_caches_falls_back_and_changes_no_number(tin
             fill(cache)
         args = [*cli_overrides(tiny_data_dir, tmp_path), *IMG, "data.synthetic=null", f"hydra.run.dir={run}"]
         args += [f"encoders.image.pixel_cache={px}", f"paths.cache_dir={cache}"]
-        proc = start_script("evaluate.py", args, tmp_path, env=no_room_env(disks, mounted))
+        proc = _start("evaluate.py", args, tmp_path, env=no_room_env(disks, mounted))
         if mounted:
             assert _wait_for(lambda: temporaries(px), proc), "the store is written through a temporary file"
             fill(px)  # the disk fills up while the store is written
-        out, err = proc.communicate(timeout=900)
-        _ok(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
-        logged = out + err
+        done = _ok(_finish(proc))
+        logged = done.stdout + done.stderr
         assert (
             len([line for line in logged.splitlines() if "pixel store" in line and "not written" in line])
             == 1
@@ -129,10 +148,10 @@ def test_no_room_for_the_run_dir_is_one_error_line_and_a_failed_status(tiny_data
         if not mounted:
             pytest.skip("filling the run dir mid-run needs a tmpfs; the unit test injects ENOSPC instead")
         args = [*cli_overrides(tiny_data_dir, tmp_path), *IMG, "cache=false", f"hydra.run.dir={run}"]
-        proc = start_script("evaluate.py", args, tmp_path)
+        proc = _start("evaluate.py", args, tmp_path)
         assert _wait_for(lambda: _status(run) == "running", proc), "the job records that it runs"
         fill(run)
-        out, err = proc.communicate(timeout=900)
+        err = _finish(proc).stderr
         assert proc.returncode == 1, err[-3000:]
         (line,) = _errors(err)
         assert "no space left on the disk" in line and str(run) in line
@@ -249,10 +268,10 @@ def test_a_run_killed_while_writing_then_run_again_equals_the_serial_result(tiny
     _ok(_evaluate(tiny_data_dir, tmp_path, serial, "cache=false"))
     px = tmp_path / "px"
     args = [*cli_overrides(tiny_data_dir, tmp_path), *IMG, f"encoders.image.pixel_cache={px}"]
-    proc = start_script("evaluate.py", [*args, f"hydra.run.dir={tmp_path / 'killed'}"], tmp_path)
+    proc = _start("evaluate.py", [*args, f"hydra.run.dir={tmp_path / 'killed'}"], tmp_path)
     assert _wait_for(lambda: temporaries(px), proc), "the store is written through a temporary file"
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    _finish(proc, timeout=60)
     assert temporaries(px), "killed mid-write: nothing could clean up"
     again = tmp_path / "again"
     _ok(run_script("evaluate.py", [*args, f"hydra.run.dir={again}"], tmp_path))
@@ -265,7 +284,7 @@ def test_two_training_runs_into_one_run_dir(tiny_data_dir, tmp_path):
     Now it stops with one line before writing anything there."""
     run = tmp_path / "run"
     args = [*cli_overrides(tiny_data_dir, tmp_path), *TRAIN, f"hydra.run.dir={run}"]
-    first = start_script("train.py", [*args, "trainer.max_epochs=500"], tmp_path)
+    first = _start("train.py", [*args, "trainer.max_epochs=500"], tmp_path)
     try:
         assert _wait_for(lambda: _logged(run / "train.log"), first), "the first run is under way"
         config = (run / ".hydra" / "config.yaml").read_text()
@@ -276,7 +295,7 @@ def test_two_training_runs_into_one_run_dir(tiny_data_dir, tmp_path):
         assert (run / ".hydra" / "config.yaml").read_text() == config and _status(run) == "running"
     finally:
         first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=600)
+        _finish(first, timeout=600)
     assert first.returncode == 128 + signal.SIGTERM and _status(run) == "interrupted"
 
 
@@ -296,11 +315,11 @@ def test_an_interrupted_optuna_sweep_exits_non_zero_and_a_rerun_continues_it(tin
         "callbacks.retrieval.before_fit=false",
         "trainer.max_epochs=3",
     ]
-    proc = start_script("train.py", args, tmp_path)
+    proc = _start("train.py", args, tmp_path)
     assert _wait_for(lambda: _logged(sweep / "1" / "train.log"), proc), "the second trial is under way"
     time.sleep(2)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=600)
+    err = _finish(proc, timeout=600).stderr
     assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
     assert (_status(sweep / "0"), _status(sweep / "1")) == ("ok", "interrupted")
     assert not (sweep / "2").exists() and not (sweep / "best_trial.yaml").exists()
