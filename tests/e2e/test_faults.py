@@ -149,7 +149,8 @@ def test_no_room_for_the_run_dir_is_one_error_line_and_a_failed_status(tiny_data
             pytest.skip("filling the run dir mid-run needs a tmpfs; the unit test injects ENOSPC instead")
         args = [*cli_overrides(tiny_data_dir, tmp_path), *IMG, "cache=false", f"hydra.run.dir={run}"]
         proc = _start("evaluate.py", args, tmp_path)
-        assert _wait_for(lambda: _status(run) == "running", proc), "the job records that it runs"
+        assert _wait_for(lambda: _logged(run / "evaluate.log"), proc), "the job is under way"
+        started = _status(run)
         fill(run)
         err = _finish(proc).stderr
         assert proc.returncode == 1, err[-3000:]
@@ -158,6 +159,7 @@ def test_no_room_for_the_run_dir_is_one_error_line_and_a_failed_status(tiny_data
         assert _status(run) == "failed"
         assert "Traceback" not in err
         assert temporaries(run) == []
+    assert started == "running"  # recorded as it started: a job killed outright is never taken for "ok"
 
 
 # ------------------------------------------------------------------------------------------ torn, replaced files
