@@ -15,15 +15,23 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from prodmatch.utils.atomic import atomic_path
+from prodmatch.utils.signals import loop_ended, loop_started
 
 log = logging.getLogger("prodmatch.callbacks")
 
 
 class InterruptCheckpoint(pl.Callback):
-    """On SIGTERM / SIGINT (Lightning stops at a batch boundary), write ``<dirpath>/last.ckpt``."""
+    """On SIGTERM / SIGINT (Lightning stops at a batch boundary), write ``<dirpath>/last.ckpt``. It also marks the
+    fit loop's start and end for :mod:`prodmatch.utils.signals`: a signal outside the loop stops the job at once."""
 
     def __init__(self, dirpath: str | Path) -> None:
         self.dirpath = Path(dirpath)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        loop_started(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        loop_ended(trainer)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
