@@ -113,7 +113,7 @@ def _evaluate(data: Path, root: Path, run_dir: Path, *extra: str) -> subprocess.
 
 # ---------------------------------------------------------------------------------------------------- disks full
 def test_a_disk_filling_up_under_the_caches_falls_back_and_changes_no_number(tiny_data_dir, tmp_path):
-    """Found 1 and 4: the pixel store's disk fills up while the store is written (a SIGBUS before), and the
+    """The pixel store's disk fills up while the store is written (a SIGBUS before), and the
     embedding cache's has no room at all (an OSError traceback before)."""
     reference = tmp_path / "reference"
     _ok(_evaluate(tiny_data_dir, tmp_path, reference, "cache=false"))
@@ -164,7 +164,7 @@ def test_no_room_for_the_run_dir_is_one_error_line_and_a_failed_status(tiny_data
 
 # ------------------------------------------------------------------------------------------ torn, replaced files
 def test_torn_and_empty_entries_are_misses_that_change_no_number(tiny_data_dir, tmp_path):
-    """Found 5: what a power loss can leave (an empty or short entry) is one warning and is written again."""
+    """What a power loss can leave (an empty or short entry) is one warning and is written again."""
     px = tmp_path / "px"
     first = tmp_path / "first"
     _ok(_evaluate(tiny_data_dir, tmp_path, first, f"encoders.image.pixel_cache={px}"))
@@ -186,7 +186,7 @@ def test_torn_and_empty_entries_are_misses_that_change_no_number(tiny_data_dir, 
 def test_images_replaced_with_the_same_size_and_mtime_change_the_numbers_as_they_should(
     tiny_data_dir, tmp_path
 ):
-    """Found 3: images replaced keeping their size and mtime (cp -p, rsync -a, touch -r, an archive) are not
+    """Images replaced keeping their size and mtime (cp -p, rsync -a, touch -r, an archive) are not
     served from the pixel store, the embedding cache or a finished run (resume=true)."""
     data = _copy_data(tiny_data_dir, tmp_path)
     px, fixed = tmp_path / "px", tmp_path / "fixed"
@@ -222,7 +222,7 @@ def trained(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
 
 
 def test_a_checkpoint_retrained_at_the_same_path_is_evaluated_again(tiny_data_dir, trained, tmp_path):
-    """Found 2: `resume=true` keyed the checkpoint by its path; a retrained one there reused stale metrics."""
+    """`resume=true` once keyed a checkpoint by its path: a retrained one there reused stale metrics."""
     _, run_a, run_b = trained
     ckpt = tmp_path / "model" / "last.ckpt"
     ckpt.parent.mkdir()
@@ -248,8 +248,8 @@ def test_a_checkpoint_retrained_at_the_same_path_is_evaluated_again(tiny_data_di
 
 
 def test_another_runs_checkpoint_with_another_model_config_starts_a_new_run(tiny_data_dir, trained):
-    """Not yet probed before: `ckpt_path=<another run's last.ckpt>` with a different model config wrote into the
-    other run's dir. Now it is a new run that records where it was initialised from."""
+    """`ckpt_path=<another run's last.ckpt>` with a different model config once wrote into
+    the other run's dir. Now it is a new run that records where it was initialised from."""
     root, run_a, _ = trained
     untouched = {p.name: p.stat().st_mtime_ns for p in run_a.iterdir() if p.is_file()}
     ckpt = run_a / "checkpoints" / "last.ckpt"
@@ -282,7 +282,7 @@ def test_a_run_killed_while_writing_then_run_again_equals_the_serial_result(tiny
 
 
 def test_two_training_runs_into_one_run_dir(tiny_data_dir, tmp_path):
-    """Not yet probed before: a second train.py given a live run's hydra.run.dir overwrote its .hydra/ and files.
+    """A second train.py given a live run's hydra.run.dir once overwrote its .hydra/ and files.
     Now it stops with one line before writing anything there."""
     run = tmp_path / "run"
     args = [*cli_overrides(tiny_data_dir, tmp_path), *TRAIN, f"hydra.run.dir={run}"]
