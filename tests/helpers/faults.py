@@ -95,16 +95,21 @@ def _full(path: object = None) -> OSError:
     return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), None if path is None else os.fspath(path))
 
 
-class _NoRoomFile:
-    """A file opened for writing on the full disk: every write raises ENOSPC, the rest is the real file's."""
+_BLOCK = 4096
 
-    def __init__(self, fh) -> None:
+
+class _NoRoomFile:
+    """A file opened for writing on the full disk: a write past the blocks it holds already raises ENOSPC (an
+    overwrite in place fits, as on a real disk), the rest is the real file's."""
+
+    def __init__(self, fh, held: int) -> None:
         self._fh = fh
+        self._held = -(-held // _BLOCK) * _BLOCK
 
     def write(self, data) -> int:
-        if len(data):
+        if len(data) and self._fh.tell() + len(data) > self._held:
             raise _full()
-        return 0
+        return self._fh.write(data)
 
     def writelines(self, lines) -> None:
         for line in lines:
@@ -131,8 +136,9 @@ def install_enospc(root: str | Path) -> None:
 
     def open_(file, mode="r", *args, **kwargs):
         fh = real_open(file, mode, *args, **kwargs)
-        writing = any(c in mode for c in "wax+")
-        return _NoRoomFile(fh) if writing and _under(file, root) else fh
+        if not any(c in mode for c in "wax+") or not _under(file, root):
+            return fh
+        return _NoRoomFile(fh, 0 if "w" in mode else os.fstat(fh.fileno()).st_size)
 
     def fallocate(fd, offset, length):
         if _fd_under(fd, root):

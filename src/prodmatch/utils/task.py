@@ -64,8 +64,8 @@ class DiskFullError(ProdmatchError):
 def write_status(cfg: DictConfig, status: str, error: str | None = None, wall_s: float | None = None) -> None:
     """Record this job's outcome (and its wall time) where the sweep summary, the reports and a person find it.
 
-    On a full disk there is no room for a temporary file: the record is then rewritten in place, in the blocks of
-    the ``running`` record the job started with.
+    On a full disk there is no room for a temporary file: the record is then overwritten in place, in the blocks of
+    the ``running`` record the job started with (never truncated first, so a write that fails leaves that record).
     """
     data = {"status": status, "experiment": str(cfg.get("experiment_name")), "error": error}
     if wall_s is not None:
@@ -74,11 +74,12 @@ def write_status(cfg: DictConfig, status: str, error: str | None = None, wall_s:
     try:
         atomic.write_json(path, data)
     except OSError as err:
-        if not atomic.is_disk_full(err):
+        if not atomic.is_disk_full(err) or not path.is_file():
             raise
-        path.write_text(
-            json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        with path.open("r+b") as fh:
+            fh.write(text.encode("utf-8"))
+            fh.truncate()
 
 
 def disk_full_error(cfg: DictConfig, exc: BaseException) -> DiskFullError | None:
