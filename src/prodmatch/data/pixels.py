@@ -20,7 +20,8 @@ the crops of one write with the identity of another; a rewrite removes the files
 to the disk before the JSON names it. The crops file's space is allocated before the first crop is written through
 its memory map, so a disk that fills up meanwhile is an error at the start of the write, never a SIGBUS in its
 middle. When the disk lacks room for a store (or a write of it fails), the pass decodes as before, leaves no
-temporary file and says so in one warning line; a store file that is empty, short or unparsable is a miss (one
+temporary file and says so in one warning line (later passes in the process decode without trying that folder
+again); a store file that is empty, short or unparsable is a miss (one
 warning) and is written again. A writer killed mid-write (SIGKILL) leaves a temporary file, which the next writer
 on the same host removes.
 """
@@ -72,6 +73,8 @@ _CROP = "resize_center_crop_bilinear"
 # Keep this share of the free disk for everything else: a store only goes where it takes less than half.
 _MAX_SHARE_OF_FREE = 0.5
 PREFETCH = 4  # batches read ahead of the forward pass
+# Folders this process found without room for a store (said once): later passes decode without trying again.
+_NO_ROOM: set[Path] = set()
 
 
 class StaleStoreError(RuntimeError):
@@ -294,6 +297,8 @@ class StoreWriter:
             return None
 
     def _not_written(self, err: OSError) -> None:
+        if is_disk_full(err):
+            _NO_ROOM.add(self.path.parent)
         why = "no space left on the disk (or quota)" if is_disk_full(err) else one_line(err)
         log.warning(
             "pixel store %s not written (%s) in %s; images are decoded every pass (free disk space there, or set "
@@ -349,6 +354,8 @@ def store_writer(root: str | Path, paths: Sequence[str], image_size: int) -> Sto
     if files is None:
         return None  # a missing file: decode every pass (its row comes back NaN and counted)
     path = store_path(root, paths, image_size)
+    if path.parent in _NO_ROOM:
+        return None  # no room there, said once already
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_orphans(path.parent)  # what writers killed mid-write on this host left
@@ -363,6 +370,7 @@ def store_writer(root: str | Path, paths: Sequence[str], image_size: int) -> Sto
         return None
     needed = len(paths) * 3 * image_size * image_size
     if needed > _MAX_SHARE_OF_FREE * free:
+        _NO_ROOM.add(path.parent)
         log.warning(
             "pixel store skipped: %d crops of %d px need %.1f GB, over half the %.1f GB free in %s; images are "
             "decoded every pass (free disk space, or set encoders.image.pixel_cache=null to stop trying)",

@@ -301,3 +301,13 @@ def test_a_writer_killed_mid_write_leaves_a_temporary_the_next_writer_removes(fi
     np.testing.assert_array_equal(_encoder(folder).encode(files), _encoder().encode(files))
     assert temporaries(folder) == []
     assert pixels.open_store(folder, files, 24).matches(files)
+
+
+def test_a_folder_without_room_is_said_once_and_not_tried_again(files, tmp_path, monkeypatch, caplog):
+    """Training evaluates every few epochs: the warning is not repeated, and nothing is written meanwhile."""
+    monkeypatch.setattr(pixels.shutil, "disk_usage", lambda _: type("U", (), {"free": 10})())
+    with caplog.at_level(logging.WARNING, logger="prodmatch.data"):
+        for _ in range(3):
+            _encoder(tmp_path / "px").encode(files)
+            _encoder(tmp_path / "px", image_size=32).encode(files)
+    assert len([r for r in caplog.records if r.getMessage().startswith("pixel store")]) == 1
