@@ -9,6 +9,7 @@ from typing import Any
 
 from prodmatch.data.catalog import Catalog, load_catalog
 from prodmatch.errors import CatalogError
+from prodmatch.utils.hashing import check_identity
 
 log = logging.getLogger("prodmatch.data")
 
@@ -24,9 +25,13 @@ class CatalogSource:
     image_size: int = 224  # working image size of models on this data (encoders and training read it)
     strict: bool = False
     check_images: str = "exists"
-    synthetic: dict[str, Any] | None = (
-        None  # {seed, scale[, profile]}: generate the catalog when it is missing
-    )
+    # {seed, scale[, profile]}: generate the catalog when it is missing
+    synthetic: dict[str, Any] | None = None
+    # how caches and reuse recognise an image file: "stat" or "content" (prodmatch.utils.hashing.files_identity)
+    identity: str = "stat"
+
+    def __post_init__(self) -> None:
+        check_identity(self.identity)
 
     def load(self, require_images: bool = True) -> tuple[Catalog, Catalog]:
         """Validate and load (queries, database); generate the synthetic catalog first when configured."""
