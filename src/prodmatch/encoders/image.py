@@ -34,7 +34,7 @@ from prodmatch.data.pixels import PixelStoreDataset, StaleStoreError, open_store
 from prodmatch.encoders.base import IMAGE_MODALITY, EncodeStats
 from prodmatch.encoders.device import resolve_device
 from prodmatch.errors import ConfigError
-from prodmatch.utils.hashing import tree_identity
+from prodmatch.utils.hashing import weights_digest
 from prodmatch.utils.vectors import l2_normalize
 
 __all__ = ["ImageEncoder"]
@@ -119,7 +119,10 @@ class ImageEncoder:
             identity = ResNet18_Weights[self.weights].name
         else:
             path = Path(self.weights).expanduser()
-            identity = tree_identity(path) if path.exists() else self.weights
+            try:  # the file's bytes, not its path: weights replaced at the same path are other weights
+                identity = f"file:{weights_digest(path)}" if path.exists() else self.weights
+            except OSError:
+                return None  # unreadable: loading it will say so; nothing to key a cache entry by
         return f"resnet18|weights={identity}|pretrained={self.pretrained}|image_size={self.image_size}"
 
     def dataset(self, paths: Sequence[str | Path]) -> ImageDataset | PixelStoreDataset:

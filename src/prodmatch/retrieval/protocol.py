@@ -10,7 +10,8 @@ Scoring then gives the headline keys over the query cards of the test products, 
 training, and the same keys prefixed ``seen/`` over those of the train and val products; cards of no group
 count in neither. The match threshold (and, with ``concat_weights=auto``, the concat weights) is chosen on the
 val products' query cards, which the ``seen/`` figures therefore include; the headline figures never do. ``matches.csv`` carries the
-group as ``query_split``, so the headline figures can be recomputed from it.
+group as ``query_split``, so the headline figures can be recomputed from it. A run with no query card of a test
+product has nothing to score: it is an error naming the cause, never NaN figures.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from prodmatch.data.catalog import Catalog
-from prodmatch.data.splits import NO_SKU, SPLITS, product_split, split_catalogs
+from prodmatch.data.splits import NO_SKU, SPLITS, product_split, sku_groups, split_catalogs
 from prodmatch.errors import ConfigError
 
 PROTOCOLS = ("category", "product")
@@ -46,11 +47,41 @@ def database_split(database: Catalog, fractions: Sequence[float], seed: int) -> 
 
 
 def assign_split(queries: Catalog, database: Catalog, fractions: Sequence[float], seed: int) -> Catalog:
-    """The query cards with their product group in the ``split`` column (groups drawn over database SKUs)."""
-    q_split, _ = split_catalogs(
-        _require_skus(queries, "query"), _require_skus(database, "database"), fractions, seed
-    )
+    """The query cards with their product group in the ``split`` column (groups drawn over database SKUs).
+
+    Nothing to score (no query card of a test product) is a one-line ConfigError naming the cause: no shared
+    SKUs, or split fractions that leave the test group empty.
+    """
+    q_skus, db_skus = _require_skus(queries, "query"), _require_skus(database, "database")
+    q_split, _ = split_catalogs(q_skus, db_skus, fractions, seed)
+    if not (q_split == UNSEEN).any():
+        raise ConfigError(_nothing_to_score(q_split, db_skus, fractions, seed))
     return queries.with_column(SPLIT_COLUMN, q_split)
+
+
+def _nothing_to_score(q_split: np.ndarray, db_skus: np.ndarray, fractions: Sequence[float], seed: int) -> str:
+    """Why no query card belongs to a test product, and the fix."""
+    if (q_split == NO_SKU).all():
+        return (
+            "retrieval.protocol=product has nothing to score: no query card has a SKU that a database card has "
+            f"({len(q_split)} query cards); fill the sku column of both catalogs, or use retrieval.protocol=category"
+        )
+    groups = sku_groups(db_skus, fractions, seed)
+    tested = sum(group == UNSEEN for group in groups.values())
+    return (
+        f"retrieval.protocol=product has nothing to score: retrieval.split_fractions={list(fractions)} puts "
+        f"{tested} of {len(groups)} database products in the test group, and no query card is of one; give the "
+        "test share more room, e.g. retrieval.split_fractions=[0.6,0.2,0.2]"
+    )
+
+
+def check_scored(split: np.ndarray) -> None:
+    """A one-line ConfigError when no query card of a test product is left (all dropped while embedding)."""
+    if not (np.asarray(split, dtype=object) == UNSEEN).any():
+        raise ConfigError(
+            "retrieval.protocol=product has nothing to score: no query card of a test product is left after the "
+            "cards whose image could not be decoded were dropped (data/dropped/... in the log); fix those images"
+        )
 
 
 def query_split(queries: Catalog) -> np.ndarray | None:

@@ -20,8 +20,9 @@ WANDB_ID_FILE = "wandb_run_id"
 def wandb_run_id(run_dir: str | Path) -> str:
     """This run dir's W&B run id: the stored one (a resumed job continues its run) or a new one, stored."""
     path = Path(run_dir) / WANDB_ID_FILE
-    if path.is_file():
-        return path.read_text().strip()
+    stored = path.read_text().strip() if path.is_file() else ""
+    if stored:  # an empty file (a write cut short) gets a new id
+        return stored
     from prodmatch.utils import atomic
 
     run_id = "".join(

@@ -1,8 +1,13 @@
-"""Hydra callbacks for sweeps: the best trial of a study, written to the sweep dir and printed.
+"""Hydra callbacks: the run-dir lock of every run, and the best trial of a study, written to the sweep dir and
+printed.
 
-Registered by the `hparams_search` configs (`hydra.callbacks.best_trial`). It reads what the jobs left in their
-dirs (`metrics.json`, `job_status.json`, `.hydra/`), so it works the same whether the jobs ran in this process
-(basic launcher) or in submitit workers, where this process never sees a job's return value.
+:class:`RunDirLock` is registered by `conf/hydra/default.yaml` (`hydra.callbacks.run_dir_lock`): a run (or sweep
+job) holds its dir before Hydra writes anything there, so a second process given the same `hydra.run.dir` stops
+with one line instead of overwriting the live run's `.hydra/` and files.
+
+:class:`BestTrialReport` is registered by the `hparams_search` configs (`hydra.callbacks.best_trial`). It reads what
+the jobs left in their dirs (`metrics.json`, `job_status.json`, `.hydra/`), so it works the same whether the jobs
+ran in this process (basic launcher) or in submitit workers, where this process never sees a job's return value.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,13 +23,47 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from prodmatch.errors import ProdmatchError
 from prodmatch.utils.atomic import write_text
+from prodmatch.utils.locks import hold_run_dir, release_run_dir
 
 log = logging.getLogger("prodmatch")
 
 DEFAULT_METRIC = "retrieval/acc@10"
 STATUS_FILE = "job_status.json"
 RESULTS_FILE = "optimization_results.yaml"
+
+
+class RunDirLock(Callback):
+    """Hold the run dir (or each sweep job's dir) while it runs; another live process holding it ends this one
+    with one ``error:`` line and exit 1, before anything is written there."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        # as run_job does next: the run dir's interpolations need it
+        HydraConfig.instance().set_config(config)
+        self._hold(str(config.hydra.run.dir))
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        release_run_dir(str(config.hydra.run.dir))
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._hold(str(config.hydra.runtime.output_dir))  # a single run holds it already
+
+    def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.types import RunMode
+
+        if config.hydra.mode == RunMode.MULTIRUN:  # a single run lets go in on_run_end
+            release_run_dir(str(config.hydra.runtime.output_dir))
+
+    @staticmethod
+    def _hold(run_dir: str) -> None:
+        try:
+            hold_run_dir(run_dir)
+        except ProdmatchError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(1) from None
 
 
 @dataclass
@@ -46,18 +86,27 @@ def _job_num(job_dir: Path) -> int:
     return int(num) if isinstance(num, int) else -1
 
 
-def _failed(job_dir: Path) -> bool:
+def _read_json(path: Path) -> dict[str, Any]:
+    """A job's JSON record; {} when it is missing, empty or torn (a job killed while writing it)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _finished(job_dir: Path) -> bool:
+    """Whether the job recorded its end as ok (a failed, interrupted or still running job has no value)."""
     status = job_dir / STATUS_FILE
-    return status.is_file() and json.loads(status.read_text()).get("status") == "failed"
+    return not status.is_file() or _read_json(status).get("status") == "ok"
 
 
 def read_trial(job_dir: Path, metric: str) -> Trial:
     """The trial a job dir records: its overrides, its metrics and the value of `metric` (finite, or None)."""
     overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
-    metrics_path = job_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics = _read_json(job_dir / "metrics.json")
     value = metrics.get(metric)
-    finite = isinstance(value, (int, float)) and math.isfinite(value) and not _failed(job_dir)
+    finite = isinstance(value, (int, float)) and math.isfinite(value) and _finished(job_dir)
     return Trial(job_dir, _job_num(job_dir), overrides, metrics, float(value) if finite else None)
 
 
