@@ -13,6 +13,7 @@ import torch
 from sentence_transformers.sentence_transformer import losses as st_losses
 
 from prodmatch.backbones.resnet import build_resnet18
+from prodmatch.data.training.augment import Augment
 from prodmatch.data.training.datamodule import PairDataModule
 from prodmatch.errors import ConfigError
 from prodmatch.models.base import linear_warmup
@@ -80,7 +81,7 @@ def queries(tiny_catalogs):
 
 
 def _image_dm(database, **kwargs) -> PairDataModule:
-    args = dict(image_size=32, batch_size=6, num_workers=0, augment=False, seed=0)
+    args = dict(image_size=32, batch_size=6, num_workers=0, augment=None, seed=0)
     return PairDataModule(database, **{**args, **kwargs})
 
 
@@ -106,7 +107,7 @@ def test_siamese_fit_logs_and_encodes(database, queries) -> None:
     pl.seed_everything(0)
     step_lr = functools.partial(torch.optim.lr_scheduler.StepLR, step_size=7, gamma=0.3)
     module = SiameseModule(ContrastiveLoss(), ADAM, step_lr, image_size=32, encode_num_workers=0)
-    dm = _image_dm(database, augment=True)
+    dm = _image_dm(database, augment=Augment())
     trainer = _trainer(
         max_epochs=2, limit_train_batches=2, limit_val_batches=1, reload_dataloaders_every_n_epochs=1
     )
