@@ -48,7 +48,7 @@ evaluate:  ## off-the-shelf evaluation (EXPERIMENT=img|title_cat|...)
 reproduce:  ## the study's whole comparison -> reports/results.md + results.png (DATA=sportdoma: your real files)
 	$(PY) -m prodmatch.reproduce --profile $(DATA) $(OVERRIDES)
 
-reproduce-product:  ## the product-level table alone (data=synthetic_full, CPU-sized) -> reports/product/
+reproduce-product:  ## the product-level tables (synthetic_full and synthetic_hard, CPU-sized) -> reports/product/<catalog>/
 	$(PY) -m prodmatch.reproduce --profile $(DATA) --only product $(OVERRIDES)
 
 reproduce-quick:  ## smoke version of `reproduce` (tiny catalog, minutes) -> reports/quick/

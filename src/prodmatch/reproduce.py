@@ -40,6 +40,16 @@ class Profile:
     # with these overrides in place of `product_train`'s for the same keys
     product_train_longer: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     product_note: str = ""  # the note of the product-level report of `--only product`
+    # the catalogs (data configs) of the product-level table, one table each (empty: `product`'s data alone)
+    product_catalogs: tuple[str, ...] = ()
+
+
+# Product rows evaluated from another row's trained checkpoint, not trained again: row -> (the evaluate experiment
+# that reads a checkpoint, the train row whose last.ckpt it reads). product_fused's image net is
+# product_image_supcon's (same recipe, budget and seed), so one training serves both rows.
+FROM_CHECKPOINT: dict[str, tuple[str, str]] = {
+    "product_fused": ("product_fused_checkpoint", "product_image_supcon"),
+}
 
 
 PROFILES = {
@@ -49,19 +59,13 @@ PROFILES = {
         "training (5 epochs of 1500 pairs)",
         common=("data=synthetic", "pretrained=false"),
         train=("trainer.max_epochs=5", "datamodule.sampler.pairs_per_epoch=1500"),
-        # the study-sized catalog (1,000 queries x ~13,700 cards); CPU-sized product training: 3 epochs of 60
-        # batches (about 11,500 images, ~50 images/s on 2 cores), no before-fit evaluation (the untrained image
-        # row is product_image)
-        product=("data=synthetic_full", "pretrained=false"),
-        product_train=(
-            "trainer.max_epochs=3",
-            "+trainer.limit_train_batches=60",
-            "callbacks.retrieval.before_fit=false",
-        ),
-        # its category classifier reaches 0.98 validation accuracy after about 10 such epochs (a 3-epoch run ends at 0.93)
-        product_train_longer={"product_fused": ("trainer.max_epochs=12",)},
-        product_note="Product level only: the product-level sweeps on data=synthetic_full, models built locally "
-        "with random weights, CPU-sized training (3 epochs of 60 batches; product_fused 12)",
+        # the study-sized catalogs (1,000 queries x ~13,700 cards each), every row at its experiment's own
+        # CPU-sized recipe (product_image_supcon: 45 epochs of 64 batches of 128 cards at 32 px)
+        product=("pretrained=false",),
+        product_catalogs=("synthetic_full", "synthetic_hard"),
+        product_note="Product level only: the product-level sweeps, models built locally with random weights, "
+        "each row at its experiment's own CPU-sized recipe; product_fused is evaluated from "
+        "product_image_supcon's checkpoint (the same net, trained once)",
     ),
     # A smoke run that still writes every row: the tiny synthetic catalog, one short epoch.
     "quick": Profile(
@@ -107,22 +111,37 @@ def sweep_command(
 def plan(
     profile_name: str, runs_dir: Path, reports_dir: Path, extra: Sequence[str] = (), only: str | None = None
 ) -> list[list[str]]:
-    """The reproduction's steps: the study's two sweeps, the product-level sweeps, then the results report and
-    the galleries. ``only="product"``: the product-level sweeps alone, reported under ``reports_dir/product``."""
+    """The reproduction's steps: the study's two sweeps, the product-level sweeps (per catalog), then the results
+    reports and the galleries. ``only="product"``: the product-level sweeps alone, reported under
+    ``reports_dir/product`` (``reports_dir/product/<catalog>`` for a profile with several catalogs)."""
     from prodmatch.reporting.study import FINE_TUNED, OFF_THE_SHELF, table_experiments
 
     profile = PROFILES[profile_name]
     group = f"reproduce_{profile_name}"
     report = [sys.executable, "-m", "prodmatch.reporting"]
-    product_steps = _product_steps(profile, runs_dir / "product", group, extra)
+    catalogs = _product_catalogs(profile, runs_dir / "product", reports_dir / "product")
+    product_steps = [
+        step
+        for _, runs, _, data in catalogs
+        for step in _product_steps(profile, runs, group, [*data, *extra])
+    ]
+    product_note = profile.product_note or profile.note
     if only == "product":
-        runs, out = runs_dir / "product", reports_dir / "product"
-        note = profile.product_note or profile.note
-        return [
-            *product_steps,
-            [*report, "results", "--runs", str(runs), "--out", str(out), "--note", note],
-            [*report, "gallery", "--runs", str(runs), "--out", str(out / "galleries")],
-        ]
+        reports = []
+        for name, runs, out, _ in catalogs:
+            title = ["--title", f"Product level, data={name}"] if name else []
+            reports += [
+                [*report, "results", "--runs", str(runs), "--out", str(out), "--note", product_note, *title],
+                [*report, "gallery", "--runs", str(runs), "--out", str(out / "galleries")],
+            ]
+        return [*product_steps, *reports]
+    # the study's report holds the first catalog's product table; each other catalog gets a report of its own
+    study_runs = [str(runs_dir / "evaluate"), str(runs_dir / "train"), str(catalogs[0][1])]
+    others = [
+        [*report, "results", "--runs", str(runs), "--out", str(out), "--note", product_note,
+         "--title", f"Product level, data={name}"]
+        for name, runs, out, _ in catalogs[1:]
+    ]  # fmt: skip
     return [
         sweep_command(
             "prodmatch.evaluate",
@@ -139,17 +158,33 @@ def plan(
             [*profile.common, *profile.train, *extra],
         ),
         *product_steps,
-        [*report, "results", "--runs", str(runs_dir), "--out", str(reports_dir), "--note", profile.note],
-        [*report, "gallery", "--runs", str(runs_dir), "--out", str(reports_dir / "galleries")],
+        [*report, "results", "--runs", *study_runs, "--out", str(reports_dir), "--note", profile.note],
+        *others,
+        [*report, "gallery", "--runs", *study_runs, "--out", str(reports_dir / "galleries")],
     ]
 
 
+def report_files(steps: Sequence[Sequence[str]]) -> list[Path]:
+    """The results.md each reporting step of a plan writes."""
+    return [Path(s[s.index("--out") + 1]) / "results.md" for s in steps if "results" in s and "--out" in s]
+
+
+def _product_catalogs(profile: Profile, runs: Path, out: Path) -> list[tuple[str, Path, Path, list[str]]]:
+    """(catalog name, its runs dir, its report dir, its data override) of each product-level table."""
+    if not profile.product_catalogs:
+        return [("", runs, out, [])]
+    return [(name, runs / name, out / name, [f"data={name}"]) for name in profile.product_catalogs]
+
+
 def _product_steps(profile: Profile, runs: Path, group: str, extra: Sequence[str]) -> list[list[str]]:
-    """The product-level sweeps: evaluate rows, train rows at the table's budget, each longer-trained row."""
+    """The product-level sweeps: evaluate rows, train rows at the table's budget, each longer-trained row, then
+    the rows evaluated from a trained row's checkpoint."""
     from prodmatch.reporting.study import PRODUCT_LEVEL, table_experiments
 
     product = profile.common if profile.product is None else profile.product
     trained = table_experiments(PRODUCT_LEVEL, task="train")
+    reuse = {row: how for row, how in FROM_CHECKPOINT.items() if row in trained and how[1] in trained}
+    trained = [n for n in trained if n not in reuse]
     longer = {name: more for name, more in profile.product_train_longer.items() if name in trained}
     runs_of = [
         ("evaluate", table_experiments(PRODUCT_LEVEL, task="evaluate"), product),
@@ -159,11 +194,16 @@ def _product_steps(profile: Profile, runs: Path, group: str, extra: Sequence[str
             for name, more in longer.items()
         ),
     ]
-    return [
+    steps = [
         sweep_command(f"prodmatch.{task}", names, runs / task, group, [*overrides, *extra])
         for task, names, overrides in runs_of
         if names
     ]
+    for row, (config, source) in reuse.items():
+        ckpt = runs / "train" / source / "checkpoints" / "last.ckpt"
+        overrides = [*product, f"experiment_name={row}", f"ckpt_path={ckpt}", *extra]
+        steps.append(sweep_command("prodmatch.evaluate", [config], runs / "evaluate", group, overrides))
+    return steps
 
 
 def _replace(overrides: Sequence[str], new: Sequence[str]) -> list[str]:
@@ -264,10 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cwd = Path.cwd()
     runs = args.runs or cwd / "multirun" / "reproduce" / args.profile
     out = args.out or (cwd / "reports" if args.profile == "synthetic" else cwd / "reports" / args.profile)
-    status = run_steps(plan(args.profile, runs.resolve(), out.resolve(), args.overrides, args.only))
+    steps = plan(args.profile, runs.resolve(), out.resolve(), args.overrides, args.only)
+    status = run_steps(steps)
     if status == 0:
-        out = out / "product" if args.only == "product" else out
-        print(f"results: {out / 'results.md'}, chart: {out / 'results.png'}")
+        print("results: " + ", ".join(str(p) for p in report_files(steps)))
     return status
 
 

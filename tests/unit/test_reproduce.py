@@ -70,12 +70,24 @@ def test_everything_resolves_against_the_working_directory(tmp_path: Path, monke
     monkeypatch.setattr(reproduce, "run_steps", lambda steps: planned.extend(steps) or 0)
     monkeypatch.chdir(tmp_path)
     assert reproduce.main(["--profile", "quick", "trainer.max_epochs=2"]) == 0
-    evaluate, train, product_evaluate, product_train, report, gallery = planned
+    evaluate, train, product_evaluate, product_train, product_fused, report, gallery = planned
     runs = tmp_path / "multirun" / "reproduce" / "quick"
-    for step, task in ((product_evaluate, "evaluate"), (product_train, "train")):
+    trained = [n for n in table_experiments(PRODUCT_LEVEL, task="train") if n != "product_fused"]
+    for step, task, names in (
+        (product_evaluate, "evaluate", table_experiments(PRODUCT_LEVEL, task="evaluate")),
+        (product_train, "train", trained),
+    ):
         assert step[:4] == [sys.executable, "-m", f"prodmatch.{task}", "-m"]
-        assert f"experiment={','.join(table_experiments(PRODUCT_LEVEL, task=task))}" in step
+        assert f"experiment={','.join(names)}" in step
         assert f"hydra.sweep.dir={runs / 'product' / task}" in step and step[-1] == "trainer.max_epochs=2"
+    # product_fused is not trained again: product_image_supcon's checkpoint is its image net
+    ckpt = runs / "product" / "train" / "product_image_supcon" / "checkpoints" / "last.ckpt"
+    assert product_fused[:4] == [sys.executable, "-m", "prodmatch.evaluate", "-m"]
+    assert {
+        "experiment=product_fused_checkpoint",
+        "experiment_name=product_fused",
+        f"ckpt_path={ckpt}",
+    } <= set(product_fused)
     assert evaluate[:4] == [sys.executable, "-m", "prodmatch.evaluate", "-m"]
     assert train[:4] == [sys.executable, "-m", "prodmatch.train", "-m"]
     assert f"experiment={','.join(table_experiments(OFF_THE_SHELF))}" in evaluate
@@ -86,32 +98,42 @@ def test_everything_resolves_against_the_working_directory(tmp_path: Path, monke
         report[1:4] == ["-m", "prodmatch.reporting", "results"]
         and str(tmp_path / "reports" / "quick") in report
     )
-    assert str(tmp_path / "reports" / "quick" / "galleries") in gallery and str(runs) in gallery
+    assert str(tmp_path / "reports" / "quick" / "galleries") in gallery and str(runs / "product") in gallery
     assert not any(str(Path(reproduce.__file__).parent) in arg for step in planned for arg in step)
 
 
-def test_only_product_runs_the_product_sweeps_and_reports_them_apart(tmp_path: Path, monkeypatch) -> None:
+def test_only_product_runs_the_product_sweeps_of_both_catalogs_and_reports_them_apart(
+    tmp_path: Path, monkeypatch
+) -> None:
     planned: list[list[str]] = []
     monkeypatch.setattr(reproduce, "run_steps", lambda steps: planned.extend(steps) or 0)
     monkeypatch.chdir(tmp_path)
     assert reproduce.main(["--only", "product"]) == 0
-    product_evaluate, product_train, product_fused, report, gallery = planned
-    runs = tmp_path / "multirun" / "reproduce" / "synthetic" / "product"
-    # product_fused trains longer, in its own sweep into the same dir; the other rows keep the table's budget
+    sweeps, reports = planned[:6], planned[6:]
+    root = tmp_path / "multirun" / "reproduce" / "synthetic" / "product"
     trained = [n for n in table_experiments(PRODUCT_LEVEL, task="train") if n != "product_fused"]
-    assert f"experiment={','.join(trained)}" in product_train and "trainer.max_epochs=3" in product_train
-    assert (
-        "experiment=product_fused" in product_fused and f"hydra.sweep.dir={runs / 'train'}" in product_fused
-    )
-    assert "trainer.max_epochs=12" in product_fused and "trainer.max_epochs=3" not in product_fused
-    assert "+trainer.limit_train_batches=60" in product_fused
-    assert (
-        f"hydra.sweep.dir={runs / 'evaluate'}" in product_evaluate and "data=synthetic_full" in product_train
-    )
-    assert report[report.index("--runs") + 1] == str(runs)
-    assert report[report.index("--out") + 1] == str(tmp_path / "reports" / "product")
-    assert report[report.index("--note") + 1].startswith("Product level only")
-    assert gallery[gallery.index("--out") + 1] == str(tmp_path / "reports" / "product" / "galleries")
+    assert {"product_image_supcon", "product_image_label_free"} <= set(trained)
+    for i, catalog in enumerate(("synthetic_full", "synthetic_hard")):
+        product_evaluate, product_train, product_fused = sweeps[3 * i : 3 * i + 3]
+        runs = root / catalog
+        assert all(f"data={catalog}" in step for step in (product_evaluate, product_train, product_fused))
+        assert f"hydra.sweep.dir={runs / 'evaluate'}" in product_evaluate
+        # every row at its experiment's own recipe: no budget override
+        assert f"experiment={','.join(trained)}" in product_train
+        assert not any(a.startswith(("trainer.", "+trainer.")) for a in product_train)
+        ckpt = runs / "train" / "product_image_supcon" / "checkpoints" / "last.ckpt"
+        assert f"ckpt_path={ckpt}" in product_fused and "experiment_name=product_fused" in product_fused
+        report, gallery = reports[2 * i : 2 * i + 2]
+        assert report[report.index("--runs") + 1] == str(runs)
+        assert report[report.index("--out") + 1] == str(tmp_path / "reports" / "product" / catalog)
+        assert report[report.index("--note") + 1].startswith("Product level only")
+        assert report[report.index("--title") + 1] == f"Product level, data={catalog}"
+        assert gallery[gallery.index("--out") + 1] == str(
+            tmp_path / "reports" / "product" / catalog / "galleries"
+        )
+    assert reproduce.report_files(planned) == [
+        tmp_path / "reports" / "product" / c / "results.md" for c in ("synthetic_full", "synthetic_hard")
+    ]
 
 
 def test_unknown_profile_is_rejected() -> None:

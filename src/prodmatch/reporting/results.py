@@ -52,6 +52,11 @@ MEASURES: tuple[Measure, ...] = (
     Measure("sku_map", "retrieval/sku_map@{k}", "SKU mAP@{k}", scale=1.0, spec=".3f"),
     Measure("sku_mrr", "retrieval/sku_mrr", "SKU MRR", scale=1.0, spec=".3f"),
     Measure("match_f1", "match/f1", "match F1", scale=1.0, spec=".3f"),
+    # a trained row's own net before its first step (the untrained row of its family)
+    Measure("before_fit_sku_recall", BEFORE_FIT + "retrieval/sku_recall@{k}", "untrained SKU R@{k}"),
+    Measure(
+        "before_fit_sku_mrr", BEFORE_FIT + "retrieval/sku_mrr", "untrained SKU MRR", scale=1.0, spec=".3f"
+    ),
     # the product protocol's products seen in training (train) or tuning (val), beside the unseen ones above
     Measure("seen_sku_recall", "seen/retrieval/sku_recall@{k}", "seen SKU R@{k}"),
     Measure("seen_sku_mrr", "seen/retrieval/sku_mrr", "seen SKU MRR", scale=1.0, spec=".3f"),

@@ -220,6 +220,8 @@ def test_product_level_section_has_seen_beside_unseen_and_no_study_columns(tmp_p
     run = make_run(tmp_path / "runs" / "product_fused", "product_fused", k=5)
     make_run(tmp_path / "runs" / "img", "img", k=5)
     extra = {"retrieval/sku_mrr": 0.5, "seen/retrieval/sku_mrr": 0.875, "seen/match/f1": 0.625}
+    # the trained net before its first step: the untrained row of its family, beside the trained figure
+    extra |= {"before_fit/retrieval/sku_recall@5": 0.125, "before_fit/retrieval/sku_mrr": 0.0625}
     (run / "metrics.json").write_text(json.dumps({**_metrics(run), **extra}))
     md = tmp_path / "out" / "results.md"
     results.write_results(results.collect_runs([tmp_path / "runs"]), md, md.with_suffix(".png"), "R", "n")
@@ -227,6 +229,7 @@ def test_product_level_section_has_seen_beside_unseen_and_no_study_columns(tmp_p
     section = text[text.index("## Product level") :]
     header = section.splitlines()[2]
     assert "study Acc@10" not in header and "seen SKU MRR" in header and "seen match F1" in header
-    assert "| 0.500 |" in _row(section, "product_fused") and "| 0.875 |" in _row(section, "product_fused")
+    assert "| SKU MRR | untrained SKU R@5 | untrained SKU MRR | seen SKU MRR |" in header
+    assert "| 0.500 | 12.50 | 0.062 | 0.875 |" in _row(section, "product_fused")
     study_header = text[text.index("## Off-the-shelf") :].splitlines()[2]
     assert "study Acc@10" in study_header and "seen" not in study_header  # no run there has seen/ figures
