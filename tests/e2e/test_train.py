@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from prodmatch.callbacks.retrieval import SHARDS_DIR
 from prodmatch.evaluate import evaluate
@@ -206,6 +207,21 @@ def test_fused_product_experiment_reproduces_from_its_checkpoint(compose_cfg, tm
     for key in ("retrieval/sku_recall@10", "retrieval/sku_mrr", "match/f1", "seen/retrieval/sku_mrr"):
         assert again[key] == pytest.approx(trained[key], abs=1e-9), key
     assert [again[f"fusion/weight/{c}"] for c in channels] == pytest.approx(weights)
+
+
+@pytest.mark.slow
+def test_fused_product_trains_the_same_net_as_the_supcon_experiment(compose_cfg, tmp_path):
+    """make reproduce-product evaluates product_fused from product_image_supcon's checkpoint instead of training
+    it again: both experiments train bit-identical weights (the fused channels change evaluation only)."""
+    fast = [a for a in FAST if "pairs_per_epoch" not in a]
+    nets = []
+    for name in ("product_image_supcon", "product_fused"):
+        out = tmp_path / name
+        train(compose_cfg("train", [f"experiment={name}", *fast, "logger=none", f"paths.output_dir={out}"]))
+        nets.append(torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True))
+    first, second = (n["state_dict"] for n in nets)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[key], second[key]) for key in first)
 
 
 def test_a_finished_training_run_is_reused_by_resume(compose_cfg, tmp_path):
