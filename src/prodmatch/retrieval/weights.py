@@ -4,7 +4,9 @@ Every candidate weight vector (each combination of ``grid`` values over the chan
 repeats and the all-zero one dropped; equal weights first) fuses the channels with
 :func:`prodmatch.retrieval.fusion.concat`. Only the validation queries are searched, exactly, against the fused
 database, and the candidate with the best ``metric`` over them wins (the earlier candidate on ties, so equal
-weights win a tie). The embeddings come in computed once: only the concatenation and that search repeat.
+weights win a tie). The embeddings come in computed once, and so does each channel's cosine matrix: a
+candidate's fused scores are their weighted sum (:class:`_ChannelScores`), no wide block is concatenated per
+candidate.
 
 ``metric``: a SKU measure of :func:`prodmatch.retrieval.metrics.sku_metrics` at the pipeline's k
 (``sku_mrr``, ``sku_recall``, ``sku_precision``, ``sku_full_recall``, ``sku_map``), ``match_f1`` (the best
@@ -25,7 +27,9 @@ import numpy as np
 from prodmatch.errors import ConfigError
 from prodmatch.retrieval.fusion import concat
 from prodmatch.retrieval.index import ExactIndex
+from prodmatch.retrieval.index.base import as_matrix, pad_results
 from prodmatch.retrieval.metrics import acc_at_k, sku_metrics, threshold_curve
+from prodmatch.utils.vectors import l2_normalize
 
 log = logging.getLogger("prodmatch.retrieval")
 
@@ -91,7 +95,12 @@ class WeightSearch:
         weights = self.candidates(len(query_blocks))
         depth = max(k, depth or k) if "match_f1" in self.metrics else k
         labels = _Labels(query_skus, db_skus, targets)
-        values = np.array([self._value(query_blocks, db_blocks, labels, w, k, depth) for w in weights])
+        channels = _ChannelScores.of(query_blocks, db_blocks)
+        if channels is not None:  # each channel's cosines once; a candidate only sums them
+            results = (channels.search(w, depth) for w in weights)
+        else:
+            results = (_fused_search(query_blocks, db_blocks, w, depth) for w in weights)
+        values = np.array([self._value(labels, ids, scores, k) for ids, scores in results])
         return weights, values
 
     def choose(
@@ -115,18 +124,8 @@ class WeightSearch:
         )  # fmt: skip
         return weights[best]
 
-    def _value(
-        self,
-        query_blocks: Sequence[np.ndarray],
-        db_blocks: Sequence[np.ndarray],
-        labels: _Labels,
-        weights: np.ndarray,
-        k: int,
-        depth: int,
-    ) -> float:
-        """The objective of one weight vector: fuse, search the queries exactly, score each measure, average."""
-        index = ExactIndex().build(concat(db_blocks, weights))
-        ids, scores = index.search(concat(query_blocks, weights), depth)
+    def _value(self, labels: _Labels, ids: np.ndarray, scores: np.ndarray, k: int) -> float:
+        """The objective of one weight vector's search results: score each measure, average."""
         sku = sku_metrics(labels.query_skus, labels.db_skus, ids, k)
         if not sku["sku_queries"]:
             return float(
@@ -142,6 +141,66 @@ class WeightSearch:
             else:
                 values.append(float(sku[name if name == "sku_mrr" else f"{name}@{k}"]))
         return float(np.mean(values))
+
+
+def _fused_search(
+    query_blocks: Sequence[np.ndarray], db_blocks: Sequence[np.ndarray], weights: np.ndarray, depth: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse at ``weights`` and search the queries exactly (what a run with these weights does)."""
+    index = ExactIndex().build(concat(db_blocks, weights))
+    return index.search(concat(query_blocks, weights), depth)
+
+
+class _ChannelScores:
+    """Each channel's cosines between the queries and the database, kept to score every candidate.
+
+    :func:`~prodmatch.retrieval.fusion.concat` scales unit-norm blocks by sqrt(w) and normalises the row again, so
+    the fused cosine of a query and a card is ``sum_c w_c cos_c / (n_q n_d)`` with ``n = sqrt(sum_c w_c)`` over
+    the channels where the row is not all zeros. Summing the channels' score matrices therefore gives the fused
+    search's scores (to float32 rounding) without concatenating wide blocks (TF-IDF vocabularies) per candidate.
+    The top-``depth`` is taken as :class:`ExactIndex` takes it: descending score, then ascending id.
+    """
+
+    MAX_BYTES = (
+        512 * 2**20
+    )  # the channels' [queries, database] float32 matrices together; above: fuse per candidate
+
+    def __init__(self, scores: list[np.ndarray], query_has: np.ndarray, db_has: np.ndarray) -> None:
+        self.scores, self.query_has, self.db_has = scores, query_has, db_has
+
+    @classmethod
+    def of(cls, query_blocks: Sequence[np.ndarray], db_blocks: Sequence[np.ndarray]) -> _ChannelScores | None:
+        """The channels' score matrices, or None when they would not fit in MAX_BYTES."""
+        n_q, n_db = len(query_blocks[0]), len(db_blocks[0])
+        if 4 * n_q * n_db * len(query_blocks) > cls.MAX_BYTES:
+            return None
+        queries = [l2_normalize(as_matrix(b, f"query block {i}")) for i, b in enumerate(query_blocks)]
+        db = [l2_normalize(as_matrix(b, f"database block {i}")) for i, b in enumerate(db_blocks)]
+        scores = [q @ d.T for q, d in zip(queries, db, strict=True)]
+        query_has = np.stack([np.any(q != 0, axis=1) for q in queries], axis=1).astype(np.float64)
+        db_has = np.stack([np.any(d != 0, axis=1) for d in db], axis=1).astype(np.float64)
+        return cls(scores, query_has, db_has)
+
+    def search(self, weights: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids [Q, depth], scores [Q, depth]) of the fused search at ``weights``, padded past the database."""
+        fused = sum(np.float32(w) * s for w, s in zip(weights, self.scores, strict=True) if w > 0)
+        norms = np.outer(np.sqrt(self.query_has @ weights), np.sqrt(self.db_has @ weights)).astype(np.float32)
+        fused = np.divide(fused, norms, out=np.zeros_like(fused), where=norms > 0)
+        return _top(fused, depth)
+
+
+def _top(scores: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's best ``depth`` columns by descending score, ties by ascending id; padded past the columns."""
+    n_rows, n_cols = scores.shape
+    d = min(depth, n_cols)
+    kth = -np.partition(-scores, d - 1, axis=1)[:, d - 1]
+    ids = np.empty((n_rows, d), dtype=np.int64)
+    top = np.empty((n_rows, d), dtype=np.float32)
+    for r in range(n_rows):  # the few cards at or above the row's cut (more than d only on ties)
+        cand = np.flatnonzero(scores[r] >= kth[r])
+        order = np.lexsort((cand, -scores[r, cand]))[:d]
+        ids[r], top[r] = cand[order], scores[r, cand[order]]
+    return pad_results(ids, top, depth)
 
 
 class _Labels:

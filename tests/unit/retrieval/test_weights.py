@@ -135,3 +135,24 @@ def test_the_weight_curve_scores_each_fixed_weight_like_a_run_with_it(tiny_catal
     one = score(RetrievalPipeline(**kw, concat_weights=[0.25, 0.75]).run(queries, database, encoders))
     assert rows[1] == {"weights": [0.25, 0.75]} | one
     assert pipeline.concat_weights == "auto"  # the pipeline itself is left as it was
+
+
+@pytest.mark.parametrize("depth", [3, 50])
+def test_summed_channel_scores_search_like_the_fused_index(depth):
+    """The weight search sums each channel's cosines instead of concatenating and searching per candidate: the
+    same ranking and scores as the fused exact search, a query or card with an all-zero block (an empty title)
+    included, and ties broken by the lower id as ExactIndex breaks them."""
+    from prodmatch.retrieval.weights import _ChannelScores, _fused_search
+
+    rng = np.random.default_rng(0)
+    q = [rng.normal(size=(7, 5)).astype(np.float32), rng.random((7, 40)).astype(np.float32)]
+    db = [rng.normal(size=(30, 5)).astype(np.float32), rng.random((30, 40)).astype(np.float32)]
+    q[1][2] = 0.0  # a query without this channel
+    db[1][[4, 9]] = 0.0  # cards without it
+    db[0][11], db[1][11] = db[0][12], db[1][12]  # duplicate cards: a tie
+    channels = _ChannelScores.of(q, db)
+    for weights in WeightSearch().candidates(2):
+        ids, scores = channels.search(weights, depth)
+        want_ids, want_scores = _fused_search(q, db, weights, depth)
+        np.testing.assert_array_equal(ids, want_ids)
+        np.testing.assert_allclose(scores, want_scores, atol=1e-6)
