@@ -1,7 +1,8 @@
 """The weights curve of a two-channel concat fusion: every figure of the run at each weight of the first channel.
 
     python scripts/weight_curve.py --weights 0,0.2,0.4,0.5,0.6 --out curve.md -- \\
-        experiment=product_fused_checkpoint data=synthetic_full ckpt_path=RUN/checkpoints/last.ckpt
+        experiment=product_fused_checkpoint data=synthetic_full ckpt_path=RUN/checkpoints/last.ckpt \\
+        'retrieval.channels=[{encoder:model,view:image},{encoder:tfidf_word,view:title}]'
 
 Everything after ``--`` is an ``evaluate.py`` override list (the channels must fuse by concat). The first channel
 gets weight w and the second 1 - w; embeddings are computed once (the embedding cache) and every point reuses
