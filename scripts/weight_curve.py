@@ -19,8 +19,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
+from prodmatch.tasks.resolvers import register_resolvers
 from prodmatch.utils.config import config_path
-from prodmatch.utils.resolvers import register_resolvers
 
 KEYS = (
     "retrieval/sku_recall@{k}",
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from hydra.utils import instantiate
 
     from prodmatch.retrieval.evaluation import weight_curve
-    from prodmatch.utils import instantiators as inst
+    from prodmatch.tasks import instantiators as inst
 
     register_resolvers()
     with tempfile.TemporaryDirectory(prefix="weight-curve-") as out_dir:

@@ -10,9 +10,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from prodmatch.tasks.resolvers import register_resolvers
+from prodmatch.tasks.wrapper import task_wrapper
 from prodmatch.utils.config import config_path
-from prodmatch.utils.resolvers import register_resolvers
-from prodmatch.utils.task import task_wrapper
 
 register_resolvers()
 
@@ -23,9 +23,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     from prodmatch.retrieval.evaluation import record, score
+    from prodmatch.tasks import instantiators as inst
+    from prodmatch.tasks.summary import format_summary
     from prodmatch.tracking import build_loggers
-    from prodmatch.utils import instantiators as inst
-    from prodmatch.utils.summary import format_summary
 
     loggers = build_loggers(cfg.logger, cfg.paths.output_dir)
     for lg in loggers:
@@ -46,7 +46,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=config_path(), config_name="evaluate")
 def main(cfg: DictConfig) -> float | None:
     """Hydra main: returns the optimised metric (NaN for a failed sweep job)."""
-    from prodmatch.utils.instantiators import objective
+    from prodmatch.tasks.instantiators import objective
 
     return objective(evaluate(cfg), cfg.get("optimized_metric"))
 

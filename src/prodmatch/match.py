@@ -11,9 +11,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from prodmatch.tasks.resolvers import register_resolvers
+from prodmatch.tasks.wrapper import task_wrapper
 from prodmatch.utils.config import config_path
-from prodmatch.utils.resolvers import register_resolvers
-from prodmatch.utils.task import task_wrapper
 
 register_resolvers()
 
@@ -26,8 +26,8 @@ def match(cfg: DictConfig) -> dict[str, Any]:
     from prodmatch.errors import ConfigError
     from prodmatch.retrieval.artifacts import write_export
     from prodmatch.retrieval.evaluation import record, score
+    from prodmatch.tasks import instantiators as inst
     from prodmatch.tracking import build_loggers
-    from prodmatch.utils import instantiators as inst
 
     if isinstance(cfg.top_n, bool) or not isinstance(cfg.top_n, int) or cfg.top_n < 1:
         raise ConfigError(f"top_n={cfg.top_n!r} must be a positive integer (matches per query card)")

@@ -12,9 +12,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, open_dict
 
+from prodmatch.tasks.resolvers import register_resolvers
+from prodmatch.tasks.wrapper import task_wrapper
 from prodmatch.utils.config import config_path
-from prodmatch.utils.resolvers import register_resolvers
-from prodmatch.utils.task import task_wrapper
 
 register_resolvers()
 log = logging.getLogger("prodmatch.train")
@@ -51,7 +51,7 @@ def _mined_labels(cfg: DictConfig, database: Any) -> tuple[list[int] | None, dic
     from hydra.utils import instantiate
 
     from prodmatch.errors import ConfigError
-    from prodmatch.utils import instantiators as inst
+    from prodmatch.tasks import instantiators as inst
 
     if cfg.get("mining") is None:
         return None, {}
@@ -91,10 +91,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     from prodmatch.callbacks.retrieval import RetrievalCallback
     from prodmatch.models.loading import instantiate_model
+    from prodmatch.tasks import instantiators as inst
+    from prodmatch.tasks.summary import format_summary
     from prodmatch.tracking import build_loggers
-    from prodmatch.utils import instantiators as inst
     from prodmatch.utils.signals import fitting
-    from prodmatch.utils.summary import format_summary
 
     seed_everything(cfg.seed, workers=True, verbose=False)
     modality = _settle_modality(cfg)
@@ -130,7 +130,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=config_path(), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra main: returns the optimised metric (NaN for a failed sweep job)."""
-    from prodmatch.utils.instantiators import objective
+    from prodmatch.tasks.instantiators import objective
 
     return objective(train(cfg), cfg.get("optimized_metric"))
 

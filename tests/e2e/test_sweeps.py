@@ -101,7 +101,7 @@ def test_study_failed_trial_follows_the_sweep_failure_rules(optuna_study):
 
 
 def test_readme_hparams_search_command_composes():
-    from prodmatch.utils.resolvers import register_resolvers
+    from prodmatch.tasks.resolvers import register_resolvers
 
     register_resolvers()
     from hydra import compose, initialize_config_dir
@@ -171,7 +171,7 @@ class _Submitted(Exception):
 
 def test_slurm_preset_sets_partition_gpus_time_and_array_parallelism(tmp_path, monkeypatch):
     """The real plugin turns `hydra/launcher=slurm` into the sbatch script (sbatch itself is not called)."""
-    from prodmatch.utils.resolvers import register_resolvers
+    from prodmatch.tasks.resolvers import register_resolvers
 
     register_resolvers()
     from hydra import compose, initialize_config_dir

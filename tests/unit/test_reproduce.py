@@ -121,7 +121,7 @@ def test_unknown_profile_is_rejected() -> None:
 
 def test_resume_reuses_a_finished_run_and_reruns_a_changed_one(tmp_path: Path) -> None:
     """What `resume=true` in the sweeps relies on: same config and catalog reuse, a changed config reruns."""
-    from prodmatch.utils.resume import mark_done, reusable_metrics
+    from prodmatch.tasks.resume import mark_done, reusable_metrics
 
     for name in ("q.csv", "db.csv"):
         (tmp_path / name).write_text("title,target\na,b\n")

@@ -23,7 +23,7 @@ from prodmatch.retrieval.result import RESULT_DIR
 log = logging.getLogger("prodmatch.reporting")
 
 RESULT_FILE = Path(RESULT_DIR) / "result.json"
-STATUS_FILE = "job_status.json"  # written by prodmatch.utils.task (kept free of its Hydra imports)
+STATUS_FILE = "job_status.json"  # written by prodmatch.tasks.wrapper (kept free of its Hydra imports)
 WALL_KEY = "job/wall_s"  # the job's wall time, from job_status.json
 # Columns every collect_runs() row has besides the numeric metric keys.
 RUN_COLUMNS = ("experiment", "task", "run_dir", "mtime", "k", "data", "queries_csv", "study")

@@ -134,7 +134,7 @@ def test_bad_batch_size_through_the_config_is_one_error_line(compose_cfg, databa
     from hydra.utils import instantiate
 
     from prodmatch.errors import one_line
-    from prodmatch.utils.task import user_error
+    from prodmatch.tasks.wrapper import user_error
 
     cfg = compose_cfg("train", ["datamodule.batch_size=0", "datamodule.modality=image"])
     with pytest.raises(Exception) as info:

@@ -47,7 +47,7 @@ def test_image_table_carries_thumbnails(tiny_catalogs):
 
 
 def test_wandb_is_offline_unless_asked_for_online(monkeypatch, compose_cfg):
-    from prodmatch.utils.resolvers import wandb_offline
+    from prodmatch.tasks.resolvers import wandb_offline
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     assert wandb_offline()

@@ -23,7 +23,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from prodmatch.errors import ProdmatchError, one_line
-from prodmatch.utils import atomic, resume
+from prodmatch.tasks import resume
+from prodmatch.utils import atomic
 from prodmatch.utils.signals import Interrupted, handle_signals, stopping_signal
 
 log = logging.getLogger("prodmatch")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from prodmatch.utils.summary import format_summary
+from prodmatch.tasks.summary import format_summary
 
 
 @pytest.mark.parametrize("k", [1, 5, 10, 20])

@@ -3,11 +3,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from prodmatch.utils.resolvers import resume_dir, run_token, train_view
+from prodmatch.tasks.resolvers import resume_dir, run_token, train_view
 
 
 def test_run_tokens_differ_between_processes_started_together():
-    code = "from prodmatch.utils.resolvers import run_token; print(run_token())"
+    code = "from prodmatch.tasks.resolvers import run_token; print(run_token())"
     procs = [
         subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(4)
     ]

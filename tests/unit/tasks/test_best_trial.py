@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from prodmatch.utils.hydra_callbacks import BestTrialReport, best_of, collect_trials
+from prodmatch.tasks.best_trial import BestTrialReport, best_of, collect_trials
 
 METRIC = "retrieval/acc@10"
 

@@ -8,9 +8,9 @@ import pytest
 from omegaconf import open_dict
 
 from prodmatch.errors import ConfigError
-from prodmatch.utils import task as task_module
+from prodmatch.tasks import wrapper as task_module
+from prodmatch.tasks.wrapper import STATUS_FILE, task_wrapper
 from prodmatch.utils.signals import Interrupted
-from prodmatch.utils.task import STATUS_FILE, task_wrapper
 
 
 def _status(tmp_path) -> dict:
@@ -57,7 +57,7 @@ def test_expected_error_in_a_sweep_job_returns_no_metrics_so_the_sweep_goes_on(
 
     cfg = compose_cfg("evaluate", ["logger=none"])
     assert task(cfg) == {}
-    from prodmatch.utils.instantiators import objective
+    from prodmatch.tasks.instantiators import objective
 
     assert math.isnan(objective({}, cfg.optimized_metric))  # Optuna records the trial as failed
     assert _status(tmp_path)["status"] == "failed"
