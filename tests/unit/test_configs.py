@@ -59,7 +59,7 @@ def test_experiment_composes_and_instantiates(compose_cfg, task, experiment):
 @pytest.mark.parametrize(("choice", "accelerator", "devices"), [("ddp", "gpu", -1), ("ddp_cpu", "cpu", 2)])
 def test_embed_trainer_is_a_trainer_factory_for_the_predict_loop(compose_cfg, choice, accelerator, devices):
     cfg = compose_cfg("evaluate", ["experiment=img", f"embed_trainer={choice}"])
-    factory = instantiate(cfg.embed_trainer)  # called by prodmatch.embedding with its shard writer
+    factory = instantiate(cfg.embed_trainer)  # called by prodmatch.distributed with its shard writer
     assert factory.func.__name__ == "Trainer"
     assert factory.keywords["strategy"] == "ddp" and factory.keywords["precision"] == "32-true"
     assert (factory.keywords["accelerator"], factory.keywords["devices"]) == (accelerator, devices)

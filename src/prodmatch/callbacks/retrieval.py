@@ -97,7 +97,7 @@ class RetrievalCallback(pl.Callback):
 
     def _live_encoders(self, module: pl.LightningModule) -> dict[str, Any]:
         """The module's retrieval encoders; image ones read and write the pixel store when it is on."""
-        from prodmatch.embedding.batches import innermost
+        from prodmatch.distributed.batches import innermost
 
         live = dict(module.retrieval_encoders)
         if self.pixel_cache:
@@ -108,7 +108,7 @@ class RetrievalCallback(pl.Callback):
 
     def _sharded(self, encoders: Mapping[str, Any], trainer: pl.Trainer, folder: Path) -> dict[str, Any]:
         """The pipeline's encoders, each rank embedding its share into shards on disk that rank 0 merges."""
-        from prodmatch.embedding.encoders import ShardedEncoder
+        from prodmatch.distributed.encoders import ShardedEncoder
 
         rank, world = trainer.global_rank, trainer.world_size
         return {

@@ -4,7 +4,7 @@ An image that passed the catalog's load check but cannot be decoded now gives a 
 ``encoder.stats`` instead of ending the run; a truncated file is decoded as far as it goes and counted as a
 warning. DataLoader workers send uint8 crops (4x less than float) with a status per item; the batch is scaled
 and normalised once, on the model's device. With ``pixel_cache`` set, the crops are decoded once and read back
-from a pixel store (:mod:`prodmatch.data.pixels`) by every later pass over the same files.
+from a pixel store (:mod:`prodmatch.encoders.pixels`) by every later pass over the same files.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from prodmatch.data.images import (
     build_transform,
     normalize_batch,
 )
-from prodmatch.data.pixels import PixelStoreDataset, StaleStoreError, open_store, store_writer
 from prodmatch.encoders.base import IMAGE_MODALITY, EncodeStats
 from prodmatch.encoders.device import resolve_device
 from prodmatch.encoders.network import host_reachable
+from prodmatch.encoders.pixels import PixelStoreDataset, StaleStoreError, open_store, store_writer
 from prodmatch.errors import ConfigError, WeightsUnavailableError, one_line
 from prodmatch.utils.hashing import tree_identity
 from prodmatch.utils.vectors import l2_normalize
@@ -310,7 +310,7 @@ class ImageEncoder:
 
     def batches(self, paths: list[str], device: torch.device) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         """(uint8 crops, statuses) of ``paths`` in order: read from the pixel store when one is written (raising
-        :class:`~prodmatch.data.pixels.StaleStoreError` at the end if an image changed since), else decoded."""
+        :class:`~prodmatch.encoders.pixels.StaleStoreError` at the end if an image changed since), else decoded."""
         store = open_store(self.pixel_cache, paths, self.image_size) if self.pixel_cache else None
         if store is not None:
             return store.batches(self.batch_size, device, paths=paths)

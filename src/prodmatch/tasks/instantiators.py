@@ -48,7 +48,7 @@ def predict_loop_encoders(cfg: DictConfig, encoders: Mapping[str, Any], names: l
     merged matrices kept in the run dir under embeddings/<encoder>/<call>/."""
     from hydra.utils import instantiate
 
-    from prodmatch.embedding.encoders import PredictLoopEncoder
+    from prodmatch.distributed.encoders import PredictLoopEncoder
 
     trainer = instantiate(cfg.embed_trainer)
     work = Path(cfg.paths.output_dir) / "embeddings"
@@ -62,7 +62,7 @@ def records_results(cfg: DictConfig) -> bool:
     (every process of it runs the whole task; rank 0 records)."""
     if cfg.get("embed_trainer") is None:
         return True
-    from prodmatch.embedding.predict import is_global_zero
+    from prodmatch.distributed.predict import is_global_zero
 
     return is_global_zero()
 

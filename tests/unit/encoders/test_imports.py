@@ -13,7 +13,7 @@ LIGHT_MODULES = (
     "prodmatch.encoders.registry",
     "prodmatch.encoders.tfidf",
     "prodmatch.data.images",
-    "prodmatch.embedding.shards",
+    "prodmatch.distributed.shards",
 )
 HEAVY = ("torch", "torchvision", "transformers", "sentence_transformers")
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from prodmatch.embedding.shards import Shard
+from prodmatch.distributed.shards import Shard
 
 __all__ = ["BatchEmbedder", "IndexedInputs", "embed_share", "innermost"]
 

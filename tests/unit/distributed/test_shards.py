@@ -9,7 +9,7 @@ import pytest
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DistributedSampler
 
-from prodmatch.embedding.shards import (
+from prodmatch.distributed.shards import (
     STATUSES_FILE,
     VECTORS_FILE,
     Shard,

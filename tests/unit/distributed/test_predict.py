@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prodmatch.embedding.encoders import PredictLoopEncoder, ShardedEncoder
-from prodmatch.embedding.predict import embed_with_trainer
-from prodmatch.embedding.shards import STATUSES_FILE, VECTORS_FILE
+from prodmatch.distributed.encoders import PredictLoopEncoder, ShardedEncoder
+from prodmatch.distributed.predict import embed_with_trainer
+from prodmatch.distributed.shards import STATUSES_FILE, VECTORS_FILE
 from prodmatch.errors import ConfigError
 from tests.helpers.embed_script import encoders
 from tests.helpers.run import OFFLINE_ENV, REPO_ROOT

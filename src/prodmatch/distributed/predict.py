@@ -4,7 +4,7 @@
 distributed run Lightning gives the predict DataLoader its ``UnrepeatedDistributedSampler``: rank r gets rows
 r, r+W, r+2W, ... and nothing is padded or repeated. Each rank writes its rows with their input positions into
 a memory-mapped shard; at the end of the loop rank 0 merges the shards into one ``embeddings.npy`` in input
-order (see :mod:`prodmatch.embedding.shards`), which every process then opens memory-mapped.
+order (see :mod:`prodmatch.distributed.shards`), which every process then opens memory-mapped.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import pytorch_lightning as pl
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from prodmatch.embedding.batches import BatchEmbedder
-from prodmatch.embedding.shards import Shard, load_merged, merge_on_rank_zero
+from prodmatch.distributed.batches import BatchEmbedder
+from prodmatch.distributed.shards import Shard, load_merged, merge_on_rank_zero
 from prodmatch.errors import ConfigError
 
 __all__ = ["EmbedModule", "ShardWriter", "embed_with_trainer", "is_global_zero"]

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 import prodmatch.data.images as images_module
-from prodmatch.data import pixels
 from prodmatch.data.images import IMAGE_OK, IMAGE_TRUNCATED, IMAGE_UNREADABLE
+from prodmatch.encoders import pixels
 from prodmatch.encoders.image import ImageEncoder
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from prodmatch.embedding.batches import BatchEmbedder, embed_share, innermost
-from prodmatch.embedding.predict import TrainerSpec, embed_with_trainer
-from prodmatch.embedding.shards import Collective, Shard, load_merged, merge_on_rank_zero, rank_rows
+from prodmatch.distributed.batches import BatchEmbedder, embed_share, innermost
+from prodmatch.distributed.predict import TrainerSpec, embed_with_trainer
+from prodmatch.distributed.shards import Collective, Shard, load_merged, merge_on_rank_zero, rank_rows
 from prodmatch.encoders.base import WrappedEncoder
 
 __all__ = ["PredictLoopEncoder", "ShardedEncoder"]
