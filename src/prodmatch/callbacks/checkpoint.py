@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
+from prodmatch.layout import LAST_CHECKPOINT_FILE
+
 log = logging.getLogger("prodmatch.callbacks")
 
 
@@ -25,7 +27,7 @@ class InterruptCheckpoint(pl.Callback):
 
         if not isinstance(exception, (SIGTERMException, KeyboardInterrupt)):
             return
-        path = self.dirpath / "last.ckpt"
+        path = self.dirpath / LAST_CHECKPOINT_FILE
         trainer.save_checkpoint(path)
         log.warning("training stopped by a signal at step %d; saved %s", trainer.global_step, path)
 

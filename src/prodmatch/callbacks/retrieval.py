@@ -17,15 +17,13 @@ from typing import Any
 import pytorch_lightning as pl
 
 from prodmatch.data.catalog import Catalog
+from prodmatch.layout import BEFORE_FIT, EPOCH, SHARDS_DIR, acc_key
 from prodmatch.retrieval.evaluation import record, score
 from prodmatch.retrieval.pipeline import RetrievalPipeline
 from prodmatch.retrieval.result import RetrievalResult
 from prodmatch.tracking import log_metrics
 
 log = logging.getLogger("prodmatch.callbacks")
-
-BEFORE_FIT = "before_fit/"
-SHARDS_DIR = "embed_shards"  # under the run dir, while a DDP evaluation runs
 
 
 class RetrievalCallback(pl.Callback):
@@ -67,7 +65,7 @@ class RetrievalCallback(pl.Callback):
         self._last_periodic: tuple[int, RetrievalResult | None] = (-1, None)  # (global step, result)
 
     def evaluate(
-        self, trainer: pl.Trainer, module: pl.LightningModule, prefix: str
+        self, trainer: pl.Trainer, module: pl.LightningModule, stage: str
     ) -> tuple[RetrievalResult, dict]:
         """One retrieval evaluation with the module's current weights; (result, metrics) on every rank."""
         from prodmatch.encoders.cache import EmbeddingCache
@@ -93,7 +91,7 @@ class RetrievalCallback(pl.Callback):
             if trainer.is_global_zero:
                 shutil.rmtree(shards, ignore_errors=True)
         result.config = self.run_config
-        return result, score(result, prefix=prefix)
+        return result, score(result, stage)
 
     def _live_encoders(self, module: pl.LightningModule) -> dict[str, Any]:
         """The module's retrieval encoders; image ones read and write the pixel store when it is on."""
@@ -123,11 +121,11 @@ class RetrievalCallback(pl.Callback):
         if any(key.startswith(BEFORE_FIT) for key in self.metrics):
             log.info("before-fit figures restored from the checkpoint; not recomputed on its weights")
             return
-        _, metrics = self.evaluate(trainer, pl_module, prefix=BEFORE_FIT + "retrieval/")
+        _, metrics = self.evaluate(trainer, pl_module, BEFORE_FIT)
         self.metrics.update(metrics)
         if trainer.is_global_zero:
             log_metrics(trainer.loggers, metrics, step=trainer.global_step)
-            key = f"{BEFORE_FIT}retrieval/acc@{self.pipeline.k}"
+            key = acc_key(self.pipeline.k, stage=BEFORE_FIT)
             log.info("before fit: Acc@%d = %.4f", self.pipeline.k, metrics[key])
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -135,7 +133,7 @@ class RetrievalCallback(pl.Callback):
             return
         if (trainer.current_epoch + 1) % self.every_n_epochs != 0:
             return
-        result, metrics = self.evaluate(trainer, pl_module, prefix="epoch/retrieval/")
+        result, metrics = self.evaluate(trainer, pl_module, EPOCH)
         self._last_periodic = (trainer.global_step, result)
         if trainer.is_global_zero:
             log_metrics(trainer.loggers, metrics, step=trainer.global_step)
@@ -145,16 +143,16 @@ class RetrievalCallback(pl.Callback):
         if result is not None and step == trainer.global_step:
             # the last epoch's periodic evaluation saw these very weights: embedding the catalogs again
             # (minutes at catalog scale) would give the same result
-            metrics = score(result, prefix="retrieval/")
+            metrics = score(result)
         else:
-            result, metrics = self.evaluate(trainer, pl_module, prefix="retrieval/")
+            result, metrics = self.evaluate(trainer, pl_module, stage="")
         self._last_periodic = (-1, None)
         self.metrics.update(metrics)
         if trainer.is_global_zero:
             record(
                 result, self.metrics, self.output_dir, trainer.loggers, self.log_examples, trainer.global_step
             )
-            log.info("after fit: Acc@%d = %.4f", self.pipeline.k, metrics[f"retrieval/acc@{self.pipeline.k}"])
+            log.info("after fit: Acc@%d = %.4f", self.pipeline.k, metrics[acc_key(self.pipeline.k)])
 
     def state_dict(self) -> dict[str, Any]:
         """The before-fit figures travel in the checkpoint (a resumed run keeps the original ones)."""

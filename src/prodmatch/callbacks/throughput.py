@@ -19,11 +19,10 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from prodmatch.layout import THROUGHPUT, THROUGHPUT_FILE
 from prodmatch.utils.atomic import write_json
 
 log = logging.getLogger("prodmatch.callbacks")
-
-PREFIX = "throughput/"
 
 
 def count_images(batch: Any) -> int:
@@ -77,7 +76,7 @@ class TrainThroughput(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._epoch["steps"]:
-            pl_module.log_dict({PREFIX + k: v for k, v in summarize(self._epoch).items()}, on_epoch=True)
+            pl_module.log_dict({THROUGHPUT + k: v for k, v in summarize(self._epoch).items()}, on_epoch=True)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         summary = {
@@ -87,7 +86,7 @@ class TrainThroughput(pl.Callback):
         }
         if not trainer.is_global_zero:
             return
-        path = self.output_path or Path(trainer.default_root_dir) / "throughput.json"
+        path = self.output_path or Path(trainer.default_root_dir) / THROUGHPUT_FILE
         write_json(path, summary)
         log.info(
             "training: %.1f images/s, %.1f%% of step time waiting on data (%d steps) -> %s",

@@ -36,7 +36,7 @@ __all__ = [
     "EncodeStats",
     "Encoder",
     "WrappedEncoder",
-    "stats_metrics",
+    "data_counts",
     "strict_error",
 ]
 
@@ -102,10 +102,11 @@ class WrappedEncoder:
         self.inner.stats_examples = value
 
 
-def stats_metrics(stats: Mapping[str, int]) -> dict[str, int]:
-    """Encode stats as flat metric keys: ``data/dropped/unreadable_image``, ``data/warnings/truncated_image``."""
+def data_counts(stats: Mapping[str, int]) -> dict[str, int]:
+    """Encode stats by what became of the inputs: ``dropped/unreadable_image``, ``warnings/truncated_image``
+    (the names of their ``data/`` metric keys, :func:`prodmatch.layout.data_key`)."""
     return {
-        f"data/{'dropped' if name in DROPPED_STATS else 'warnings'}/{name}": int(count)
+        f"{'dropped' if name in DROPPED_STATS else 'warnings'}/{name}": int(count)
         for name, count in stats.items()
     }
 

@@ -24,8 +24,8 @@ from PIL import Image
 from prodmatch.data.catalog import Catalog
 from prodmatch.data.images import load_image
 from prodmatch.errors import CatalogError, ImageError, ProdmatchError, one_line
+from prodmatch.layout import METRICS_FILE, acc_key
 from prodmatch.reporting.study import STUDY_QUERY_IDS
-from prodmatch.retrieval.artifacts import METRICS_FILE
 from prodmatch.retrieval.examples import Hit, examples, positions_of_rows
 from prodmatch.retrieval.result import RetrievalResult
 from prodmatch.utils import atomic
@@ -122,7 +122,7 @@ def cards(catalog: Catalog, positions: Sequence[int]) -> list[Card]:
 def _acc(run_dir: Path, k: int) -> float | None:
     """The run's Acc@k from its metrics.json, None when it is not there."""
     try:
-        value = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8")).get(f"retrieval/acc@{k}")
+        value = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8")).get(acc_key(k))
     except (OSError, ValueError, AttributeError):
         return None
     return float(value) if isinstance(value, (int, float)) else None

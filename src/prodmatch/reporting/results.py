@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from prodmatch.layout import BEFORE_FIT, SEEN, WALL_KEY, acc_key, match_key, retrieval_key
 from prodmatch.reporting import study
 from prodmatch.reporting.runs import collect_runs
 from prodmatch.utils import atomic
@@ -24,8 +25,7 @@ __all__ = ["MEASURES", "Measure", "build_table", "collect_runs", "default_note",
 
 log = logging.getLogger("prodmatch.reporting")
 
-ACC_KEY = "retrieval/acc@{k}"
-BEFORE_FIT = "before_fit/"
+ACC_KEY = acc_key("{k}")  # a template: each run's own k fills it
 # Columns of build_table(): rates in percent (0..100) unless a Measure says otherwise.
 ACC = "acc"
 BEFORE_ACC = "before_fit_acc"
@@ -47,17 +47,17 @@ class Measure:
 
 
 MEASURES: tuple[Measure, ...] = (
-    Measure("sku_recall", "retrieval/sku_recall@{k}", "SKU R@{k}"),
-    Measure("sku_full_recall", "retrieval/sku_full_recall@{k}", "SKU full R@{k}"),
-    Measure("sku_map", "retrieval/sku_map@{k}", "SKU mAP@{k}", scale=1.0, spec=".3f"),
-    Measure("sku_mrr", "retrieval/sku_mrr", "SKU MRR", scale=1.0, spec=".3f"),
-    Measure("match_f1", "match/f1", "match F1", scale=1.0, spec=".3f"),
+    Measure("sku_recall", retrieval_key("sku_recall@{k}"), "SKU R@{k}"),
+    Measure("sku_full_recall", retrieval_key("sku_full_recall@{k}"), "SKU full R@{k}"),
+    Measure("sku_map", retrieval_key("sku_map@{k}"), "SKU mAP@{k}", scale=1.0, spec=".3f"),
+    Measure("sku_mrr", retrieval_key("sku_mrr"), "SKU MRR", scale=1.0, spec=".3f"),
+    Measure("match_f1", match_key("f1"), "match F1", scale=1.0, spec=".3f"),
     # the product protocol's products seen in training (train) or tuning (val), beside the unseen ones above
-    Measure("seen_sku_recall", "seen/retrieval/sku_recall@{k}", "seen SKU R@{k}"),
-    Measure("seen_sku_mrr", "seen/retrieval/sku_mrr", "seen SKU MRR", scale=1.0, spec=".3f"),
-    Measure("seen_match_f1", "seen/match/f1", "seen match F1", scale=1.0, spec=".3f"),
-    Measure("ann_recall", "retrieval/ann_recall@{k}", "ANN R@{k}"),
-    Measure("wall_min", "job/wall_s", "wall min", scale=1 / 60, spec=".1f"),
+    Measure("seen_sku_recall", retrieval_key("sku_recall@{k}", group=SEEN), "seen SKU R@{k}"),
+    Measure("seen_sku_mrr", retrieval_key("sku_mrr", group=SEEN), "seen SKU MRR", scale=1.0, spec=".3f"),
+    Measure("seen_match_f1", match_key("f1", group=SEEN), "seen match F1", scale=1.0, spec=".3f"),
+    Measure("ann_recall", retrieval_key("ann_recall@{k}"), "ANN R@{k}"),
+    Measure("wall_min", WALL_KEY, "wall min", scale=1 / 60, spec=".1f"),
 )
 
 
@@ -75,7 +75,7 @@ def target_names(runs: pd.DataFrame) -> list[str]:
     """Targets with a per-target Acc@k in at least one run (at that run's k), sorted."""
     names: set[str] = set()
     for k, rows in runs.groupby("k").groups.items():
-        prefix = ACC_KEY.format(k=int(k)) + "/"
+        prefix = acc_key(int(k), "")  # "retrieval/acc@<k>/": what every per-target key starts with
         cols = [c for c in runs.columns if str(c).startswith(prefix)]
         names |= {c[len(prefix) :] for c in cols if runs.loc[rows, c].notna().any()}
     return sorted(names)
@@ -90,11 +90,11 @@ def _ours(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             "run_dir": runs["run_dir"].map(str),
             "k": runs["k"].astype(int),
             ACC: 100.0 * per_run(runs, ACC_KEY),
-            BEFORE_ACC: 100.0 * per_run(runs, BEFORE_FIT + ACC_KEY),
+            BEFORE_ACC: 100.0 * per_run(runs, acc_key("{k}", stage=BEFORE_FIT)),
         }
     )
     for name in target_names(runs):
-        ours[TARGET_PREFIX + name] = 100.0 * per_run(runs, f"{ACC_KEY}/{name}")
+        ours[TARGET_PREFIX + name] = 100.0 * per_run(runs, acc_key("{k}", name))
     present = []
     for m in MEASURES:
         values = per_run(runs, m.key)

@@ -10,12 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prodmatch.layout import MATCHES_FILE, METRICS_FILE
 from prodmatch.retrieval.protocol import SPLIT_COLUMN
 from prodmatch.retrieval.result import RetrievalResult
 from prodmatch.utils import atomic
 
-METRICS_FILE = "metrics.json"
-MATCHES_FILE = "matches.csv"
 MATCH_COLUMNS = (
     "query_idx",
     "rank",

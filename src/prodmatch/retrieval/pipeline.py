@@ -17,9 +17,10 @@ import numpy as np
 
 from prodmatch.data.catalog import IMAGE_VIEW, TEXT_VIEWS, Catalog
 from prodmatch.data.splits import check_fractions
-from prodmatch.encoders.base import Encoder, stats_metrics, strict_error
+from prodmatch.encoders.base import Encoder, data_counts, strict_error
 from prodmatch.encoders.cache import EmbeddingCache
 from prodmatch.errors import ConfigError
+from prodmatch.layout import ANN_RECALL_SAMPLE, ann_recall_name
 from prodmatch.retrieval.expansion import QueryExpansion
 from prodmatch.retrieval.fusion import concat, rerank
 from prodmatch.retrieval.index import AnnoyIndex, sampled_recall
@@ -189,7 +190,7 @@ class RetrievalPipeline:
             raise err
         vectors = [(q, db) for q, db, _, _ in embedded]
         queries, database, vectors = drop_unembedded(queries, database, vectors)
-        data = {key.removeprefix("data/"): n for key, n in stats_metrics(stats).items()}
+        data = data_counts(stats)
 
         t0 = time.perf_counter()
         weights = self._weights(queries, database, vectors)
@@ -273,7 +274,7 @@ class RetrievalPipeline:
             seed=self.seed,
             ann_ids=ids,
         )
-        return {f"ann_recall@{self.k}": recall, "ann_recall_sample": n}
+        return {ann_recall_name(self.k): recall, ANN_RECALL_SAMPLE: n}
 
 
 def _inputs(catalog: Catalog, view: str) -> list:

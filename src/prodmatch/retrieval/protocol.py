@@ -22,11 +22,11 @@ import numpy as np
 from prodmatch.data.catalog import Catalog
 from prodmatch.data.splits import NO_SKU, SPLITS, product_split, split_catalogs
 from prodmatch.errors import ConfigError
+from prodmatch.layout import SEEN
 
 PROTOCOLS = ("category", "product")
 SPLIT_COLUMN = "split"  # the query catalog's column holding each card's product group
 UNSEEN = "test"  # the group of the headline figures
-SEEN_PREFIX = "seen/"  # the other groups' figures: seen/retrieval/..., seen/match/...
 THRESHOLD_GROUP = "val"  # the group the match threshold (and the concat weights) are chosen on
 GROUPS = (*SPLITS, NO_SKU)
 
@@ -63,7 +63,7 @@ def query_split(queries: Catalog) -> np.ndarray | None:
 def scored_groups(split: np.ndarray) -> dict[str, np.ndarray]:
     """{key prefix: query mask}: "" for the test products' queries (headline), "seen/" for train and val."""
     split = np.asarray(split, dtype=object)
-    return {"": split == UNSEEN, SEEN_PREFIX: np.isin(split, ("train", THRESHOLD_GROUP))}
+    return {"": split == UNSEEN, SEEN: np.isin(split, ("train", THRESHOLD_GROUP))}
 
 
 def group_counts(split: np.ndarray) -> dict[str, int]:

@@ -17,13 +17,23 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from prodmatch.layout import (
+    BEST_TRIAL_FILE,
+    HYDRA_CONFIG_FILE,
+    HYDRA_DIR,
+    HYDRA_OVERRIDES_FILE,
+    HYDRA_RUNTIME_FILE,
+    METRICS_FILE,
+    OPTUNA_RESULTS_FILE,
+    STATUS_FILE,
+    acc_key,
+    is_breakdown,
+)
 from prodmatch.utils.atomic import write_text
 
 log = logging.getLogger("prodmatch")
 
-DEFAULT_METRIC = "retrieval/acc@10"
-STATUS_FILE = "job_status.json"
-RESULTS_FILE = "optimization_results.yaml"
+DEFAULT_METRIC = acc_key(10)
 
 
 @dataclass
@@ -39,7 +49,7 @@ class Trial:
 
 def _job_num(job_dir: Path) -> int:
     """The Hydra job number (`hydra.job.num`), or -1 when the job dir does not record it."""
-    hydra_yaml = job_dir / ".hydra" / "hydra.yaml"
+    hydra_yaml = job_dir / HYDRA_DIR / HYDRA_RUNTIME_FILE
     if not hydra_yaml.is_file():
         return -1
     num = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.job.num", default=-1)
@@ -53,8 +63,8 @@ def _failed(job_dir: Path) -> bool:
 
 def read_trial(job_dir: Path, metric: str) -> Trial:
     """The trial a job dir records: its overrides, its metrics and the value of `metric` (finite, or None)."""
-    overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
-    metrics_path = job_dir / "metrics.json"
+    overrides = [str(o) for o in OmegaConf.load(job_dir / HYDRA_DIR / HYDRA_OVERRIDES_FILE)]
+    metrics_path = job_dir / METRICS_FILE
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     value = metrics.get(metric)
     finite = isinstance(value, (int, float)) and math.isfinite(value) and not _failed(job_dir)
@@ -63,7 +73,7 @@ def read_trial(job_dir: Path, metric: str) -> Trial:
 
 def collect_trials(sweep_dir: Path, metric: str) -> list[Trial]:
     """Every job under the sweep dir (any dir holding `.hydra/overrides.yaml`), in job-number order."""
-    job_dirs = {p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")}
+    job_dirs = {p.parent.parent for p in sweep_dir.rglob(f"{HYDRA_DIR}/{HYDRA_OVERRIDES_FILE}")}
     return sorted((read_trial(d, metric) for d in job_dirs), key=lambda t: (t.num, str(t.job_dir)))
 
 
@@ -78,12 +88,12 @@ def best_of(trials: list[Trial], direction: str = "maximize") -> Trial | None:
 
 def summary_metrics(metrics: dict[str, float]) -> dict[str, float]:
     """The overall metrics (no per-category or per-count breakdowns), for the printed summary."""
-    return {k: v for k, v in metrics.items() if k.removeprefix("before_fit/").count("/") <= 1}
+    return {k: v for k, v in metrics.items() if not is_breakdown(k)}
 
 
 def best_trial_record(best: Trial, trials: list[Trial], sweep_dir: Path, metric: str, direction: str) -> dict:
     """What best_trial.yaml holds: the trial's value, overrides, metrics and config, and the study's counts."""
-    config_path = best.job_dir / ".hydra" / "config.yaml"
+    config_path = best.job_dir / HYDRA_DIR / HYDRA_CONFIG_FILE
     finished = sum(t.value is not None for t in trials)
     return {
         "optimized_metric": metric,
@@ -114,7 +124,7 @@ def format_best(record: dict[str, Any], out: Path) -> str:
 class BestTrialReport(Callback):
     """At the end of a multirun: writes `<sweep dir>/best_trial.yaml` and prints the best trial's metrics."""
 
-    def __init__(self, filename: str = "best_trial.yaml") -> None:
+    def __init__(self, filename: str = BEST_TRIAL_FILE) -> None:
         self.filename = filename
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -134,11 +144,14 @@ class BestTrialReport(Callback):
     @staticmethod
     def _check_sweeper_agrees(sweep_dir: Path, best: Trial) -> None:
         """Warn when the sweeper's own best value differs (e.g. a study stored across several sweeps)."""
-        results = sweep_dir / RESULTS_FILE
+        results = sweep_dir / OPTUNA_RESULTS_FILE
         if not results.is_file():
             return
         value = OmegaConf.load(results).get("best_value")
         if isinstance(value, (int, float)) and not math.isclose(value, best.value, rel_tol=1e-9):
             log.warning(
-                "%s names a best value of %s; this sweep dir's best is %s", RESULTS_FILE, value, best.value
+                "%s names a best value of %s; this sweep dir's best is %s",
+                OPTUNA_RESULTS_FILE,
+                value,
+                best.value,
             )

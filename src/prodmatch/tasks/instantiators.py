@@ -10,6 +10,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from prodmatch.layout import EMBEDDING_CACHE_DIR, EMBEDDINGS_DIR
+
 log = logging.getLogger("prodmatch")
 
 
@@ -51,7 +53,7 @@ def predict_loop_encoders(cfg: DictConfig, encoders: Mapping[str, Any], names: l
     from prodmatch.distributed.encoders import PredictLoopEncoder
 
     trainer = instantiate(cfg.embed_trainer)
-    work = Path(cfg.paths.output_dir) / "embeddings"
+    work = Path(cfg.paths.output_dir) / EMBEDDINGS_DIR
     return {
         name: PredictLoopEncoder(encoders[name], trainer, work / name) for name in names if name in encoders
     }
@@ -71,7 +73,7 @@ def embedding_cache(cfg: DictConfig) -> Any:
     """The on-disk embedding cache, or None with `cache=false`."""
     from prodmatch.encoders.cache import EmbeddingCache
 
-    return EmbeddingCache(Path(cfg.paths.cache_dir) / "embeddings") if cfg.cache else None
+    return EmbeddingCache(Path(cfg.paths.cache_dir) / EMBEDDING_CACHE_DIR) if cfg.cache else None
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from prodmatch.layout import CHECKPOINTS_DIR, HYDRA_DIR
+
 _REGISTERED = False
 
 
@@ -35,7 +37,7 @@ def resume_dir(task: str, ckpt_path: str | None, default: str) -> str:
     if task == "train" and ckpt_path:
         ckpt = Path(str(ckpt_path)).expanduser().resolve()
         run = ckpt.parent.parent
-        if ckpt.parent.name == "checkpoints" and (run / ".hydra").is_dir():
+        if ckpt.parent.name == CHECKPOINTS_DIR and (run / HYDRA_DIR).is_dir():
             return str(run)
     return default
 

@@ -15,13 +15,12 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 import prodmatch
+from prodmatch.layout import DONE_FILE, METRICS_FILE
 from prodmatch.utils import atomic
 from prodmatch.utils.hashing import file_hash, stable_hash, stats_hash
 
 log = logging.getLogger("prodmatch")
 
-DONE_FILE = "done.json"
-METRICS_FILE = "metrics.json"
 # Keys that name, group or log a run without changing its results: a resumed job may differ in them.
 NAMING_KEYS = (
     "group", "resume", "logger", "log_examples", "experiment_name", "paths", "hydra", "study", "optimized_metric",

@@ -10,7 +10,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from prodmatch.tasks.wrapper import STATUS_FILE
+from prodmatch.layout import STATUS_FILE
 
 
 def job_statuses(sweep_dir: Path) -> dict[Path, dict[str, Any]]:

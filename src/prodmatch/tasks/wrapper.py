@@ -23,13 +23,13 @@ from typing import Any
 from omegaconf import DictConfig
 
 from prodmatch.errors import ProdmatchError, one_line
+from prodmatch.layout import CHECKPOINTS_DIR, LAST_CHECKPOINT_FILE, STATUS_FILE
 from prodmatch.tasks import resume
 from prodmatch.utils import atomic
 from prodmatch.utils.signals import Interrupted, handle_signals, stopping_signal
 
 log = logging.getLogger("prodmatch")
 
-STATUS_FILE = "job_status.json"
 Task = Callable[[DictConfig], dict[str, Any]]
 
 
@@ -118,7 +118,7 @@ def _failure(cfg: DictConfig, exc: BaseException) -> dict[str, Any]:
     """Record a failed or interrupted job; return NaN metrics in a sweep or leave with the right exit."""
     stop = _interrupted(exc)
     if stop is not None:
-        ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        ckpt = Path(cfg.paths.output_dir) / CHECKPOINTS_DIR / LAST_CHECKPOINT_FILE
         where = f"; resume with ckpt_path={ckpt}" if ckpt.is_file() else ""
         write_status(cfg, "interrupted", f"stopped by {stop.signal_name}")
         print(f"error: {cfg.experiment_name}: stopped by {stop.signal_name}{where}", file=sys.stderr)

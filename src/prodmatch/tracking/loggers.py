@@ -12,9 +12,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-log = logging.getLogger("prodmatch")
+from prodmatch.layout import WANDB_ID_FILE
 
-WANDB_ID_FILE = "wandb_run_id"
+log = logging.getLogger("prodmatch")
 
 
 def wandb_run_id(run_dir: str | Path) -> str:

@@ -20,7 +20,7 @@ from prodmatch.data.catalog import Catalog
 from prodmatch.encoders import image as image_mod
 from prodmatch.encoders import local_text as local_text_mod
 from prodmatch.encoders import sentence as sentence_mod
-from prodmatch.encoders.base import Encoder, stats_metrics, strict_error
+from prodmatch.encoders.base import Encoder, data_counts, strict_error
 from prodmatch.encoders.device import resolve_device
 from prodmatch.encoders.image import ImageEncoder, build_resnet18
 from prodmatch.encoders.local_text import build_local_sentence_model
@@ -300,7 +300,7 @@ def test_image_encoder_survives_bad_files(tmp_path: Path, caplog, num_workers: i
 def test_stats_become_metrics_and_a_strict_error():
     stats = {"unreadable_image": 2, "truncated_image": 1}
     examples = {"unreadable_image": "images/a.jpg", "truncated_image": "images/b.jpg"}
-    assert stats_metrics(stats) == {"data/dropped/unreadable_image": 2, "data/warnings/truncated_image": 1}
+    assert data_counts(stats) == {"dropped/unreadable_image": 2, "warnings/truncated_image": 1}
     message = str(strict_error(stats, examples))
     assert "data.strict" in message and "images/a.jpg" in message and "\n" not in message
     assert strict_error({}, {}) is None

@@ -12,6 +12,7 @@ from prodmatch.data.catalog import Catalog, load_catalog
 from prodmatch.data.splits import split_catalogs
 from prodmatch.encoders.tfidf import TfidfEncoder
 from prodmatch.errors import ConfigError
+from prodmatch.layout import BEFORE_FIT
 from prodmatch.retrieval.artifacts import MATCH_COLUMNS, MATCHES_FILE, matches_frame
 from prodmatch.retrieval.evaluation import record, score
 from prodmatch.retrieval.index import AnnoyIndex, ExactIndex
@@ -104,7 +105,7 @@ def test_threshold_is_chosen_on_the_val_queries_only(hand_result):
 
 
 def test_before_fit_prefix_composes(hand_result):
-    plain, before = score(hand_result), score(hand_result, prefix="before_fit/retrieval/")
+    plain, before = score(hand_result), score(hand_result, stage=BEFORE_FIT)
     assert before == {f"before_fit/{key}": value for key, value in plain.items()}
     assert {"before_fit/seen/retrieval/sku_mrr", "before_fit/match/f1", "before_fit/seen/match/f1"} <= set(
         before
