@@ -30,7 +30,7 @@ def _check_contract(out: Path, queries_targets: set[str]) -> dict[str, float]:
 )
 def test_evaluate_experiment_writes_contract_artifacts(compose_cfg, tiny_catalogs, tmp_path, experiment):
     cfg = compose_cfg("evaluate", [f"experiment={experiment}"])
-    metrics = evaluate(cfg)
+    metrics = evaluate(cfg).metrics
     assert cfg.experiment_name == experiment
     written = _check_contract(tmp_path, set(tiny_catalogs[0].targets))
     assert written == pytest.approx(metrics)
@@ -48,7 +48,7 @@ PRODUCT_KEYS = {
 
 def test_evaluate_product_protocol_reports_unseen_and_seen_products(compose_cfg, tmp_path):
     cfg = compose_cfg("evaluate", ["experiment=title_tfidf", "retrieval.protocol=product", "logger=none"])
-    metrics = evaluate(cfg)
+    metrics = evaluate(cfg).metrics
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert PRODUCT_KEYS | {f"seen/{key}" for key in PRODUCT_KEYS} <= set(written)
     assert written == pytest.approx(metrics)
@@ -60,10 +60,10 @@ def test_evaluate_product_protocol_reports_unseen_and_seen_products(compose_cfg,
 
 def test_evaluate_is_reproducible_and_uses_the_cache(compose_cfg, tmp_path):
     cfg = compose_cfg("evaluate", ["experiment=title", "logger=none"])
-    first = evaluate(cfg)
+    first = evaluate(cfg).metrics
     cached = list((tmp_path / "cache" / "embeddings").rglob("*.npy"))
     assert cached, "embeddings must be cached"
-    second = evaluate(cfg)
+    second = evaluate(cfg).metrics
     assert first == second
 
 
@@ -78,7 +78,7 @@ def test_text_only_run_never_needs_images(compose_cfg, tiny_data_dir, tmp_path):
         "evaluate",
         ["experiment=title_tfidf", "logger=none", f"paths.data_dir={dst.parent}", "data.synthetic=null"],
     )
-    metrics = evaluate(cfg)
+    metrics = evaluate(cfg).metrics
     assert metrics["retrieval/acc@10"] > 0
 
 

@@ -16,9 +16,8 @@ batch holds:
   sentence-transformers' MultipleNegativesRankingLoss.
 
 With ``label=sku`` only cards of the "train" products are trained on and the "val" products validate: the
-split is ``split`` (per-card "train" / "val" / "test" / "none", e.g. from
-:func:`prodmatch.data.splits.split_catalogs`) or else ``product_split(database.skus, split_fractions, seed)``,
-which is the same split. With per-card ``labels`` and no ``split`` every labelled card trains (label-free
+split is ``split``, the run's :class:`~prodmatch.data.splits.ProductSplit` (train.py draws it once and scores
+with the same object) or per-card "train" / "val" / "test" / "none" labels. With per-card ``labels`` and no ``split`` every labelled card trains (label-free
 training sees no SKU) and there is no validation split. With ``label=target`` and a ``split`` (the product
 protocol), the "train" products' cards train and the "val" products' cards validate, so a category model is
 scored on products it never saw too.
@@ -45,7 +44,7 @@ from prodmatch.data.catalog import TEXT_VIEWS, Catalog
 from prodmatch.data.datasets import CardDataset, PairDataset, positives_collate
 from prodmatch.data.images import ImageDataset, build_transform
 from prodmatch.data.pairs import Pairs, PairSampler, encode_labels, positive_pairs
-from prodmatch.data.splits import product_split
+from prodmatch.data.splits import ProductSplit
 from prodmatch.errors import ConfigError
 
 log = logging.getLogger("prodmatch.data")
@@ -106,13 +105,14 @@ class PairDataModule(pl.LightningDataModule):
         label: str = "target",
         sampler: str = "pairs",
         m_per_class: int = 4,
-        split_fractions: Sequence[float] = (0.6, 0.2, 0.2),
-        split: Sequence[str] | np.ndarray | None = None,
+        split: ProductSplit | Sequence[str] | np.ndarray | None = None,
         labels: Sequence[Any] | np.ndarray | None = None,
     ) -> None:
         super().__init__()
         _check_settings(modality, text_view, batch_size, num_workers, pairs_per_epoch, label, sampler)
         self.save_hyperparameters(ignore=["database", "split", "labels"])
+        if isinstance(split, ProductSplit):
+            split = split.of(database.skus)
         self.database = database
         self.modality = modality
         self.text_view = text_view
@@ -134,7 +134,7 @@ class PairDataModule(pl.LightningDataModule):
             self.train_indices, self.val_indices = self._target_indices(split, val_fraction, seed)
         else:
             self.label_codes, self.label_names = self._product_labels(labels)
-            self.train_indices, self.val_indices = self._product_indices(split, split_fractions, labels)
+            self.train_indices, self.val_indices = self._product_indices(split, labels)
             self._train_classes_first()
         self._check_sampler_fits()
         self.train_sampler: PairSampler | None = None
@@ -164,7 +164,7 @@ class PairDataModule(pl.LightningDataModule):
         if len(split) != len(self.database):
             raise ConfigError(
                 f"split has {len(split)} values for {len(self.database)} database cards; pass the "
-                "database split of prodmatch.data.splits.split_catalogs"
+                "run's prodmatch.data.splits.ProductSplit"
             )
         return np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
 
@@ -189,7 +189,6 @@ class PairDataModule(pl.LightningDataModule):
     def _product_indices(
         self,
         split: Sequence[str] | np.ndarray | None,
-        fractions: Sequence[float],
         labels: Sequence[Any] | np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(train, val) positions: labelled cards of the "train" / "val" products."""
@@ -197,12 +196,15 @@ class PairDataModule(pl.LightningDataModule):
         if split is None and labels is not None:
             return np.flatnonzero(labelled), np.empty(0, dtype=np.int64)
         if split is None:
-            split = product_split(self.database.skus, fractions, self.seed)
+            raise ConfigError(
+                "datamodule.label=sku trains on the train products' cards: pass split=, the run's "
+                "prodmatch.data.splits.ProductSplit (train.py passes the one it scores with)"
+            )
         split = np.asarray(split, dtype=object).ravel()
         if len(split) != len(self.database):
             raise ConfigError(
                 f"split has {len(split)} values for {len(self.database)} database cards; pass the "
-                "database split of prodmatch.data.splits.split_catalogs"
+                "run's prodmatch.data.splits.ProductSplit"
             )
         return np.flatnonzero(labelled & (split == "train")), np.flatnonzero(labelled & (split == "val"))
 
@@ -229,7 +231,7 @@ class PairDataModule(pl.LightningDataModule):
         if len(self.train_indices) == 0:
             raise ConfigError(
                 f"datamodule.label={self.label}: no training cards (no labelled card of a train product); "
-                "check the SKUs / labels and datamodule.split_fractions"
+                "check the SKUs / labels and retrieval.split_fractions"
             )
         if self.sampler != "m_per_class":
             return

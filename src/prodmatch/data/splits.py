@@ -8,7 +8,8 @@ changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,36 @@ def sku_groups(
     return dict(zip(unique.tolist(), group.tolist(), strict=True))
 
 
+@dataclass(frozen=True)
+class ProductSplit:
+    """The products (SKUs) of a run in train / val / test groups: drawn once, by the task, over the database's
+    SKUs, and handed to training and to scoring alike, so the two cannot disagree.
+
+    ``groups`` maps each SKU to its group; :meth:`of` gives any catalog's cards their group (``"none"`` for a
+    card without a SKU, or with one the database does not have: it has no listing to find).
+    """
+
+    groups: Mapping[str, str]
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    seed: int = 0
+
+    @classmethod
+    def draw(
+        cls,
+        skus: Sequence[str | None] | np.ndarray,
+        fractions: Sequence[float] = (0.6, 0.2, 0.2),
+        seed: int = 0,
+    ) -> ProductSplit:
+        """The split of the unique non-empty ``skus`` (the database's) by ``fractions`` and ``seed``."""
+        shares = tuple(float(f) for f in check_fractions(fractions))
+        return cls(sku_groups(skus, shares, seed), shares, int(seed))
+
+    def of(self, skus: Sequence[str | None] | np.ndarray) -> np.ndarray:
+        """Each card's group ("train", "val", "test"; "none" without a SKU or for one outside the split)."""
+        labels = pd.Series(_clean(skus), dtype=object).map(dict(self.groups)).fillna(NO_SKU)
+        return labels.to_numpy(dtype=object)
+
+
 def product_split(
     skus: Sequence[str | None] | np.ndarray,
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
@@ -59,13 +90,9 @@ def product_split(
     """Split label per card ("train", "val", "test"; "none" for a card without SKU) over unique SKUs.
 
     ``products``: the SKUs whose groups are drawn (default: ``skus`` themselves). Pass the database's SKUs
-    when splitting the queries, so that the same SKU gets the same group in both catalogs; a query SKU
-    absent from the database is "none" (it has no listing to find, so no SKU measure counts it).
+    when splitting the queries, so that the same SKU gets the same group in both catalogs.
     """
-    cleaned = _clean(skus)
-    groups = sku_groups(cleaned if products is None else products, fractions, seed)
-    labels = pd.Series(cleaned, dtype=object).map(groups).fillna(NO_SKU)
-    return labels.to_numpy(dtype=object)
+    return ProductSplit.draw(skus if products is None else products, fractions, seed).of(skus)
 
 
 def split_catalogs(
@@ -74,10 +101,6 @@ def split_catalogs(
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(query split, database split), both drawn over the database's SKUs.
-
-    The database split equals ``product_split(db_skus, fractions, seed)``, which is what
-    ``PairDataModule(label="sku")`` computes from the database on its own, so training and scoring agree.
-    """
-    db = product_split(db_skus, fractions, seed)
-    return product_split(query_skus, fractions, seed, products=db_skus), db
+    """(query split, database split), both drawn over the database's SKUs (one :class:`ProductSplit`)."""
+    split = ProductSplit.draw(db_skus, fractions, seed)
+    return split.of(query_skus), split.of(db_skus)

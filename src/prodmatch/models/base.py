@@ -92,15 +92,22 @@ class ProdmatchModule(pl.LightningModule):
         """The module as a retrieval encoder (the channel encoder `model`)."""
         raise NotImplementedError
 
-    @property
-    def retrieval_encoders(self) -> dict[str, ModuleEncoder]:
-        """Every retrieval encoder the module offers, by channel encoder name (:attr:`retrieval_encoder_names`)."""
-        return {name: self.retrieval_encoder(name) for name in self.retrieval_encoder_names}
+    def retrieval_encoders(self, pixel_cache: str | None = None) -> dict[str, ModuleEncoder]:
+        """Every retrieval encoder the module offers, by channel encoder name (:attr:`retrieval_encoder_names`).
 
-    def retrieval_encoder(self, name: str) -> ModuleEncoder:
-        """The retrieval encoder a channel names: `model` is :attr:`encoder`; subclasses add theirs."""
+        ``pixel_cache``: a folder for the pixel store of decoded eval crops, given to the image encoders as they
+        are built (the retrieval callback passes the run's); text encoders have no use for it.
+        """
+        return {name: self.retrieval_encoder(name, pixel_cache) for name in self.retrieval_encoder_names}
+
+    def retrieval_encoder(self, name: str, pixel_cache: str | None = None) -> ModuleEncoder:
+        """The retrieval encoder a channel names: `model` is :meth:`model_encoder`; subclasses add theirs."""
         if name != "model":
             raise KeyError(name)
+        return self.model_encoder(pixel_cache)
+
+    def model_encoder(self, pixel_cache: str | None = None) -> ModuleEncoder:
+        """The module as the channel encoder `model` (image modules read and write ``pixel_cache``)."""
         return self.encoder
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -187,13 +194,19 @@ class ResNetModule(ProdmatchModule):
     @property
     def encoder(self) -> ModuleEncoder:
         """The backbone as a retrieval encoder (L2-normalised), embedding exactly like evaluate.py."""
-        return image_encoder(self, self.backbone)
+        return self.model_encoder()
+
+    def model_encoder(self, pixel_cache: str | None = None) -> ModuleEncoder:
+        return image_encoder(self, self.backbone, pixel_cache=pixel_cache)
 
 
-def image_encoder(module: ProdmatchModule, net: torch.nn.Module, dim: int | None = None) -> ModuleEncoder:
+def image_encoder(
+    module: ProdmatchModule, net: torch.nn.Module, dim: int | None = None, pixel_cache: str | None = None
+) -> ModuleEncoder:
     """`net` (images -> [B, dim] rows; 512 for a bare ResNet18) as a retrieval encoder over `module`'s live
     weights, embedding exactly like evaluate.py; the net is used as it is, nothing is loaded. The module saves
-    ``image_size``, ``encode_batch_size`` and ``encode_num_workers`` as hyper-parameters."""
+    ``image_size``, ``encode_batch_size`` and ``encode_num_workers`` as hyper-parameters. ``pixel_cache``: the
+    folder of the pixel store (decode the images once, read the crops back on later evaluations)."""
     hp = module.hparams
     inner = ImageEncoder(
         pretrained=False,
@@ -202,6 +215,7 @@ def image_encoder(module: ProdmatchModule, net: torch.nn.Module, dim: int | None
         num_workers=hp.encode_num_workers,
         device=str(module.device),
         backbone=net,
+        pixel_cache=pixel_cache,
     )
     if dim is not None:
         inner.dim = int(dim)  # ImageEncoder sizes its output by dim

@@ -117,6 +117,6 @@ def load_trained_encoders(ckpt_path: str | Path) -> tuple[dict[str, CheckpointEn
     module = load_trained_module(ckpt_path)
     digest = module_digest(module)
     encoders = {
-        name: CheckpointEncoder(live, name, digest) for name, live in module.retrieval_encoders.items()
+        name: CheckpointEncoder(live, name, digest) for name, live in module.retrieval_encoders().items()
     }
     return encoders, module.modality

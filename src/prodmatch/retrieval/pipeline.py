@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from prodmatch.data.catalog import IMAGE_VIEW, TEXT_VIEWS, Catalog
-from prodmatch.data.splits import check_fractions
+from prodmatch.data.splits import ProductSplit, check_fractions
 from prodmatch.encoders.base import Encoder, data_counts, strict_error
 from prodmatch.encoders.cache import EmbeddingCache
 from prodmatch.errors import ConfigError
@@ -24,7 +24,7 @@ from prodmatch.layout import ANN_RECALL_SAMPLE, ann_recall_name
 from prodmatch.retrieval.expansion import QueryExpansion
 from prodmatch.retrieval.fusion import concat, rerank
 from prodmatch.retrieval.index import AnnoyIndex, sampled_recall
-from prodmatch.retrieval.protocol import PROTOCOLS, THRESHOLD_GROUP, assign_split, query_split
+from prodmatch.retrieval.protocol import PROTOCOLS, THRESHOLD_GROUP, assign_split, draw_split, query_split
 from prodmatch.retrieval.result import RetrievalResult
 from prodmatch.retrieval.weights import WeightSearch
 
@@ -142,6 +142,10 @@ class RetrievalPipeline:
                 "channels; give one weight per channel"
             )
 
+    def product_split(self, database: Catalog) -> ProductSplit:
+        """The products of ``database`` in train / val / test groups (``split_fractions``, ``seed``)."""
+        return draw_split(database, self.split_fractions, self.seed)
+
     @property
     def encoder_names(self) -> list[str]:
         """Encoders this pipeline needs, in channel order, without repeats."""
@@ -176,11 +180,16 @@ class RetrievalPipeline:
         encoders: Mapping[str, Encoder],
         cache: EmbeddingCache | None = None,
         strict: bool = False,
+        split: ProductSplit | None = None,
     ) -> RetrievalResult:
-        """Embed, search, re-rank and return the ranking of every query (at least k deep)."""
+        """Embed, search, re-rank and return the ranking of every query (at least k deep).
+
+        ``split``: the product protocol's split, as the task drew it with :meth:`product_split` (and handed to
+        training); drawn here when not given.
+        """
         warn_unmatched_targets(queries, database)
         if self.protocol == "product":
-            queries = assign_split(queries, database, self.split_fractions, self.seed)
+            queries = assign_split(queries, split or self.product_split(database))
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         embedded = [embed_channel(ch, queries, database, encoders, cache) for ch in self.channels]

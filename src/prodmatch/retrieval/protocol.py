@@ -3,8 +3,8 @@
 ``retrieval.protocol=category`` (the default) scores every query card with the study's metric keys.
 
 ``retrieval.protocol=product`` splits the products (SKUs), not the cards, into train / val / test groups by seed
-(:func:`prodmatch.data.splits.split_catalogs`, drawn over the database's SKUs: the split that
-``PairDataModule(label="sku")`` trains on) and gives every query card its product's group in a ``split``
+(a :class:`~prodmatch.data.splits.ProductSplit` drawn over the database's SKUs, :func:`draw_split`; a training
+task hands the same object to its datamodule) and gives every query card its product's group in a ``split``
 column; ``"none"`` marks a card without a SKU or with a SKU no database card has (it has nothing to find).
 Scoring then gives the headline keys over the query cards of the test products, which no model saw in
 training, and the same keys prefixed ``seen/`` over those of the train and val products; cards of no group
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from prodmatch.data.catalog import Catalog
-from prodmatch.data.splits import NO_SKU, SPLITS, product_split, split_catalogs
+from prodmatch.data.splits import NO_SKU, SPLITS, ProductSplit
 from prodmatch.errors import ConfigError
 from prodmatch.layout import SEEN
 
@@ -40,17 +40,14 @@ def _require_skus(catalog: Catalog, role: str) -> np.ndarray:
     return catalog.skus
 
 
-def database_split(database: Catalog, fractions: Sequence[float], seed: int) -> np.ndarray:
-    """The product group of every database card: what ``PairDataModule(label="sku")`` trains on."""
-    return product_split(_require_skus(database, "database"), fractions, seed)
+def draw_split(database: Catalog, fractions: Sequence[float], seed: int) -> ProductSplit:
+    """The products of the database in train / val / test groups (what training and scoring both use)."""
+    return ProductSplit.draw(_require_skus(database, "database"), fractions, seed)
 
 
-def assign_split(queries: Catalog, database: Catalog, fractions: Sequence[float], seed: int) -> Catalog:
-    """The query cards with their product group in the ``split`` column (groups drawn over database SKUs)."""
-    q_split, _ = split_catalogs(
-        _require_skus(queries, "query"), _require_skus(database, "database"), fractions, seed
-    )
-    return queries.with_column(SPLIT_COLUMN, q_split)
+def assign_split(queries: Catalog, split: ProductSplit) -> Catalog:
+    """The query cards with their product's group in the ``split`` column."""
+    return queries.with_column(SPLIT_COLUMN, split.of(_require_skus(queries, "query")))
 
 
 def query_split(queries: Catalog) -> np.ndarray | None:

@@ -1,45 +1,58 @@
-"""Glue between the composed config and the objects a task needs (catalogs, encoders, cache, callbacks)."""
+"""Wiring between the composed config and the objects a task needs: catalogs, encoders, the embedding cache,
+loggers and callbacks. Objects built at run time (catalogs, the product split, ...) are handed to constructors,
+never patched onto built objects.
+
+Importing this module is cheap: what needs torch or Lightning is imported where it is used.
+"""
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from prodmatch.data.catalog import Catalog
+from prodmatch.encoders.cache import EmbeddingCache
+from prodmatch.encoders.registry import EncoderRegistry
 from prodmatch.layout import EMBEDDING_CACHE_DIR, EMBEDDINGS_DIR
+from prodmatch.tracking import build_loggers
 
-log = logging.getLogger("prodmatch")
+
+def build(node: DictConfig, **runtime: Any) -> Any:
+    """The object of a config node (its values as plain containers) given ``runtime`` objects of the task.
+
+    The runtime objects go to the constructor as they are: passed through ``instantiate`` they would be
+    merged into the config first, which turns a dataclass into a dict and a dict into a DictConfig.
+    """
+    return instantiate(node, _partial_=True, _convert_="all")(**runtime)
 
 
-def load_catalogs(cfg: DictConfig, needs_images: bool) -> tuple[Any, Any]:
+def load_catalogs(cfg: DictConfig, needs_images: bool) -> tuple[Catalog, Catalog]:
     """(queries, database) of the configured data source, validated (images checked when they are used)."""
-    from hydra.utils import instantiate
-
     return instantiate(cfg.data).load(require_images=needs_images)
 
 
-def encoder_registry(cfg: DictConfig) -> Any:
-    """Encoders by name; a trained checkpoint's encoder stands in for its modality's and is also `model` (a
-    classifier's class posterior is `model_posterior`)."""
-    from prodmatch.encoders.registry import EncoderRegistry
+def encoder_registry(cfg: DictConfig) -> EncoderRegistry:
+    """The configured encoders by name, each built when a channel first asks for it."""
+    return EncoderRegistry(cfg.encoders)
 
-    encoders = EncoderRegistry(cfg.encoders)
+
+def evaluation_encoders(cfg: DictConfig, pipeline: Any) -> Mapping[str, Any]:
+    """The encoders evaluate.py and match.py run on: the configured ones; with ``ckpt_path`` a trained
+    checkpoint's encoder stands in for its modality's and is also `model` (a classifier's class posterior is
+    `model_posterior`); with ``embed_trainer`` they embed through Lightning's predict loop."""
+    encoders = encoder_registry(cfg)
     if cfg.get("ckpt_path"):
-        from prodmatch.models.loading import load_trained_encoders
+        from prodmatch.models.loading import (
+            load_trained_encoders,  # torch and Lightning: only with a checkpoint
+        )
 
         trained, modality = load_trained_encoders(cfg.ckpt_path)
         encoders = encoders.with_extra(**trained, **{modality: trained["model"]})
-    return encoders
-
-
-def pipeline_encoders(cfg: DictConfig, pipeline: Any) -> Mapping[str, Any]:
-    """The encoders a task's pipeline runs on: :func:`encoder_registry`'s, embedding through the predict loop
-    when `embed_trainer` is set."""
-    encoders = encoder_registry(cfg)
     if cfg.get("embed_trainer") is not None:
         return predict_loop_encoders(cfg, encoders, pipeline.encoder_names)
     return encoders
@@ -48,9 +61,7 @@ def pipeline_encoders(cfg: DictConfig, pipeline: Any) -> Mapping[str, Any]:
 def predict_loop_encoders(cfg: DictConfig, encoders: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
     """`embed_trainer=...`: the pipeline's encoders embed through Lightning's predict loop on that trainer, the
     merged matrices kept in the run dir under embeddings/<encoder>/<call>/."""
-    from hydra.utils import instantiate
-
-    from prodmatch.distributed.encoders import PredictLoopEncoder
+    from prodmatch.distributed.encoders import PredictLoopEncoder  # Lightning: only with embed_trainer
 
     trainer = instantiate(cfg.embed_trainer)
     work = Path(cfg.paths.output_dir) / EMBEDDINGS_DIR
@@ -64,16 +75,36 @@ def records_results(cfg: DictConfig) -> bool:
     (every process of it runs the whole task; rank 0 records)."""
     if cfg.get("embed_trainer") is None:
         return True
-    from prodmatch.distributed.predict import is_global_zero
+    from prodmatch.distributed.predict import is_global_zero  # Lightning: only with embed_trainer
 
     return is_global_zero()
 
 
-def embedding_cache(cfg: DictConfig) -> Any:
+def embedding_cache(cfg: DictConfig) -> EmbeddingCache | None:
     """The on-disk embedding cache, or None with `cache=false`."""
-    from prodmatch.encoders.cache import EmbeddingCache
-
     return EmbeddingCache(Path(cfg.paths.cache_dir) / EMBEDDING_CACHE_DIR) if cfg.cache else None
+
+
+def loggers(cfg: DictConfig, config: Mapping[str, Any]) -> list[Any]:
+    """The configured loggers (the W&B run is the run dir's), each given the resolved config."""
+    built = build_loggers(cfg.logger, cfg.paths.output_dir)
+    for logger in built:
+        logger.log_hyperparams(dict(config))
+    return built
+
+
+def callbacks(cfg: DictConfig, evaluation: Mapping[str, Any]) -> list[Any]:
+    """Every configured callback; the retrieval callbacks also get ``evaluation``, the run's evaluation inputs
+    (pipeline, catalogs, product split, encoders, embedding cache, pixel store, config, extra figures)."""
+    from prodmatch.callbacks.retrieval import RetrievalCallback  # Lightning: only training builds callbacks
+
+    out = []
+    for node in (cfg.get("callbacks") or {}).values():
+        if node is None:
+            continue
+        runtime = evaluation if issubclass(get_class(node._target_), RetrievalCallback) else {}
+        out.append(build(node, **runtime))
+    return out
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:

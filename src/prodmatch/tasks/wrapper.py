@@ -1,9 +1,10 @@
 """The one wrapper around every task: reuse, expected errors as one line, signals, W&B always finished.
 
 Outcomes of a job, each recorded in ``<run dir>/job_status.json``:
-- ok: the task's metrics are returned (and ``done.json`` marks them reusable);
+- ok: the task's :class:`~prodmatch.tasks.run.Run` is returned (and ``done.json`` marks its metrics reusable;
+  a reused run comes back with the earlier metrics);
 - failed (an expected, user-fixable error): one ``error: ...`` line; a single run exits 1, a sweep job returns
-  NaN metrics so the sweep (and an Optuna study) goes on, and the sweep ends with a summary and exit 1;
+  a run without metrics (its objective is NaN) so the sweep (and an Optuna study) goes on, and the sweep ends with a summary and exit 1;
 - interrupted (SIGTERM / SIGINT): one line, training has saved ``last.ckpt``, exit 128 + signal;
 - anything else is a bug: recorded as failed, W&B marked failed, the traceback is shown.
 """
@@ -18,19 +19,19 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig
 
 from prodmatch.errors import ProdmatchError, one_line
 from prodmatch.layout import CHECKPOINTS_DIR, LAST_CHECKPOINT_FILE, STATUS_FILE
 from prodmatch.tasks import resume
+from prodmatch.tasks.run import Run
 from prodmatch.utils import atomic
 from prodmatch.utils.signals import Interrupted, handle_signals, stopping_signal
 
 log = logging.getLogger("prodmatch")
 
-Task = Callable[[DictConfig], dict[str, Any]]
+Task = Callable[[DictConfig], Run]
 
 
 def user_error(err: BaseException) -> ProdmatchError | None:
@@ -83,7 +84,7 @@ def task_wrapper(task: Task) -> Task:
     """Wrap a task function (see the module docstring for what it guarantees)."""
 
     @functools.wraps(task)
-    def wrapped(cfg: DictConfig) -> dict[str, Any]:
+    def wrapped(cfg: DictConfig) -> Run:
         from prodmatch.tracking import finish_wandb
 
         if cfg.get("resume"):
@@ -92,7 +93,7 @@ def task_wrapper(task: Task) -> Task:
                 write_status(
                     cfg, "ok", wall_s=_recorded_wall_s(cfg)
                 )  # the reused run's time, not this check's
-                return earlier
+                return Run(cfg.paths.output_dir, earlier)
         # taken before the task runs: a task settles config values in place (train.py's datamodule.modality=auto),
         # and the next run's check compares against the config as composed
         composed = resume.config_fingerprint(cfg)
@@ -101,7 +102,7 @@ def task_wrapper(task: Task) -> Task:
         start = time.perf_counter()
         try:
             with handle_signals():
-                metrics = task(cfg)
+                run = task(cfg)
             failed = False
         except BaseException as exc:  # noqa: BLE001 - every outcome is recorded, then re-raised or converted
             return _failure(cfg, exc)
@@ -109,13 +110,13 @@ def task_wrapper(task: Task) -> Task:
             finish_wandb(failed)
         resume.mark_done(cfg, composed)
         write_status(cfg, "ok", wall_s=time.perf_counter() - start)
-        return metrics
+        return run
 
     return wrapped
 
 
-def _failure(cfg: DictConfig, exc: BaseException) -> dict[str, Any]:
-    """Record a failed or interrupted job; return NaN metrics in a sweep or leave with the right exit."""
+def _failure(cfg: DictConfig, exc: BaseException) -> Run:
+    """Record a failed or interrupted job; return a run without metrics in a sweep or leave with the right exit."""
     stop = _interrupted(exc)
     if stop is not None:
         ckpt = Path(cfg.paths.output_dir) / CHECKPOINTS_DIR / LAST_CHECKPOINT_FILE
@@ -132,5 +133,5 @@ def _failure(cfg: DictConfig, exc: BaseException) -> dict[str, Any]:
     print(f"error: {line}", file=sys.stderr)  # the one line the user needs; no traceback
     if in_multirun():
         log.error("%s: job failed; the sweep goes on", cfg.get("experiment_name"))
-        return {}
+        return Run(cfg.paths.output_dir)
     raise SystemExit(1) from None

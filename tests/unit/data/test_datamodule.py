@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from prodmatch.data.datamodule import PairDataModule, stratified_split
-from prodmatch.data.splits import product_split
+from prodmatch.data.splits import ProductSplit, product_split
 from prodmatch.errors import ConfigError
 
 
@@ -153,6 +153,7 @@ def test_sku_label_trains_only_on_train_products(database) -> None:
         batch_size=8,
         image_size=32,
         num_workers=0,
+        split=ProductSplit.draw(database.skus, (0.6, 0.2, 0.2), seed=0),
     )
     split = product_split(database.skus, (0.6, 0.2, 0.2), seed=0)
     np.testing.assert_array_equal(dm.train_indices, np.flatnonzero(split == "train"))
@@ -172,7 +173,7 @@ def test_sku_label_trains_only_on_train_products(database) -> None:
             break
     val = next(iter(dm.val_dataloader()))
     assert set(val["label"].tolist()) <= set(dm.label_codes[dm.val_indices].tolist())
-    # the same split passed in explicitly (e.g. from split_catalogs) gives the same module
+    # the same split as per-card labels (e.g. from split_catalogs) gives the same module
     again = PairDataModule(database, label="sku", sampler="m_per_class", m_per_class=2, split=split)
     np.testing.assert_array_equal(again.train_indices, dm.train_indices)
 
@@ -188,8 +189,16 @@ def test_target_label_with_a_product_split_trains_on_train_products_only(databas
         PairDataModule(database, image_size=32, batch_size=8, num_workers=0, split=["train"] * 3)
 
 
+def test_sku_label_needs_the_run_s_product_split(database) -> None:
+    with pytest.raises(ConfigError, match="split="):
+        PairDataModule(database, label="sku", sampler="m_per_class", m_per_class=2, batch_size=8)
+
+
 def test_sku_label_pairs_are_same_product_pairs(database) -> None:
-    dm = PairDataModule(database, label="sku", batch_size=8, image_size=32, num_workers=0, seed=1)
+    split = ProductSplit.draw(database.skus)
+    dm = PairDataModule(
+        database, label="sku", batch_size=8, image_size=32, num_workers=0, seed=1, split=split
+    )
     pairs = dm.pairs(0)
     assert np.isin(np.concatenate([pairs.anchor, pairs.other]), dm.train_indices).all()
     skus = database.skus
@@ -198,7 +207,10 @@ def test_sku_label_pairs_are_same_product_pairs(database) -> None:
 
 
 def test_views_sampler_gives_two_views_of_each_card(database) -> None:
-    dm = PairDataModule(database, sampler="views", label="sku", batch_size=8, image_size=32, num_workers=0)
+    dm = PairDataModule(
+        database, sampler="views", label="sku", batch_size=8, image_size=32, num_workers=0,
+        split=ProductSplit.draw(database.skus),
+    )  # fmt: skip
     batch = next(iter(dm.train_dataloader()))
     assert batch["a"].shape == batch["b"].shape == (8, 3, 32, 32)
     assert np.isin(batch["label"].numpy(), dm.train_indices).all()  # label = the card's position
@@ -209,8 +221,9 @@ def test_views_sampler_gives_two_views_of_each_card(database) -> None:
 
 def test_positives_sampler_gives_same_product_texts(database) -> None:
     dm = PairDataModule(
-        database, modality="text", label="sku", sampler="positives", batch_size=4, num_workers=0
-    )
+        database, modality="text", label="sku", sampler="positives", batch_size=4, num_workers=0,
+        split=ProductSplit.draw(database.skus),
+    )  # fmt: skip
     loader = dm.train_dataloader()
     titles = np.array(database.texts("title"), dtype=object)
     sku_of = dict(zip(titles, database.skus, strict=True))

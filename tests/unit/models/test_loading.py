@@ -127,4 +127,4 @@ def test_a_classifier_checkpoint_offers_its_posterior_under_its_own_cache_key(tm
 
 def test_only_a_classifier_offers_a_posterior():
     module = instantiate_model(OmegaConf.create(MODEL))
-    assert set(module.retrieval_encoders) == {"model"}
+    assert set(module.retrieval_encoders()) == {"model"}

@@ -12,9 +12,11 @@ from pytorch_metric_learning.losses import ArcFaceLoss, NTXentLoss
 from pytorch_metric_learning.miners import MultiSimilarityMiner
 
 from prodmatch.data.datamodule import PairDataModule
+from prodmatch.data.splits import ProductSplit
 from prodmatch.errors import ConfigError
 from prodmatch.models.metric import MetricLearningModule
 from prodmatch.models.nets import ImageEmbeddingNet
+from prodmatch.tasks.instantiators import build
 
 
 @pytest.fixture(autouse=True)
@@ -77,6 +79,7 @@ def test_arcface_is_built_at_setup_and_trains_with_the_net(database):
         batch_size=8,
         image_size=32,
         num_workers=0,
+        split=ProductSplit.draw(database.skus),
     )
     module = _module(functools.partial(ArcFaceLoss), miner=MultiSimilarityMiner())
     assert module.loss is None  # num_classes comes from the datamodule
@@ -106,6 +109,7 @@ def test_arcface_objective_separates_products_on_one_batch(database):
         batch_size=8,
         image_size=32,
         num_workers=0,
+        split=ProductSplit.draw(database.skus),
     )
     module = _module(functools.partial(ArcFaceLoss, margin=10, scale=16), num_classes=dm.num_classes)
     batch = next(iter(dm.train_dataloader()))
@@ -147,7 +151,7 @@ def test_model_configs_instantiate(compose_cfg, database, model, experiment):
 
     overrides = [f"experiment={experiment}", "datamodule.batch_size=8", "datamodule.num_workers=0"]
     cfg = compose_cfg("train", [*overrides, "datamodule.modality=image"])
-    dm = instantiate(cfg.datamodule, database=database)
+    dm = build(cfg.datamodule, database=database, split=ProductSplit.draw(database.skus))
     module = instantiate(cfg.model)
     assert isinstance(module, MetricLearningModule) and isinstance(module.net, ImageEmbeddingNet)
     assert dm.sampler in ("m_per_class", "views")

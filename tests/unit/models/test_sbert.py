@@ -11,8 +11,10 @@ import torch
 from sentence_transformers.sentence_transformer import losses as st_losses
 
 from prodmatch.data.datamodule import PairDataModule
+from prodmatch.data.splits import ProductSplit
 from prodmatch.errors import ConfigError
 from prodmatch.models.sbert import SbertModule
+from prodmatch.tasks.instantiators import build
 
 LOCAL = {"vocab_size": 400, "hidden_size": 32, "heads": 2, "num_layers": 1, "intermediate_size": 64}
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
@@ -34,6 +36,7 @@ def database(tiny_catalogs):
 
 def _positives(database, **kwargs) -> PairDataModule:
     args = dict(modality="text", label="sku", sampler="positives", batch_size=16, num_workers=0, seed=0)
+    args["split"] = ProductSplit.draw(database.skus)
     return PairDataModule(database, **(args | kwargs))
 
 
@@ -110,5 +113,5 @@ def test_sbert_mnrl_config_instantiates(compose_cfg, database) -> None:
         "train", ["experiment=product_sbert_mnrl", "datamodule.num_workers=0", "datamodule.modality=text"]
     )
     module = instantiate(cfg.model)
-    dm = instantiate(cfg.datamodule, database=database)
+    dm = build(cfg.datamodule, database=database, split=ProductSplit.draw(database.skus))
     assert module.hparams.loss == "mnrl" and dm.sampler == "positives" and dm.label == "sku"

@@ -9,6 +9,7 @@ from omegaconf import open_dict
 
 from prodmatch.errors import ConfigError
 from prodmatch.tasks import wrapper as task_module
+from prodmatch.tasks.run import Run
 from prodmatch.tasks.wrapper import STATUS_FILE, task_wrapper
 from prodmatch.utils.signals import Interrupted
 
@@ -25,7 +26,7 @@ def _writes_metrics(calls: list):
         (tmp := cfg.paths.output_dir) and (__import__("pathlib").Path(tmp) / "metrics.json").write_text(
             json.dumps(metrics)
         )
-        return metrics
+        return Run(cfg.paths.output_dir, metrics)
 
     return task
 
@@ -56,7 +57,7 @@ def test_expected_error_in_a_sweep_job_returns_no_metrics_so_the_sweep_goes_on(
         raise ConfigError("bad value")
 
     cfg = compose_cfg("evaluate", ["logger=none"])
-    assert task(cfg) == {}
+    assert task(cfg).metrics == {}
     from prodmatch.tasks.instantiators import objective
 
     assert math.isnan(objective({}, cfg.optimized_metric))  # Optuna records the trial as failed
@@ -141,7 +142,7 @@ def test_reuse_compares_the_config_as_composed_and_the_catalog_the_run_made(
         if not (data / "synthetic").exists():  # made on first use
             shutil.copytree(tiny_data_dir / "synthetic", data / "synthetic")
         (tmp_path / "metrics.json").write_text(json.dumps({"retrieval/acc@10": 0.5}))
-        return {"retrieval/acc@10": 0.5}
+        return Run(tmp_path, {"retrieval/acc@10": 0.5})
 
     overrides = ["logger=none", "resume=true", f"paths.data_dir={data}", "data.synthetic=null"]
     task(compose_cfg("evaluate", overrides))
