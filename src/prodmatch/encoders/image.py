@@ -36,10 +36,10 @@ from prodmatch.data.images import (
 )
 from prodmatch.encoders.base import IMAGE_MODALITY, EncodeStats
 from prodmatch.encoders.device import resolve_device
-from prodmatch.encoders.network import host_reachable
 from prodmatch.encoders.pixels import PixelStoreDataset, StaleStoreError, open_store, store_writer
 from prodmatch.errors import ConfigError, WeightsUnavailableError, one_line
 from prodmatch.utils.hashing import tree_identity
+from prodmatch.utils.network import host_reachable
 from prodmatch.utils.vectors import l2_normalize
 
 __all__ = ["ImageEncoder", "build_resnet18", "resnet18_weights_file"]

@@ -9,7 +9,7 @@ import sys
 LIGHT_MODULES = (
     "prodmatch.encoders.base",
     "prodmatch.encoders.cache",
-    "prodmatch.encoders.network",
+    "prodmatch.utils.network",
     "prodmatch.encoders.registry",
     "prodmatch.encoders.tfidf",
     "prodmatch.data.images",
