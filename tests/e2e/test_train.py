@@ -216,7 +216,7 @@ def test_a_finished_training_run_is_reused_by_resume(compose_cfg, tmp_path):
 
 def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path, monkeypatch):
     from prodmatch.callbacks.retrieval import RetrievalCallback
-    from prodmatch.encoders.image import ImageEncoder
+    from prodmatch.encoders.image_embedder import ImageBatchEmbedder
 
     calls = []
     real = RetrievalCallback.evaluate
@@ -226,9 +226,9 @@ def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path, monkeypat
         lambda self, *a, **kw: calls.append(kw["stage"]) or real(self, *a, **kw),
     )
     decoding_passes = []  # (evaluation, images) of each pass that decodes JPEGs
-    real_loader = ImageEncoder.loader
+    real_loader = ImageBatchEmbedder.loader
     monkeypatch.setattr(
-        ImageEncoder,
+        ImageBatchEmbedder,
         "loader",
         lambda self, paths, device: (
             decoding_passes.append((len(calls), len(paths))) or real_loader(self, paths, device)

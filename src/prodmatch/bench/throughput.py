@@ -3,7 +3,8 @@
     python -m prodmatch.bench --throughput [--data-dir data/synthetic] [--image-size 64] [--json PATH]
 
 Embeds the demo database's images with the project's :class:`~prodmatch.encoders.image.ImageEncoder`
-(random-init ResNet18: the weights do not change the cost) and reports images per second for
+(random-init ResNet18: the weights do not change the cost; its
+:class:`~prodmatch.encoders.image_embedder.ImageBatchEmbedder` does the work) and reports images per second for
 
 - ``loader``: decoding and cropping in the DataLoader workers, no model;
 - ``forward``: the model on the same batches, already decoded and held in memory;
@@ -62,10 +63,11 @@ def measure(
     repeats: int = 3,
 ) -> dict[str, Any]:
     """Images per second of loader, forward and end-to-end passes over ``paths``, plus their ratios."""
-    import torch
+    import torch  # heavy: only when measuring
 
-    from prodmatch.data.images import normalize_batch
-    from prodmatch.encoders.image import ImageEncoder
+    from prodmatch.data.images import normalize_batch  # torch, as above
+    from prodmatch.encoders.image import ImageEncoder  # torch, as above
+    from prodmatch.encoders.image_embedder import ImageBatchEmbedder  # torch, as above
 
     encoder = ImageEncoder(
         pretrained=False,
@@ -75,10 +77,10 @@ def measure(
         device=device,
         progress=False,
     )
-    model = encoder.model.eval()
-    target = next(model.parameters()).device
+    embedder = encoder.embedder
+    model, target = embedder.net, embedder.device
     sync = torch.cuda.synchronize if target.type == "cuda" else (lambda: None)
-    batches = [images for images, _ in encoder.loader(paths, target)]  # the same batches for every pass
+    batches = [images for images, _ in embedder.loader(paths, target)]  # the same batches for every pass
 
     def forward() -> None:
         with torch.inference_mode():
@@ -87,25 +89,25 @@ def measure(
         sync()
 
     def loader() -> None:
-        for _ in encoder.loader(paths, target):
+        for _ in embedder.loader(paths, target):
             pass
 
-    def end_to_end() -> None:
-        encoder.encode(paths)
+    def end_to_end(through: ImageBatchEmbedder = embedder) -> None:
+        through.encode(paths)
         sync()
 
     store_root = Path(tempfile.mkdtemp(prefix="prodmatch-pixels-"))
+    stored = ImageBatchEmbedder(
+        model, embedder.dim, image_size, batch_size, num_workers, embedder.mean, embedder.std,
+        pixel_cache=store_root, progress=False,
+    )  # fmt: skip
 
     def store_write() -> None:
         shutil.rmtree(store_root, ignore_errors=True)  # every pass writes the store anew
-        encoder.pixel_cache = str(store_root)
-        end_to_end()
-        encoder.pixel_cache = None
+        end_to_end(stored)
 
     def store_read() -> None:
-        encoder.pixel_cache = str(store_root)  # the store the last write pass left
-        end_to_end()
-        encoder.pixel_cache = None
+        end_to_end(stored)  # reads the store the last write pass left
 
     end_to_end()  # warm-up: first-touch allocations, lazy init, page cache
     try:

@@ -3,7 +3,8 @@ rank's share inside fit (the retrieval callback under DDP).
 
 Both wrap an encoder (kept as ``inner``), take its ``modality``, ``dim``, ``fit`` and ``cache_key``, and give
 each ``encode`` call its own folder, ``<work_dir>/<call number>``: every process of a run makes the same calls in
-the same order, so they all name the same folder. ``stats`` are the merged statuses' counts (every rank's rows).
+the same order, so they all name the same folder. The result counts what the merged statuses hold (every rank's
+rows, once).
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from prodmatch.distributed.batches import BatchEmbedder, embed_share, innermost
+from prodmatch.distributed.batches import BatchEmbedder, embed_share
 from prodmatch.distributed.predict import TrainerSpec, embed_with_trainer
 from prodmatch.distributed.shards import Collective, Shard, load_merged, merge_on_rank_zero, rank_rows
-from prodmatch.encoders.base import WrappedEncoder
+from prodmatch.encoders.base import EncodeResult, WrappedEncoder
+from prodmatch.encoders.image_embedder import image_result
 
 __all__ = ["PredictLoopEncoder", "ShardedEncoder"]
 
 
 class _ShardFolderEncoder(WrappedEncoder):
-    """What both wrappers share: delegation, one folder per call, stats from the merged statuses."""
+    """What both wrappers share: delegation, one folder per call, the result from the merged statuses."""
 
     def __init__(self, inner: Any, work_dir: str | Path) -> None:
         super().__init__(inner)
@@ -41,19 +43,16 @@ class _ShardFolderEncoder(WrappedEncoder):
     def cache_key(self) -> str | None:
         return self.inner.cache_key()
 
-    def encode(self, inputs: Sequence[Any]) -> np.ndarray:
+    def encode(self, inputs: Sequence[Any]) -> EncodeResult:
         """float32 [N, dim] in input order, memory-mapped from the merged file (see the module doc)."""
         inputs = list(inputs)
         if not inputs:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return EncodeResult(np.zeros((0, self.dim), dtype=np.float32))
         folder = self.work_dir / str(self._calls)
         self._calls += 1
         self._embed(inputs, folder)
         vectors, statuses = load_merged(folder)
-        worker = innermost(self.inner)
-        if hasattr(worker, "record_stats"):  # images: what every rank met, counted once
-            worker.record_stats([str(p) for p in inputs], statuses)
-        return vectors
+        return image_result(vectors, [str(p) for p in inputs], statuses)  # texts: every status is "ok"
 
     def _embed(self, inputs: list[Any], folder: Path) -> None:
         raise NotImplementedError

@@ -7,8 +7,8 @@ simply never read again.
 
 Entries are ``.npy`` files written atomically (temporary file, then rename) with the usual permissions, and are
 read back memory-mapped, so a large matrix is never held twice: big outputs are written by the encoder straight
-into a memory-mapped temporary file. A JSON file beside each entry keeps the encode stats (e.g. unreadable
-images), so a hit reports the same counts as the run that computed it.
+into a memory-mapped temporary file. A JSON file beside each entry keeps what the encode met (e.g. unreadable
+images), so a hit returns the same :class:`~prodmatch.encoders.base.EncodeResult` as the run that computed it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prodmatch.encoders.base import IMAGE_MODALITY, Encoder, EncodeStats
+from prodmatch.encoders.base import IMAGE_MODALITY, Encoder, EncodeResult
 from prodmatch.errors import one_line
 from prodmatch.utils.atomic import atomic_path, save_npy, write_json
 from prodmatch.utils.hashing import stable_hash, stats_hash, texts_hash
@@ -73,18 +73,14 @@ class EmbeddingCache:
         digest = stable_hash(_FORMAT, key, encoder.modality, identity)[:40]
         return self.root / f"{type(encoder).__name__.lower()}-{encoder.modality}-{digest}.npy"
 
-    def get_or_compute(self, encoder: Encoder, inputs: Sequence[str | Path]) -> np.ndarray:
-        """float32 [N, dim] for ``inputs`` (read-only memory map when cached); ``encoder.stats`` as if encoded."""
+    def get_or_compute(self, encoder: Encoder, inputs: Sequence[str | Path]) -> EncodeResult:
+        """The encode result of ``inputs``, its vectors a read-only memory map when cached."""
         path = self.path_for(encoder, inputs)
         if path is None:
             return encoder.encode(inputs)
         cached = self._load(path, len(inputs))
         if cached is not None:
-            vectors, meta = cached
             self.hits += 1
-            encoder.stats = dict(meta.get("stats", {}))
-            if hasattr(encoder, "stats_examples"):
-                encoder.stats_examples = dict(meta.get("examples", {}))
             log.info(
                 "embedding cache hit: %d %s inputs (%s) <- %s",
                 len(inputs),
@@ -92,7 +88,7 @@ class EmbeddingCache:
                 type(encoder).__name__,
                 path.name,
             )
-            return vectors
+            return _result(*cached)
         self.misses += 1
         log.info(
             "embedding cache miss: %d %s inputs (%s); encoding",
@@ -104,7 +100,7 @@ class EmbeddingCache:
         loaded = self._load(path, len(inputs))
         if loaded is None:  # e.g. the cache folder vanished meanwhile: nothing left to read back
             return encoder.encode(inputs)
-        return loaded[0]
+        return _result(*loaded)
 
     def _compute(self, encoder: Encoder, inputs: Sequence[str | Path], path: Path) -> None:
         """Encode into the entry: straight into a memory-mapped temp file when big, else in memory."""
@@ -112,20 +108,19 @@ class EmbeddingCache:
         if _accepts_out(encoder) and rows * encoder.dim * 4 >= self.memmap_min_bytes:
             with atomic_path(path) as tmp:
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, encoder.dim))
-                encoder.encode(inputs, out=out)  # the encoder normalises ``out`` in place
+                met = encoder.encode(inputs, out=out)  # the encoder normalises ``out`` in place
                 out.flush()
-                del out
-                self._write_meta(path, encoder, rows)  # before the rename publishes the vectors
+                self._write_meta(path, met, rows)  # before the rename publishes the vectors
+                del out, met
             return
-        vectors = np.asarray(encoder.encode(inputs), dtype=np.float32)
-        self._write_meta(path, encoder, rows)
-        save_npy(path, vectors)
+        result = encoder.encode(inputs)
+        self._write_meta(path, result, rows)
+        save_npy(path, np.asarray(result.vectors, dtype=np.float32))
 
     @staticmethod
-    def _write_meta(path: Path, encoder: Encoder, rows: int) -> None:
-        stats: EncodeStats = dict(getattr(encoder, "stats", {}))
-        examples = dict(getattr(encoder, "stats_examples", {}))
-        write_json(_meta_path(path), {"rows": rows, "stats": stats, "examples": examples})
+    def _write_meta(path: Path, result: EncodeResult, rows: int) -> None:
+        meta = {"rows": rows, "stats": dict(result.counts), "examples": dict(result.examples)}
+        write_json(_meta_path(path), meta)
 
     @staticmethod
     def _load(path: Path, rows: int) -> tuple[np.ndarray, dict] | None:
@@ -146,6 +141,11 @@ class EmbeddingCache:
             )
             return None
         return vectors, meta
+
+
+def _result(vectors: np.ndarray, meta: dict) -> EncodeResult:
+    """A cache entry as the encode result that wrote it."""
+    return EncodeResult(vectors, dict(meta.get("stats", {})), dict(meta.get("examples", {})))
 
 
 def _meta_path(path: Path) -> Path:

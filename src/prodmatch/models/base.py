@@ -6,14 +6,14 @@ import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from prodmatch.encoders.base import WrappedEncoder
-from prodmatch.encoders.image import ImageEncoder
+from prodmatch.backbones.resnet import FEATURE_DIM
+from prodmatch.encoders.base import EncodeResult, WrappedEncoder
+from prodmatch.encoders.image_embedder import ImageBatchEmbedder
 from prodmatch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -157,9 +157,11 @@ class ProdmatchModule(pl.LightningModule):
 
 
 class ModuleEncoder(WrappedEncoder):
-    """An encoder over a module's live weights: evaluates in eval mode, restores the training mode after.
+    """An encoder over a module's live weights, passing its inner encoder's results on as they are.
 
-    Never cached (``cache_key`` is None) and never fitted: the weights change while training.
+    Never cached (``cache_key`` is None) and never fitted: the weights change while training. The module's mode
+    is the caller's: the retrieval callback puts it in eval mode for a whole evaluation, a loaded checkpoint is
+    in eval mode, Lightning's predict loop sets it.
     """
 
     needs_fit = False
@@ -171,12 +173,8 @@ class ModuleEncoder(WrappedEncoder):
     def fit(self, texts: Sequence[str]) -> ModuleEncoder:
         return self
 
-    def encode(self, inputs: Sequence[Any]) -> np.ndarray:
-        was_training = self.module.training
-        try:
-            return self.inner.encode(inputs)
-        finally:
-            self.module.train(was_training)
+    def encode(self, inputs: Sequence[Any]) -> EncodeResult:
+        return self.inner.encode(inputs)
 
     def cache_key(self) -> str | None:
         return None
@@ -208,15 +206,12 @@ def image_encoder(
     ``image_size``, ``encode_batch_size`` and ``encode_num_workers`` as hyper-parameters. ``pixel_cache``: the
     folder of the pixel store (decode the images once, read the crops back on later evaluations)."""
     hp = module.hparams
-    inner = ImageEncoder(
-        pretrained=False,
-        image_size=hp.image_size,
+    inner = ImageBatchEmbedder(
+        net,
+        FEATURE_DIM if dim is None else int(dim),
+        hp.image_size,
         batch_size=hp.encode_batch_size,
         num_workers=hp.encode_num_workers,
-        device=str(module.device),
-        backbone=net,
         pixel_cache=pixel_cache,
     )
-    if dim is not None:
-        inner.dim = int(dim)  # ImageEncoder sizes its output by dim
     return ModuleEncoder(inner, module)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from prodmatch.encoders.image import build_resnet18
+from prodmatch.backbones.resnet import build_resnet18
 from prodmatch.errors import ConfigError
 from prodmatch.models.base import (
     ModuleEncoder,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from prodmatch.encoders.image import FEATURE_DIM, build_resnet18
+from prodmatch.backbones.resnet import FEATURE_DIM, build_resnet18
 from prodmatch.errors import ConfigError
 
 
@@ -13,7 +13,7 @@ class ImageEmbeddingNet(nn.Module):
     """ResNet18 (Identity head, 512-d) followed by a linear projection to ``embedding_size``.
 
     ``embedding_size=null`` keeps the backbone's 512-d output. ``pretrained`` / ``weights`` are
-    :func:`~prodmatch.encoders.image.build_resnet18`'s; random init draws from the global torch RNG.
+    :func:`~prodmatch.backbones.resnet.build_resnet18`'s; random init draws from the global torch RNG.
     """
 
     def __init__(

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from prodmatch.backbones.resnet import build_resnet18
 from prodmatch.data.pairs import pair_labels
-from prodmatch.encoders.image import build_resnet18
 from prodmatch.models.base import OptimizerFactory, ResNetModule, SchedulerFactory
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ import numpy as np
 
 from prodmatch.data.catalog import IMAGE_VIEW, TEXT_VIEWS, Catalog
 from prodmatch.data.splits import ProductSplit, check_fractions
-from prodmatch.encoders.base import Encoder, data_counts, strict_error
+from prodmatch.encoders.base import Encoder, EncodeResult, data_counts, merge_results, strict_error
 from prodmatch.encoders.cache import EmbeddingCache
 from prodmatch.errors import ConfigError
 from prodmatch.layout import ANN_RECALL_SAMPLE, ann_recall_name
@@ -194,10 +193,10 @@ class RetrievalPipeline:
         t0 = time.perf_counter()
         embedded = [embed_channel(ch, queries, database, encoders, cache) for ch in self.channels]
         timings["embed_s"] = time.perf_counter() - t0
-        stats, examples = _merge_stats(embedded)
+        stats, examples = merge_results([part for parts in embedded for part in parts])
         if strict and (err := strict_error(stats, examples)) is not None:
             raise err
-        vectors = [(q, db) for q, db, _, _ in embedded]
+        vectors = [(q.vectors, db.vectors) for q, db in embedded]
         queries, database, vectors = drop_unembedded(queries, database, vectors)
         data = data_counts(stats)
 
@@ -297,9 +296,9 @@ def embed_channel(
     database: Catalog,
     encoders: Mapping[str, Encoder],
     cache: EmbeddingCache | None,
-) -> tuple[np.ndarray, np.ndarray, dict[str, int], dict[str, str]]:
-    """Both catalogs' vectors for one channel (fitted on both catalogs' texts first where the encoder learns),
-    plus what the encoder met on the way (unreadable or truncated images) and one example input of each."""
+) -> tuple[EncodeResult, EncodeResult]:
+    """Both catalogs' encode results for one channel (the queries', the database's), fitted on both catalogs'
+    texts first where the encoder learns: their vectors and what the encoder met (e.g. unreadable images)."""
     if channel.encoder not in encoders:
         raise ConfigError(
             f"retrieval channel names encoder {channel.encoder!r}, which is not configured "
@@ -315,24 +314,10 @@ def embed_channel(
     inputs = [_inputs(queries, channel.view), _inputs(database, channel.view)]
     if encoder.needs_fit:
         encoder.fit([*inputs[0], *inputs[1]])
-    stats: Counter[str] = Counter()
-    examples: dict[str, str] = {}
-    out = []
-    for part in inputs:
-        out.append(cache.get_or_compute(encoder, part) if cache is not None else encoder.encode(part))
-        stats.update(getattr(encoder, "stats", {}))
-        examples = {**getattr(encoder, "stats_examples", {}), **examples}
-    return out[0], out[1], dict(stats), examples
-
-
-def _merge_stats(embedded: list[tuple]) -> tuple[dict[str, int], dict[str, str]]:
-    """Counts of what all channels met, and one example input of each kind."""
-    stats: Counter[str] = Counter()
-    examples: dict[str, str] = {}
-    for *_, met, seen in embedded:
-        stats.update(met)
-        examples = {**seen, **examples}
-    return dict(stats), examples
+    q, db = (
+        cache.get_or_compute(encoder, part) if cache is not None else encoder.encode(part) for part in inputs
+    )
+    return q, db
 
 
 def drop_unembedded(

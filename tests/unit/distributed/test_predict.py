@@ -43,7 +43,7 @@ def paths(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 def expected(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(image rows, text rows) of one plain encode call each."""
     image, tfidf = encoders(TEXTS)
-    return image.encode(paths), tfidf.encode(TEXTS)
+    return image.encode(paths).vectors, tfidf.encode(TEXTS).vectors
 
 
 def _check_images(vectors: np.ndarray, expected: np.ndarray) -> None:
@@ -67,11 +67,12 @@ def test_predict_loop_encoder_counts_what_every_row_met(paths, expected, tmp_pat
     image, _ = encoders(TEXTS)
     encoder = PredictLoopEncoder(image, ONE_PROCESS, tmp_path)
     assert (encoder.modality, encoder.dim, encoder.cache_key()) == ("image", 512, image.cache_key())
-    _check_images(encoder.encode(paths), expected[0])
-    assert encoder.stats == {"unreadable_image": 1}
-    assert encoder.stats_examples == {"unreadable_image": paths[UNREADABLE_ROW]}
-    encoder.encode(paths[:2])
-    assert encoder.stats == {} and sorted(p.name for p in tmp_path.iterdir()) == ["0", "1"]
+    result = encoder.encode(paths)
+    _check_images(result.vectors, expected[0])
+    assert result.counts == {"unreadable_image": 1}
+    assert result.examples == {"unreadable_image": paths[UNREADABLE_ROW]}
+    assert encoder.encode(paths[:2]).counts == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0", "1"]
 
 
 def test_more_processes_than_rows_is_a_clear_error(paths, tmp_path: Path):
@@ -109,14 +110,15 @@ def test_sharded_encoder_ranks_share_the_rows_and_all_get_them_in_order(
     ranks = []
     for _ in range(2):  # built here: seeding a network is not thread-safe (one global torch RNG)
         image, tfidf = encoders(TEXTS)
-        image.model  # noqa: B018 - builds the network
+        image.embedder  # noqa: B018 - builds the network
         ranks.append((image, paths) if modality == "image" else (tfidf, TEXTS))
 
     def rank(r: int) -> None:
         try:
             inner, inputs = ranks[r]
             encoder = ShardedEncoder(inner, group, r, 2, tmp_path)
-            results[r] = (np.array(encoder.encode(inputs)), dict(encoder.stats))
+            result = encoder.encode(inputs)
+            results[r] = (np.array(result.vectors), dict(result.counts))
         except BaseException as err:  # noqa: BLE001 - reported by the test thread
             errors.append(err)
 

@@ -53,17 +53,17 @@ def _count_decodes(monkeypatch) -> list[str]:
 
 
 def test_the_store_gives_the_very_embeddings_and_stats_of_decoding(files, tmp_path, monkeypatch):
-    plain = _encoder()
-    expected = plain.encode(files)
+    plain = _encoder().encode(files)
+    expected = plain.vectors
     decodes = _count_decodes(monkeypatch)
     writing = _encoder(tmp_path / "px")
-    np.testing.assert_array_equal(writing.encode(files), expected)  # the pass that writes the store
+    np.testing.assert_array_equal(writing.encode(files).vectors, expected)  # the pass that writes the store
     assert len(decodes) == len(files)
-    reading = _encoder(tmp_path / "px")
-    np.testing.assert_array_equal(reading.encode(files), expected)  # bit for bit, NaN rows included
+    reading = _encoder(tmp_path / "px").encode(files)
+    np.testing.assert_array_equal(reading.vectors, expected)  # bit for bit, NaN rows included
     assert len(decodes) == len(files)  # nothing decoded again
-    assert reading.stats == plain.stats == {"unreadable_image": 1, "truncated_image": 1}
-    assert reading.stats_examples == plain.stats_examples
+    assert reading.counts == plain.counts == {"unreadable_image": 1, "truncated_image": 1}
+    assert reading.examples == plain.examples
     store = pixels.open_store(tmp_path / "px", files, 24)
     assert store is not None and store.pixels.shape == (len(files), 3, 24, 24)
     assert store.statuses.tolist().count(IMAGE_UNREADABLE) == 1
@@ -93,9 +93,9 @@ def test_a_replaced_image_is_decoded_again_and_the_store_rewritten(files, tmp_pa
     _replace(files[0], seed=123)
     assert not before.matches(files)
     decodes = _count_decodes(monkeypatch)
-    again = _encoder(tmp_path / "px").encode(files)
+    again = _encoder(tmp_path / "px").encode(files).vectors
     assert len(decodes) == len(files)  # the stale crops were not used
-    np.testing.assert_array_equal(again, _encoder().encode(files))
+    np.testing.assert_array_equal(again, _encoder().encode(files).vectors)
     after = pixels.open_store(tmp_path / "px", files, 24)
     assert after.matches(files) and after.data_paths != before.data_paths
     # the rewrite removed the files it replaced; a reader that had them mapped still reads them
@@ -104,23 +104,23 @@ def test_a_replaced_image_is_decoded_again_and_the_store_rewritten(files, tmp_pa
     )
     assert before.pixels[:].shape == after.pixels.shape
     decodes.clear()
-    np.testing.assert_array_equal(_encoder(tmp_path / "px").encode(files), again)
+    np.testing.assert_array_equal(_encoder(tmp_path / "px").encode(files).vectors, again)
     assert decodes == []  # the rewritten store serves the next pass
 
 
 def test_the_store_dataset_is_only_offered_for_unchanged_files(files, tmp_path):
     encoder = _encoder(tmp_path / "px")
     encoder.encode(files)
-    assert isinstance(encoder.dataset(files), pixels.PixelStoreDataset)
+    assert isinstance(encoder.embedder.dataset(files), pixels.PixelStoreDataset)
     _replace(files[2], seed=7)
-    assert type(encoder.dataset(files)).__name__ == "ImageDataset"
+    assert type(encoder.embedder.dataset(files)).__name__ == "ImageDataset"
 
 
 def test_another_crop_size_is_another_store(files, tmp_path):
     _encoder(tmp_path / "px").encode(files)
     assert pixels.open_store(tmp_path / "px", files, 32) is None
-    vectors = _encoder(tmp_path / "px", image_size=32).encode(files)
-    np.testing.assert_array_equal(vectors, _encoder(image_size=32).encode(files))
+    vectors = _encoder(tmp_path / "px", image_size=32).encode(files).vectors
+    np.testing.assert_array_equal(vectors, _encoder(image_size=32).encode(files).vectors)
 
 
 def test_a_pass_that_stops_early_leaves_no_store(files, tmp_path, monkeypatch):
@@ -142,7 +142,7 @@ def test_a_pass_that_stops_early_leaves_no_store(files, tmp_path, monkeypatch):
 
 def test_a_missing_file_means_no_store(files, tmp_path):
     paths = [*files, str(tmp_path / "gone.jpg")]
-    vectors = _encoder(tmp_path / "px").encode(paths)
+    vectors = _encoder(tmp_path / "px").encode(paths).vectors
     assert np.isnan(vectors[-1]).all()
     assert pixels.open_store(tmp_path / "px", paths, 24) is None
     assert not (tmp_path / "px").exists() or list((tmp_path / "px").iterdir()) == []
@@ -152,8 +152,8 @@ def test_no_room_on_the_disk_decodes_and_says_so(files, tmp_path, monkeypatch, c
     free = (len(files) * 3 * 24 * 24) + 1  # under twice the store's size
     monkeypatch.setattr(pixels.shutil, "disk_usage", lambda _: type("U", (), {"free": free})())
     with caplog.at_level(logging.WARNING, logger="prodmatch.data"):
-        vectors = _encoder(tmp_path / "px").encode(files)
-    np.testing.assert_array_equal(vectors, _encoder().encode(files))
+        vectors = _encoder(tmp_path / "px").encode(files).vectors
+    np.testing.assert_array_equal(vectors, _encoder().encode(files).vectors)
     assert pixels.open_store(tmp_path / "px", files, 24) is None
     lines = [r.getMessage() for r in caplog.records if "pixel store skipped" in r.getMessage()]
     assert len(lines) == 1 and "encoders.image.pixel_cache=null" in lines[0]
@@ -165,19 +165,19 @@ def test_a_corrupt_store_is_decoded_and_written_again(files, tmp_path, caplog):
     path = store.data_paths[0]
     path.write_bytes(path.read_bytes()[:200])  # truncated on disk
     with caplog.at_level(logging.WARNING, logger="prodmatch.data"):
-        vectors = _encoder(tmp_path / "px").encode(files)
+        vectors = _encoder(tmp_path / "px").encode(files).vectors
     assert any("unreadable" in r.getMessage() and store.path.name in r.getMessage() for r in caplog.records)
-    np.testing.assert_array_equal(vectors, _encoder().encode(files))
+    np.testing.assert_array_equal(vectors, _encoder().encode(files).vectors)
     assert pixels.open_store(tmp_path / "px", files, 24) is not None  # whole again
     assert len(list((tmp_path / "px").iterdir())) == 3  # the corrupt write's files are gone
 
 
 def test_the_store_dataset_gives_the_decoded_items_and_pickles_without_its_map(files, tmp_path):
     encoder = _encoder(tmp_path / "px")
-    decoded = encoder.dataset(files)
+    decoded = encoder.embedder.dataset(files)
     assert type(decoded).__name__ == "ImageDataset"  # nothing written yet
     encoder.encode(files)
-    stored = encoder.dataset(files)
+    stored = encoder.embedder.dataset(files)
     assert isinstance(stored, pixels.PixelStoreDataset) and len(stored) == len(files)
     for i in (0, 3, 6):
         crop, status = stored[i]
@@ -196,7 +196,7 @@ def test_a_second_write_of_the_same_files_keeps_the_first(files, tmp_path):
     _encoder(tmp_path / "px").encode(files)
     first = pixels.open_store(tmp_path / "px", files, 24)
     writer = pixels.store_writer(tmp_path / "px", files, 24)
-    for _ in writer.tee(_encoder().loader(files, torch.device("cpu"))):
+    for _ in writer.tee(_encoder().embedder.loader(files, torch.device("cpu"))):
         pass
     again = pixels.open_store(tmp_path / "px", files, 24)
     assert again.data_paths == first.data_paths

@@ -23,7 +23,7 @@ class _Payload:
 
 MODEL = {
     "_target_": "prodmatch.models.siamese.SiameseModule",
-    "net": {"_target_": "prodmatch.encoders.image.build_resnet18", "pretrained": False},
+    "net": {"_target_": "prodmatch.backbones.resnet.build_resnet18", "pretrained": False},
     "loss": {"_target_": "prodmatch.models.losses.ContrastiveLoss", "margin": 2.0},
     "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3},
     "image_size": 32,
@@ -88,7 +88,7 @@ def test_missing_or_foreign_checkpoints_are_one_line(tmp_path):
 
 CLASSIFIER = {
     "_target_": "prodmatch.models.classifier.ClassifierModule",
-    "net": {"_target_": "prodmatch.encoders.image.build_resnet18", "pretrained": False},
+    "net": {"_target_": "prodmatch.backbones.resnet.build_resnet18", "pretrained": False},
     "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3},
     "num_classes": 3,
     "image_size": 32,
@@ -111,7 +111,7 @@ def test_a_classifier_checkpoint_offers_its_posterior_under_its_own_cache_key(tm
     assert modality == "image" and set(encoders) == {"model", "model_posterior"}
     posterior = encoders["model_posterior"]
     assert posterior.dim == 3 and posterior.cache_key() != encoders["model"].cache_key()
-    rows = posterior.encode(tiny_images)
+    rows = posterior.encode(tiny_images).vectors
     assert rows.shape == (len(tiny_images), 3)
     np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, rtol=1e-5)
     assert (rows >= 0).all()

@@ -94,7 +94,8 @@ def test_arcface_is_built_at_setup_and_trains_with_the_net(database):
     # the recorded num_classes rebuilds the same loss, so a checkpoint's state dict loads
     again = _module(functools.partial(ArcFaceLoss), num_classes=module.hparams.num_classes)
     again.load_state_dict(module.state_dict())
-    vectors = module.encoder.encode(database.subset(np.arange(10)).image_paths())
+    module.eval()
+    vectors = module.encoder.encode(database.subset(np.arange(10)).image_paths()).vectors
     assert vectors.shape == (10, 16)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 

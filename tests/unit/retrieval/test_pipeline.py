@@ -95,8 +95,8 @@ def test_rerank_keeps_first_stage_candidates_ordered_by_second_channel(tiny_cata
     )
     for q in range(len(queries)):
         assert set(result.ids[q]) <= set(first.ids[q])
-    second_q = encoders["tfidf_full"].encode(queries.texts("text_all"))
-    second_db = encoders["tfidf_full"].encode(database.texts("text_all"))
+    second_q = encoders["tfidf_full"].encode(queries.texts("text_all")).vectors
+    second_db = encoders["tfidf_full"].encode(database.texts("text_all")).vectors
     expected = np.einsum("qd,qkd->qk", second_q, second_db[result.ids])
     np.testing.assert_allclose(result.scores, expected, atol=1e-5)
     assert "re-ranked by text_all" in result.description
