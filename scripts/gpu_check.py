@@ -92,13 +92,7 @@ def train(out: Path, workers: int, overrides: list[str], cpu: bool = False) -> d
         f"num_workers={workers}",
         "logger=csv",
         f"hydra.run.dir={run_dir}",
-        "+callbacks.throughput._target_=prodmatch.callbacks.throughput.TrainThroughput",
-        f"+callbacks.throughput.output_path={run_dir / 'throughput.json'}",
-        *(
-            ["+callbacks.channels_last._target_=prodmatch.callbacks.memory_format.ChannelsLast"]
-            if channels_last
-            else []
-        ),
+        "callbacks=[default,throughput,channels_last]" if channels_last else "callbacks=[default,throughput]",
         *overrides,
     ]
     print("training:", " ".join(cmd[1:]), flush=True)

@@ -16,6 +16,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from prodmatch import reproduce
+from prodmatch.errors import ConfigError
 from prodmatch.reporting.study import (
     FINE_TUNED,
     OFF_THE_SHELF,
@@ -112,6 +113,17 @@ def test_only_product_runs_the_product_sweeps_and_reports_them_apart(tmp_path: P
     assert report[report.index("--out") + 1] == str(tmp_path / "reports" / "product")
     assert report[report.index("--note") + 1].startswith("Product level only")
     assert gallery[gallery.index("--out") + 1] == str(tmp_path / "reports" / "product" / "galleries")
+
+
+def test_profiles_are_configs_read_as_written(tmp_path: Path) -> None:
+    assert reproduce.profile_names(str(CONF)) == ["quick", "sportdoma", "synthetic"]
+    quick = reproduce.load_profile("quick", str(CONF))
+    assert "paths.data_dir=${paths.root_dir}/data/quick" in quick.common  # Hydra resolves it, not the loader
+    assert quick.product is None and quick.train == ("trainer.max_epochs=1", "datamodule.pairs_per_epoch=64")
+    (tmp_path / "reproduce").mkdir()
+    (tmp_path / "reproduce" / "odd.yaml").write_text("note: x\ncommon: []\ntrian: []\n")
+    with pytest.raises(ConfigError, match="trian"):
+        reproduce.load_profile("odd", str(tmp_path))
 
 
 def test_unknown_profile_is_rejected() -> None:

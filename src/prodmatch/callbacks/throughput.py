@@ -4,8 +4,7 @@ A step is timed from `on_train_batch_start` to `on_train_batch_end`; the data wa
 end to the next step's start, which is where the training loop fetches the next batch (and copies it to the
 device). The first gap of every epoch (DataLoader workers starting up) is not counted. On a GPU the step is
 closed with `torch.cuda.synchronize()`, so the wait is the time the GPU idles for data, not time hidden behind
-kernels still running. Add it to a run with
-`+callbacks.throughput={_target_: prodmatch.callbacks.throughput.TrainThroughput}`.
+kernels still running. Add it to a run with `'callbacks=[default,throughput]'` (conf/callbacks/throughput.yaml).
 """
 
 from __future__ import annotations
