@@ -33,7 +33,6 @@ WANDB_ID_FILE = "wandb_run_id"  # the run dir's W&B run id (a resumed job contin
 EMBEDDINGS_DIR = "embeddings"  # `embed_trainer=`: the merged matrices, embeddings/<encoder>/<call>/
 SHARDS_DIR = "embed_shards"  # the training callback's shards while a DDP evaluation runs (removed after)
 THROUGHPUT_FILE = "throughput.json"  # the throughput callback's summary
-EXPORT_FILE = "top_matches.csv"  # match.py's export
 
 # The names every run dir holds (README "Run artifacts"); training runs add CHECKPOINTS_DIR.
 CONTRACT_FILES = (METRICS_FILE, MATCHES_FILE, RESULT_DIR, HYDRA_DIR, STATUS_FILE, DONE_FILE)

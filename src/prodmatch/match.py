@@ -1,4 +1,4 @@
-"""`python match.py experiment=... top_n=N`: every query card's top-N database matches, to one CSV.
+"""`python match.py experiment=... retrieval.k=N`: every query card's top-N database matches, in matches.csv.
 
 Also `prodmatch-match` once installed. The task itself is :func:`prodmatch.tasks.match.match`; this is its
 Hydra main.

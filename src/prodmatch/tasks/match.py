@@ -1,4 +1,5 @@
-"""The match task: every query card's top-N database matches, recorded like an evaluation and exported."""
+"""The match task: every query card's top-k database matches, with scores and both cards' key columns, in the run
+dir's ``matches.csv`` (the one export); the retrieval is scored and recorded like an evaluation."""
 
 from __future__ import annotations
 
@@ -6,26 +7,27 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from prodmatch.errors import ConfigError
-from prodmatch.retrieval.artifacts import write_export
+from prodmatch.layout import MATCHES_FILE
 from prodmatch.retrieval.evaluation import record, score
 from prodmatch.tasks import instantiators as inst
 from prodmatch.tasks.evaluate import retrieve
 from prodmatch.tasks.run import Run
+from prodmatch.tasks.summary import format_summary
 from prodmatch.tasks.wrapper import task_wrapper
 
 
 @task_wrapper
 def match(cfg: DictConfig) -> Run:
-    """Run and score the retrieval at depth top_n, record it, and write the match export to `cfg.out`."""
-    if isinstance(cfg.top_n, bool) or not isinstance(cfg.top_n, int) or cfg.top_n < 1:
-        raise ConfigError(f"top_n={cfg.top_n!r} must be a positive integer (matches per query card)")
-    result, loggers = retrieve(cfg, k=cfg.top_n)
+    """Run, score and record the configured retrieval at ``retrieval.k``; prints what it computed and where."""
+    result, loggers = retrieve(cfg)
     metrics = score(result)
     if inst.records_results(cfg):
         record(result, metrics, cfg.paths.output_dir, loggers, cfg.log_examples)
-        export = write_export(result, Path(cfg.out), cfg.top_n)
+        title = f"{cfg.experiment_name} on {cfg.data.name}: {cfg.task_name} run in {cfg.paths.output_dir}"
+        print(format_summary(title, metrics, result.k))
+        found = int((result.top_ids >= 0).sum())
         print(
-            f"{len(export)} matches of {len(result.queries)} query cards ({result.description}) -> {cfg.out}"
+            f"{found} matches of {len(result.queries)} query cards ({result.description}, top-{result.k} each) "
+            f"-> {Path(cfg.paths.output_dir) / MATCHES_FILE}"
         )
     return Run(cfg.paths.output_dir, metrics, result)
