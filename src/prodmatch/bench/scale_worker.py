@@ -75,6 +75,7 @@ def bare_torch_topk(queries: np.ndarray, db: np.ndarray, k: int, max_memory_mb: 
 def _backends(spec: ScaleSpec) -> dict[str, tuple[Callable[[], Any], str | None, list[int]]]:
     """name -> (index factory, search knob swept, knob values). Settings follow conf/retrieval/index/, with
     every build on all cores (torch uses them too)."""
+    # imported where the backends are built: the bare-torch worker's peak RSS holds none of their modules
     from prodmatch.retrieval.index import AnnoyIndex, ExactIndex, FaissIndex
 
     seed = spec.seed

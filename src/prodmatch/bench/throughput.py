@@ -29,6 +29,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from prodmatch.bench.common import machine_info, write_section
+from prodmatch.data.catalog import load_catalog
+from prodmatch.data.images import normalize_batch
+from prodmatch.data.synthetic import ensure_catalog
+from prodmatch.encoders.image import ImageEncoder
+from prodmatch.encoders.image_embedder import ImageBatchEmbedder
+from prodmatch.utils.atomic import write_json
+
 __all__ = ["main", "measure"]
 
 
@@ -43,12 +53,9 @@ def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
 
 def _image_paths(data_dir: Path, limit: int) -> list[Path]:
     """The demo database's image paths (the catalog is generated first when missing)."""
-    from prodmatch.data.catalog import load_catalog
 
     csv = data_dir / "comparable_data.csv"
     if not csv.is_file():
-        from prodmatch.data.synthetic import ensure_catalog
-
         ensure_catalog(data_dir)
     paths = load_catalog(csv, data_dir).image_paths()
     return paths[:limit] if limit > 0 else paths
@@ -63,11 +70,6 @@ def measure(
     repeats: int = 3,
 ) -> dict[str, Any]:
     """Images per second of loader, forward and end-to-end passes over ``paths``, plus their ratios."""
-    import torch  # heavy: only when measuring
-
-    from prodmatch.data.images import normalize_batch  # torch, as above
-    from prodmatch.encoders.image import ImageEncoder  # torch, as above
-    from prodmatch.encoders.image_embedder import ImageBatchEmbedder  # torch, as above
 
     encoder = ImageEncoder(
         pretrained=False,
@@ -153,8 +155,6 @@ def format_result(result: dict[str, Any]) -> str:
 
 def to_markdown(result: dict[str, Any], command: str) -> str:
     """A bench/results.md section: the three rates and the two ratios, with the command and the machine."""
-    from prodmatch.bench.common import machine_info
-
     rates = result["img_per_s"]
     machine = ", ".join(f"{k} {v}" for k, v in machine_info().items())
     return "\n".join(
@@ -202,13 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = measure(paths, args.image_size, args.batch_size, args.num_workers, args.device, args.repeats)
     print(format_result(result))
     if args.json is not None:
-        from prodmatch.utils.atomic import write_json
-
         write_json(args.json, result)
     if args.markdown is not None:
         import sys
-
-        from prodmatch.bench.common import write_section
 
         command = "python -m prodmatch.bench --throughput " + " ".join(sys.argv[1:] if argv is None else argv)
         name = f"throughput-{result['image_size']}-{result['device'].split(':')[0]}"

@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 
 from prodmatch.data.catalog import Catalog
 from prodmatch.data.splits import ProductSplit
+from prodmatch.distributed.encoders import ShardedEncoder
 from prodmatch.encoders.cache import EmbeddingCache
 from prodmatch.encoders.registry import EncoderRegistry
 from prodmatch.layout import BEFORE_FIT, EPOCH, SHARDS_DIR, acc_key
@@ -104,8 +105,6 @@ class RetrievalCallback(pl.Callback):
 
     def _sharded(self, encoders: Mapping[str, Any], trainer: pl.Trainer, folder: Path) -> dict[str, Any]:
         """The pipeline's encoders, each rank embedding its share into shards on disk that rank 0 merges."""
-        from prodmatch.distributed.encoders import ShardedEncoder  # only under DDP
-
         rank, world = trainer.global_rank, trainer.world_size
         return {
             name: ShardedEncoder(encoders[name], trainer.strategy, rank, world, folder / name)

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prodmatch.data import synthetic
 from prodmatch.data.catalog import Catalog, load_catalog
+from prodmatch.data.synthetic.generation import foreign_entries, read_marker
 from prodmatch.errors import CatalogError
 
 log = logging.getLogger("prodmatch.data")
@@ -37,8 +39,6 @@ class CatalogSource:
     def _ensure_files(self) -> None:
         """Generate the synthetic catalog on first use, or say where the user's files must go."""
         if self.synthetic is not None:
-            from prodmatch.data.synthetic import ensure_catalog
-
             out = Path(self.queries_csv).parent
             if Path(self.database_csv).parent != out:
                 raise CatalogError(
@@ -47,7 +47,7 @@ class CatalogSource:
                 )
             seed, scale = self.synthetic.get("seed", 0), self.synthetic.get("scale", "demo")
             check_generation_target(out, seed, scale)
-            ensure_catalog(out, **self.synthetic)
+            synthetic.ensure_catalog(out, **self.synthetic)
             return
         for csv in (self.queries_csv, self.database_csv):
             if not Path(csv).is_file():
@@ -64,9 +64,6 @@ def check_generation_target(out: Path, seed: int, scale: str) -> None:
     Anything else (a catalog of another seed or scale, files without the generator's marker) is refused with
     one line: regenerating would silently replace files the user may be pointing the run at.
     """
-    from prodmatch.data.synthetic import GENERATOR_VERSION
-    from prodmatch.data.synthetic.generation import foreign_entries, read_marker
-
     if not out.exists():
         return
     if not out.is_dir():
@@ -95,12 +92,12 @@ def check_generation_target(out: Path, seed: int, scale: str) -> None:
             f"data.synthetic seed={seed}, scale={scale}; set data.synthetic.seed={held[0]} "
             f"data.synthetic.scale={held[1]} to use it, or {fixes}"
         )
-    if marker.get("version") != GENERATOR_VERSION:
+    if marker.get("version") != synthetic.GENERATOR_VERSION:
         log.warning(
             "%s: synthetic catalog of generator version %s; regenerating it with version %s (seed=%s, scale=%s)",
             out,
             marker.get("version"),
-            GENERATOR_VERSION,
+            synthetic.GENERATOR_VERSION,
             seed,
             scale,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import textwrap
@@ -13,6 +14,8 @@ import pandas as pd
 
 from prodmatch.reporting import results, study
 from prodmatch.utils import atomic
+
+log = logging.getLogger("prodmatch.reporting")
 
 MISSING = "—"
 
@@ -152,3 +155,16 @@ def plot_results(table: pd.DataFrame, out_png: Path, title: str, note: str) -> P
     with atomic.atomic_path(out_png) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     return out_png
+
+
+def write_results(df: pd.DataFrame, out_md: Path, out_png: Path, title: str, note: str) -> pd.DataFrame:
+    """Write the markdown table and the bar chart; ``df`` is a build_table() or a collect_runs() frame."""
+    table = df if results.STUDY_ACC in df.columns else results.build_table(df)
+    out_md, out_png = Path(out_md), Path(out_png)
+    plot_results(table, out_png, title, note)
+    png_name = Path(os.path.relpath(out_png, out_md.parent)).as_posix()
+    atomic.write_text(out_md, results_markdown(table, title, note, png_name, base=out_md.parent))
+    log.info(
+        "wrote %s and %s (%d rows, %d run)", out_md, out_png, len(table), int(table["status"].eq("ok").sum())
+    )
+    return table

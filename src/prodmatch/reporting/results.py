@@ -8,7 +8,6 @@ when at least one run has them (see :data:`MEASURES`).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,8 @@ import pandas as pd
 from prodmatch.layout import BEFORE_FIT, SEEN, WALL_KEY, acc_key, match_key, retrieval_key
 from prodmatch.reporting import study
 from prodmatch.reporting.runs import collect_runs
-from prodmatch.utils import atomic
 
-__all__ = ["MEASURES", "Measure", "build_table", "collect_runs", "default_note", "write_results"]
+__all__ = ["MEASURES", "Measure", "build_table", "collect_runs", "default_note"]
 
 log = logging.getLogger("prodmatch.reporting")
 
@@ -158,21 +156,6 @@ def target_columns(table: pd.DataFrame) -> list[str]:
 def measure_columns(table: pd.DataFrame) -> list[Measure]:
     """The optional measures a build_table() frame holds, in MEASURES order."""
     return [m for m in MEASURES if m.column in table.columns]
-
-
-def write_results(df: pd.DataFrame, out_md: Path, out_png: Path, title: str, note: str) -> pd.DataFrame:
-    """Write the markdown table and the bar chart; ``df`` is a build_table() or a collect_runs() frame."""
-    from prodmatch.reporting.render import plot_results, results_markdown
-
-    table = df if STUDY_ACC in df.columns else build_table(df)
-    out_md, out_png = Path(out_md), Path(out_png)
-    plot_results(table, out_png, title, note)
-    png_name = Path(os.path.relpath(out_png, out_md.parent)).as_posix()
-    atomic.write_text(out_md, results_markdown(table, title, note, png_name, base=out_md.parent))
-    log.info(
-        "wrote %s and %s (%d rows, %d run)", out_md, out_png, len(table), int(table["status"].eq("ok").sum())
-    )
-    return table
 
 
 def default_note(runs: pd.DataFrame) -> str:

@@ -20,6 +20,7 @@ from prodmatch.retrieval import artifacts
 from prodmatch.retrieval.metrics import SKU_KEYS, choose_threshold, match_metrics, metric_dict
 from prodmatch.retrieval.protocol import THRESHOLD_GROUP, group_counts, query_split, scored_groups
 from prodmatch.retrieval.result import RetrievalResult
+from prodmatch.tracking import log_examples, log_metrics
 
 log = logging.getLogger("prodmatch.retrieval")
 
@@ -113,8 +114,6 @@ def record(
     step: int | None = None,
 ) -> None:
     """Write the run's artifacts and send metrics (and an example table) to every logger."""
-    from prodmatch.tracking import log_examples, log_metrics
-
     run_dir = Path(run_dir)
     result.save(run_dir)
     artifacts.write_matches(result, run_dir)

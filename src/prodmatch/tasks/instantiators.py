@@ -47,9 +47,8 @@ def evaluation_encoders(cfg: DictConfig, pipeline: Any) -> Mapping[str, Any]:
     `model_posterior`); with ``embed_trainer`` they embed through Lightning's predict loop."""
     encoders = encoder_registry(cfg)
     if cfg.get("ckpt_path"):
-        from prodmatch.models.loading import (
-            load_trained_encoders,  # torch and Lightning: only with a checkpoint
-        )
+        # torch and Lightning: only with a checkpoint
+        from prodmatch.models.loading import load_trained_encoders
 
         trained, modality = load_trained_encoders(cfg.ckpt_path)
         encoders = encoders.with_extra(**trained, **{modality: trained["model"]})

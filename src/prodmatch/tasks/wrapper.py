@@ -26,6 +26,7 @@ from prodmatch.errors import ProdmatchError, one_line
 from prodmatch.layout import CHECKPOINTS_DIR, LAST_CHECKPOINT_FILE, STATUS_FILE
 from prodmatch.tasks import resume
 from prodmatch.tasks.run import Run
+from prodmatch.tracking import finish_wandb
 from prodmatch.utils import atomic
 from prodmatch.utils.signals import Interrupted, handle_signals, stopping_signal
 
@@ -85,8 +86,6 @@ def task_wrapper(task: Task) -> Task:
 
     @functools.wraps(task)
     def wrapped(cfg: DictConfig) -> Run:
-        from prodmatch.tracking import finish_wandb
-
         if cfg.get("resume"):
             earlier = resume.reusable_metrics(cfg)
             if earlier is not None:

@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from prodmatch.layout import WANDB_ID_FILE
+from prodmatch.utils import atomic
 
 log = logging.getLogger("prodmatch")
 
@@ -22,8 +23,6 @@ def wandb_run_id(run_dir: str | Path) -> str:
     path = Path(run_dir) / WANDB_ID_FILE
     if path.is_file():
         return path.read_text().strip()
-    from prodmatch.utils import atomic
-
     run_id = "".join(
         secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8)
     )  # W&B's id form

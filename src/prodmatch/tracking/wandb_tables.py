@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from prodmatch.data.images import load_image
+from prodmatch.errors import ImageError
 from prodmatch.retrieval.examples import example_positions, examples
 from prodmatch.retrieval.result import RetrievalResult
 
@@ -19,9 +21,6 @@ COLUMNS = ("query_idx", "query_title", "query_target", "rank", "db_idx", "db_tit
 
 def _thumbnail(path: Path) -> Any:
     """A small RGB thumbnail of one card's image, or None when it can't be read (logged)."""
-    from prodmatch.data.images import load_image
-    from prodmatch.errors import ImageError
-
     try:
         img = load_image(path, size_hint=THUMBNAIL_PX)
     except ImageError as err:
