@@ -66,7 +66,8 @@ def test_the_doc_covers_every_package_and_module():
             continue
         direct = any(name == rel for _, name in named)
         in_bullet = any(
-            package is not None and name == path.name and path.is_relative_to(package) for package, name in named
+            package is not None and name == path.name and path.is_relative_to(package)
+            for package, name in named
         )
         top_level = "/" not in rel and any(name == rel for _, name in named)
         if not (direct or in_bullet or top_level):
