@@ -19,16 +19,17 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
+from prodmatch.layout import acc_key, match_key, retrieval_key
 from prodmatch.tasks.resolvers import register_resolvers
 from prodmatch.utils.config import config_path
 
 KEYS = (
-    "retrieval/sku_recall@{k}",
-    "retrieval/sku_mrr",
-    "retrieval/sku_full_recall@{k}",
-    "retrieval/sku_map@{k}",
-    "match/f1",
-    "retrieval/acc@{k}",
+    retrieval_key("sku_recall@{k}"),
+    retrieval_key("sku_mrr"),
+    retrieval_key("sku_full_recall@{k}"),
+    retrieval_key("sku_map@{k}"),
+    match_key("f1"),
+    acc_key("{k}"),
 )
 
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             pipeline,
             queries,
             database,
-            inst.encoder_registry(cfg),
+            inst.evaluation_encoders(cfg, pipeline),
             [[w, 1.0 - w] for w in firsts],
             inst.embedding_cache(cfg),
         )
