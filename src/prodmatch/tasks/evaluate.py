@@ -20,7 +20,8 @@ def retrieve(cfg: DictConfig, k: int | None = None) -> tuple[RetrievalResult, li
     loggers = inst.loggers(cfg, config)
     pipeline = inst.build(cfg.retrieval, **({} if k is None else {"k": k}))
     encoders = inst.evaluation_encoders(cfg, pipeline)
-    queries, database = inst.load_catalogs(cfg, pipeline.needs_images)
+    views = [channel.view for channel in pipeline.channels]
+    queries, database = inst.load_catalogs(cfg, pipeline.needs_images, views)
     result = pipeline.run(queries, database, encoders, inst.embedding_cache(cfg), strict=cfg.data.strict)
     result.config = config
     return result, loggers

@@ -42,6 +42,16 @@ def resume_dir(task: str, ckpt_path: str | None, default: str) -> str:
     return default
 
 
+def data_name(queries_csv: str | None, database_csv: str | None) -> str:
+    """`${data_name:<queries_csv>,<database_csv>}`: what labels a run on the user's CSVs: their folder's name, or
+    the queries file's name when the two sit in different folders ("csv" until they are set)."""
+    if not queries_csv:
+        return "csv"
+    queries = Path(str(queries_csv)).expanduser().absolute()
+    together = database_csv and Path(str(database_csv)).expanduser().absolute().parent == queries.parent
+    return (queries.parent.name if together else "") or queries.stem
+
+
 def run_token() -> str:
     """`${run_token:}`: unique among runs started at the same moment (pid is unique per host, plus randomness).
 
@@ -61,6 +71,7 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
     OmegaConf.register_new_resolver("train_view", train_view, replace=True)
     OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
+    OmegaConf.register_new_resolver("data_name", data_name, replace=True)
     OmegaConf.register_new_resolver("run_token", run_token, replace=True, use_cache=True)
     # Lightning's own internals trip this torch deprecation on every fit; it says nothing about the user's run.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from prodmatch.tasks.resolvers import resume_dir, run_token, train_view
+from prodmatch.tasks.resolvers import data_name, resume_dir, run_token, train_view
 
 
 def test_run_tokens_differ_between_processes_started_together():
@@ -28,3 +28,9 @@ def test_a_training_run_resumed_from_its_checkpoint_keeps_its_run_dir(tmp_path):
 
 def test_train_view():
     assert train_view("image", "title") == "image" and train_view("text", "title_cat") == "title_cat"
+
+
+def test_a_run_on_the_users_csvs_is_named_after_their_folder_or_the_queries_file():
+    assert data_name("shop/company_data.csv", "shop/comparable_data.csv") == "shop"
+    assert data_name("/a/q.csv", "/b/d.csv") == "q"  # apart: the queries file names it
+    assert data_name("q.csv", None) == "q" and data_name(None, None) == "csv"
