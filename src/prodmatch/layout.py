@@ -29,6 +29,7 @@ HYDRA_CONFIG_FILE = "config.yaml"  # inside HYDRA_DIR
 HYDRA_RUNTIME_FILE = "hydra.yaml"  # inside HYDRA_DIR
 CSV_LOG_DIR = "csv"  # the CSV logger's folder (its metrics.csv)
 WANDB_DIR = "wandb"  # the offline W&B run
+WANDB_STAGING_DIR = "staging"  # inside WANDB_DIR: W&B's media, artifact and cache copies of the run
 WANDB_ID_FILE = "wandb_run_id"  # the run dir's W&B run id (a resumed job continues its W&B run)
 EMBEDDINGS_DIR = "embeddings"  # `embed_trainer=`: the merged matrices, embeddings/<encoder>/<call>/
 SHARDS_DIR = "embed_shards"  # the training callback's shards while a DDP evaluation runs (removed after)
@@ -39,6 +40,8 @@ CONTRACT_FILES = (METRICS_FILE, MATCHES_FILE, RESULT_DIR, HYDRA_DIR, STATUS_FILE
 
 # ---------------------------------------------------------------------------------------- a sweep dir
 BEST_TRIAL_FILE = "best_trial.yaml"  # the best trial of a hyper-parameter search
+SWEEP_SUMMARY_CSV = "sweep_summary.csv"  # one row per job: its overrides and headline metrics, best first
+SWEEP_SUMMARY_MD = "sweep_summary.md"  # the same table as markdown
 OPTUNA_RESULTS_FILE = "optimization_results.yaml"  # written by Hydra's Optuna sweeper
 
 # ---------------------------------------------------------------------------------------- the cache dir

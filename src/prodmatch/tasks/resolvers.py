@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 import warnings
@@ -52,6 +53,22 @@ def data_name(queries_csv: str | None, database_csv: str | None) -> str:
     return (queries.parent.name if together else "") or queries.stem
 
 
+def job_dirname(num: int, overrides: Any, limit: int = 80) -> str:
+    """`${job_dirname:${hydra.job.num},${hydra.overrides.task}}`: a sweep job's dir, ``<num>_<overrides>``.
+
+    Overrides whose value is a path (holds a ``/``) or that set ``paths.`` / ``hydra.`` keys are left out, so
+    the name says what the job is without nesting folders; characters a file name cannot hold become ``_``.
+    """
+    kept = []
+    for override in map(str, overrides or ()):
+        key, _, value = override.partition("=")
+        if "/" in value or key.lstrip("+~").startswith(("paths.", "hydra.")):
+            continue
+        kept.append(override)
+    name = re.sub(r"[^\w.,=@+\-\[\]]", "_", ",".join(kept))[:limit]
+    return f"{num}_{name}" if name else str(num)
+
+
 def run_token() -> str:
     """`${run_token:}`: unique among runs started at the same moment (pid is unique per host, plus randomness).
 
@@ -72,6 +89,7 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("train_view", train_view, replace=True)
     OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
     OmegaConf.register_new_resolver("data_name", data_name, replace=True)
+    OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
     OmegaConf.register_new_resolver("run_token", run_token, replace=True, use_cache=True)
     # Lightning's own internals trip this torch deprecation on every fit; it says nothing about the user's run.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from prodmatch.layout import WANDB_ID_FILE
+from prodmatch.layout import WANDB_DIR, WANDB_ID_FILE, WANDB_STAGING_DIR
 from prodmatch.utils import atomic
 
 log = logging.getLogger("prodmatch")
@@ -48,8 +48,24 @@ def build_loggers(
                 continue
             if run_dir is not None:
                 extra = {"id": wandb_run_id(run_dir), "resume": "allow"}
-        loggers.append(instantiate(node, **extra))
+                stage_wandb_in(run_dir)
+        logger = instantiate(node, **extra)
+        if extra:
+            # Lightning hands W&B `anonymous=None`, which W&B answers with a deprecation warning on every run
+            getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+        loggers.append(logger)
     return loggers
+
+
+def stage_wandb_in(run_dir: str | Path) -> Path:
+    """W&B's staging and cache folders (the example tables' media, artifact copies) under the run dir's W&B
+    folder, not the home folder: a moved run dir syncs whole, and removing it removes everything."""
+    staging = Path(run_dir) / WANDB_DIR / WANDB_STAGING_DIR
+    os.environ["WANDB_DATA_DIR"] = str(staging)
+    os.environ["WANDB_CACHE_DIR"] = str(staging / "cache")
+    os.environ["WANDB_ARTIFACT_DIR"] = str(staging / "artifacts")
+    os.environ["WANDB_CONFIG_DIR"] = str(staging / "config")
+    return staging
 
 
 def log_metrics(loggers: Sequence[Any], metrics: Mapping[str, float], step: int | None = None) -> None:
