@@ -52,7 +52,7 @@ def test_own_csvs_with_a_mapped_column_run_as_written_and_are_named_after_their_
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "title_tfidf on shop: evaluate run in" in proc.stdout
+    assert "title_tfidf on shop (index AnnoyIndex): evaluate run in" in proc.stdout
     assert "anonymous" not in proc.stdout + proc.stderr  # no W&B warning of our own making
     (run_dir,) = (tmp_path / "logs" / "evaluate" / "runs").iterdir()
     metrics = json.loads((run_dir / "metrics.json").read_text())

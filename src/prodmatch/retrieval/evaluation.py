@@ -20,7 +20,7 @@ from prodmatch.retrieval import artifacts
 from prodmatch.retrieval.metrics import SKU_KEYS, choose_threshold, match_metrics, metric_dict
 from prodmatch.retrieval.protocol import THRESHOLD_GROUP, group_counts, query_split, scored_groups
 from prodmatch.retrieval.result import RetrievalResult
-from prodmatch.tracking import log_examples, log_metrics
+from prodmatch.tracking import log_examples, log_metrics, log_per_target
 
 log = logging.getLogger("prodmatch.retrieval")
 
@@ -119,6 +119,7 @@ def record(
     artifacts.write_matches(result, run_dir)
     artifacts.write_metrics(metrics, run_dir)
     log_metrics(loggers, metrics, step=step)
+    log_per_target(loggers, metrics, result.k)
     log_examples(loggers, result, examples)
 
 

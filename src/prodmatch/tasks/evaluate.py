@@ -9,7 +9,7 @@ from prodmatch.retrieval.evaluation import record, score
 from prodmatch.retrieval.result import RetrievalResult
 from prodmatch.tasks import instantiators as inst
 from prodmatch.tasks.run import Run
-from prodmatch.tasks.summary import format_summary
+from prodmatch.tasks.summary import format_summary, run_title
 from prodmatch.tasks.wrapper import task_wrapper
 
 
@@ -34,6 +34,5 @@ def evaluate(cfg: DictConfig) -> Run:
     metrics = score(result)
     if inst.records_results(cfg):
         record(result, metrics, cfg.paths.output_dir, loggers, cfg.log_examples)
-        title = f"{cfg.experiment_name} on {cfg.data.name}: {cfg.task_name} run in {cfg.paths.output_dir}"
-        print(format_summary(title, metrics, result.k))
+        print(format_summary(run_title(cfg, result.search.get("index")), metrics, result.k))
     return Run(cfg.paths.output_dir, metrics, result)

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from prodmatch.layout import CHECKPOINTS_DIR, HYDRA_DIR
+from prodmatch.layout import CHECKPOINTS_DIR, HYDRA_CONFIG_FILE, HYDRA_DIR
 
 _REGISTERED = False
 
@@ -69,6 +69,35 @@ def job_dirname(num: int, overrides: Any, limit: int = 80) -> str:
     return f"{num}_{name}" if name else str(num)
 
 
+def checkpoint_run(ckpt_path: str) -> tuple[str, str | None]:
+    """(the train run's dir name, its experiment name if its config says) of a checkpoint written by train.py
+    (``<run>/checkpoints/<file>.ckpt``); the file's name and None for a checkpoint from elsewhere."""
+    ckpt = Path(str(ckpt_path)).expanduser()
+    run = ckpt.parent.parent
+    if ckpt.parent.name != CHECKPOINTS_DIR or not (run / HYDRA_DIR).is_dir():
+        return ckpt.stem, None
+    try:
+        experiment = OmegaConf.load(run / HYDRA_DIR / HYDRA_CONFIG_FILE).get("experiment_name")
+    except (OSError, ValueError):
+        experiment = None
+    return run.name, str(experiment) if experiment else None
+
+
+def best_checkpoints(monitor: str | None) -> int:
+    """`${best_checkpoints:<monitor>}`: how many best checkpoints a training keeps: one with a monitor, none
+    without (then checkpoints/last.ckpt is the only one)."""
+    return 1 if monitor else 0
+
+
+def wandb_name(experiment_name: str, ckpt_path: str | None, task: str) -> str:
+    """`${wandb_name:...}`: a run's W&B name, its experiment; an evaluation of a trained checkpoint is named
+    after the train run it comes from (``<train experiment>@<train run dir>``) with its own experiment."""
+    if not ckpt_path or task == "train":
+        return str(experiment_name)
+    run, trained = checkpoint_run(str(ckpt_path))
+    return f"{trained or 'checkpoint'}@{run} {experiment_name}"
+
+
 def run_token() -> str:
     """`${run_token:}`: unique among runs started at the same moment (pid is unique per host, plus randomness).
 
@@ -90,6 +119,8 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
     OmegaConf.register_new_resolver("data_name", data_name, replace=True)
     OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
+    OmegaConf.register_new_resolver("best_checkpoints", best_checkpoints, replace=True)
+    OmegaConf.register_new_resolver("wandb_name", wandb_name, replace=True)
     OmegaConf.register_new_resolver("run_token", run_token, replace=True, use_cache=True)
     # Lightning's own internals trip this torch deprecation on every fit; it says nothing about the user's run.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")

@@ -18,7 +18,7 @@ from prodmatch.errors import ConfigError
 from prodmatch.retrieval.pipeline import RetrievalPipeline
 from prodmatch.tasks import instantiators as inst
 from prodmatch.tasks.run import Run
-from prodmatch.tasks.summary import format_summary
+from prodmatch.tasks.summary import format_summary, run_title
 from prodmatch.tasks.wrapper import task_wrapper
 from prodmatch.utils.signals import fitting
 
@@ -114,8 +114,8 @@ def train(cfg: DictConfig) -> Run:
         return Run(cfg.paths.output_dir, dict(trainer.callback_metrics))
     metrics = dict(retrieval.metrics)
     if trainer.is_global_zero:
-        title = f"{cfg.experiment_name} on {cfg.data.name}: {cfg.task_name} run in {cfg.paths.output_dir}"
-        print(format_summary(title, metrics, pipeline.k))
+        index = retrieval.result.search.get("index") if retrieval.result is not None else None
+        print(format_summary(run_title(cfg, index), metrics, pipeline.k))
     return Run(cfg.paths.output_dir, metrics, retrieval.result)
 
 

@@ -89,3 +89,22 @@ def test_wandb_run_id_is_stored_once_per_run_dir(tmp_path):
     first = wandb_run_id(tmp_path)
     assert wandb_run_id(tmp_path) == first and len(first) == 8
     assert wandb_run_id(tmp_path / "other") != first
+
+
+def test_acc_per_target_becomes_one_table_per_stage_and_group():
+    from prodmatch.tracking.wandb_tables import per_target_rows
+
+    metrics = {
+        "retrieval/acc@10": 0.5,
+        "retrieval/acc@10/shoes": 0.25,
+        "retrieval/acc@10/bikes": 0.75,
+        "before_fit/retrieval/acc@10/bikes": 0.1,
+        "seen/retrieval/acc@10/bikes": 0.9,
+        "retrieval/acc@5/bikes": 0.3,  # another k: not this table
+        "data/dropped/missing_image": 2.0,
+    }
+    assert per_target_rows(metrics, 10) == {
+        "acc@10_per_target": [["bikes", 0.75], ["shoes", 0.25]],
+        "before_fit/acc@10_per_target": [["bikes", 0.1]],
+        "seen/acc@10_per_target": [["bikes", 0.9]],
+    }
