@@ -44,6 +44,6 @@ def test_training_keeps_last_ckpt_only_unless_a_monitor_asks_for_the_best(compos
 
     plain = instantiate(compose_cfg("train").callbacks.model_checkpoint)
     assert plain.save_last and plain.save_top_k == 0 and plain.monitor is None
-    monitored = compose_cfg("train", ["callbacks.model_checkpoint.monitor=val/loss"]).callbacks.model_checkpoint
-    best = instantiate(monitored)
+    monitored = compose_cfg("train", ["callbacks.model_checkpoint.monitor=val/loss"])
+    best = instantiate(monitored.callbacks.model_checkpoint)
     assert best.save_top_k == 1 and best.monitor == "val/loss" and best.filename == "best"
