@@ -23,6 +23,7 @@ STATUS_FILE = "job_status.json"  # ok | failed | interrupted, the error line, th
 DONE_FILE = "done.json"  # the fingerprints a `resume=true` rerun compares
 CHECKPOINTS_DIR = "checkpoints"  # training runs' Lightning checkpoints
 LAST_CHECKPOINT_FILE = "last.ckpt"  # inside CHECKPOINTS_DIR
+BEST_CHECKPOINT_FILE = "best.ckpt"  # inside CHECKPOINTS_DIR, with a monitor (conf/callbacks/default.yaml)
 HYDRA_DIR = ".hydra"  # Hydra's record of the config and overrides
 HYDRA_OVERRIDES_FILE = "overrides.yaml"  # inside HYDRA_DIR
 HYDRA_CONFIG_FILE = "config.yaml"  # inside HYDRA_DIR

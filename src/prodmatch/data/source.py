@@ -93,7 +93,7 @@ def generation_notice(out: Path, scale: str) -> str:
     size = synthetic.SCALES.get(scale)
     cards = (size.n_queries + size.n_database) if size else 0
     took = f", about {max(5, round(cards * _SECONDS_PER_CARD / 5) * 5)} s" if cards else ""
-    return f"generating the synthetic catalog ({scale}: {cards} cards{took}, once) into {out}"
+    return f"generating the synthetic catalog ({scale}: about {cards} cards{took}, once) into {out}"
 
 
 def check_generation_target(out: Path, seed: int, scale: str) -> None:

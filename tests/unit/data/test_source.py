@@ -123,7 +123,7 @@ def test_files_without_the_generators_marker_and_no_catalog_are_refused_and_left
 def test_generating_says_where_and_about_how_long_first(tmp_path: Path, generated, capsys) -> None:
     _source(tmp_path / "fresh")._ensure_files()
     line = capsys.readouterr().out.strip()
-    assert line.startswith("generating the synthetic catalog (tiny: 349 cards, about ")
+    assert line.startswith("generating the synthetic catalog (tiny: about 349 cards, about ")
     assert line.endswith(f"s, once) into {tmp_path / 'fresh'}")
 
 
