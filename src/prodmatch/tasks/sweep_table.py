@@ -78,17 +78,21 @@ def sweep_table(sweep_dir: Path, metric: str = DEFAULT_METRIC, direction: str = 
     return table[front + middle + back].reset_index(drop=True)
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, spec: str = ".4f") -> str:
     if isinstance(value, float):
-        return "—" if math.isnan(value) else f"{value:.4f}"
+        return "—" if math.isnan(value) else format(value, spec)
     return "—" if value is None else str(value).replace("|", "\\|")
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """The table as markdown (the metric columns as 4-decimal fractions)."""
+    """The table as markdown (metrics as 4-decimal fractions, the wall time in seconds)."""
     header = [str(c) for c in table.columns]
+    specs = [".1f" if c == WALL_KEY else ".4f" for c in header]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    lines += [
+        "| " + " | ".join(_cell(v, spec) for v, spec in zip(row, specs, strict=True)) + " |"
+        for row in table.itertuples(index=False)
+    ]
     return "\n".join(lines) + "\n"
 
 
