@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -12,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from prodmatch.layout import CHECKPOINTS_DIR, HYDRA_CONFIG_FILE, HYDRA_DIR
+from prodmatch.layout import CHECKPOINTS_DIR, HYDRA_DIR, STATUS_FILE
 
 _REGISTERED = False
 
@@ -76,9 +77,9 @@ def checkpoint_run(ckpt_path: str) -> tuple[str, str | None]:
     run = ckpt.parent.parent
     if ckpt.parent.name != CHECKPOINTS_DIR or not (run / HYDRA_DIR).is_dir():
         return ckpt.stem, None
-    try:
-        experiment = OmegaConf.load(run / HYDRA_DIR / HYDRA_CONFIG_FILE).get("experiment_name")
-    except (OSError, ValueError):
+    try:  # the job's status records its experiment resolved (the saved config may hold an interpolation)
+        experiment = json.loads((run / STATUS_FILE).read_text()).get("experiment")
+    except (OSError, ValueError, AttributeError):
         experiment = None
     return run.name, str(experiment) if experiment else None
 

@@ -45,7 +45,7 @@ def test_a_checkpoint_evaluation_is_named_after_its_train_run(tmp_path):
     run = tmp_path / "2026-01-02_03-04-05_abc"
     (run / "checkpoints").mkdir(parents=True)
     (run / ".hydra").mkdir()
-    OmegaConf.save(OmegaConf.create({"experiment_name": "product_image"}), run / ".hydra" / "config.yaml")
+    (run / "job_status.json").write_text('{"status": "ok", "experiment": "product_image"}')
     ckpt = str(run / "checkpoints" / "last.ckpt")
     assert wandb_name("img", ckpt, "evaluate") == "product_image@2026-01-02_03-04-05_abc img"
     assert wandb_name("img", None, "evaluate") == "img" and wandb_name("demo", ckpt, "train") == "demo"
