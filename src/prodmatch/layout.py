@@ -41,8 +41,8 @@ CONTRACT_FILES = (METRICS_FILE, MATCHES_FILE, RESULT_DIR, HYDRA_DIR, STATUS_FILE
 
 # ---------------------------------------------------------------------------------------- a sweep dir
 BEST_TRIAL_FILE = "best_trial.yaml"  # the best trial of a hyper-parameter search
-SWEEP_SUMMARY_CSV = "sweep_summary.csv"  # one row per job: its overrides and headline metrics, best first
-SWEEP_SUMMARY_MD = "sweep_summary.md"  # the same table as markdown
+SWEEP_SUMMARY_FILE = "sweep_summary.csv"  # one row per job: its overrides and headline metrics, best first
+SWEEP_SUMMARY_MD_FILE = "sweep_summary.md"  # the same table as markdown
 OPTUNA_RESULTS_FILE = "optimization_results.yaml"  # written by Hydra's Optuna sweeper
 
 # ---------------------------------------------------------------------------------------- the cache dir

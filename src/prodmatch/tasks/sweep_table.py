@@ -14,8 +14,8 @@ from prodmatch.layout import (
     MATCH,
     RETRIEVAL,
     STATUS_FILE,
-    SWEEP_SUMMARY_CSV,
-    SWEEP_SUMMARY_MD,
+    SWEEP_SUMMARY_FILE,
+    SWEEP_SUMMARY_MD_FILE,
     WALL_KEY,
     acc_key,
     is_breakdown,
@@ -101,8 +101,8 @@ def write_sweep_summary(
 ) -> tuple[pd.DataFrame, Path, Path]:
     """Write ``sweep_summary.csv`` and ``.md`` in the sweep dir; returns the table and the two paths."""
     table = sweep_table(sweep_dir, metric, direction)
-    csv = atomic.write_text(Path(sweep_dir) / SWEEP_SUMMARY_CSV, table.to_csv(index=False))
-    md = atomic.write_text(Path(sweep_dir) / SWEEP_SUMMARY_MD, markdown(table))
+    csv = atomic.write_text(Path(sweep_dir) / SWEEP_SUMMARY_FILE, table.to_csv(index=False))
+    md = atomic.write_text(Path(sweep_dir) / SWEEP_SUMMARY_MD_FILE, markdown(table))
     return table, csv, md
 
 
