@@ -80,3 +80,41 @@ def test_a_documented_command_composes_and_passes_the_config_checks(doc: str, co
     with initialize_config_dir(str(REPO_ROOT / "conf"), version_base="1.3"):
         cfg = compose(words[1].removesuffix(".py"), overrides=overrides, return_hydra_config=True)
     check_config(cfg)
+
+
+# Run at small size: the README's evaluate.py / match.py commands that need no GPU, no download and no files of
+# the user's (the training commands run at small size in tests/e2e/test_train.py and test_sweeps.py).
+NOT_HERE = (
+    "data=sportdoma",
+    "data=csv",
+    "pretrained=true",
+    "embed_trainer=ddp ",
+    "hydra/launcher",
+    "ckpt_path=",
+)
+
+
+def small_runs() -> list[str]:
+    return [
+        c
+        for d, c in commands()
+        if d == "README.md"
+        and c.split()[1] in ("evaluate.py", "match.py")
+        and not any(n in c + " " for n in NOT_HERE)
+    ]
+
+
+@pytest.mark.slow  # one entry-point process per command: about 20 s each
+@pytest.mark.parametrize("command", small_runs())
+def test_a_readme_command_runs_at_small_size(command: str, tiny_data_dir, tmp_path):
+    from tests.helpers.run import cli_overrides, run_script
+
+    words = shlex.split(re.sub(r"<[^>]*>", "x", command))
+    args = [w for w in words[2:] if w != "-m" and "=" in w]
+    sweep = ["-m"] if "-m" in words else []
+    proc = run_script(
+        words[1],
+        [*sweep, *args, *cli_overrides(tiny_data_dir, tmp_path, root=False), "logger=none"],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]

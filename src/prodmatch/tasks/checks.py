@@ -69,9 +69,12 @@ def check_added_keys(cfg: DictConfig) -> None:
     """A `+key=value` whose first part is a near miss of a config key is a typo (`+retreival.k=20`), not a key
     of its own: Hydra would add it and the run would ignore it."""
     overrides = _select(cfg, "hydra.overrides.task") or []
+    groups = set(_select(cfg, "hydra.runtime.choices") or {})  # `+mining=title_tfidf` adds a config group
     added: dict[str, set[str]] = {}
     for override in map(str, overrides):
         if override.startswith("+") and not override.startswith("++") and "=" in override:
+            if override[1:].split("=", 1)[0] in groups:
+                continue
             path = override[1:].split("=", 1)[0].split(".")
             added.setdefault(path[0], set()).add(path[1] if len(path) > 1 else "")
     for top, children in added.items():

@@ -50,7 +50,7 @@ def test_a_typo_added_with_plus_is_caught_and_real_additions_pass():
         ConfigError, match=r"^\+retreival...: retreival is not a config key; did you mean retrieval"
     ):
         checks.check_config(_cfg("+retreival.k=20"))
-    checks.check_config(_cfg("+my_note=1", "+data.extra=1"))
+    checks.check_config(_cfg("+my_note=1", "+data.extra=1", "+mining=title_tfidf"))
 
 
 def test_data_csv_names_its_files_and_the_run_is_labelled_by_their_folder():
