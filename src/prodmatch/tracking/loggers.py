@@ -41,7 +41,8 @@ def build_loggers(
         if node is None:
             continue
         extra: dict[str, Any] = {}
-        if str(node.get("_target_", "")).endswith("WandbLogger"):
+        is_wandb = str(node.get("_target_", "")).endswith("WandbLogger")
+        if is_wandb:
             if os.environ.get("WANDB_MODE", "").lower() == "disabled":
                 # An offline WandbLogger would switch WANDB_MODE to "dryrun" and write a run anyway.
                 log.info("W&B logging is off (WANDB_MODE=disabled)")
@@ -50,7 +51,7 @@ def build_loggers(
                 extra = {"id": wandb_run_id(run_dir), "resume": "allow"}
                 stage_wandb_in(run_dir)
         logger = instantiate(node, **extra)
-        if extra:
+        if is_wandb:
             # Lightning hands W&B `anonymous=None`, which W&B answers with a deprecation warning on every run
             getattr(logger, "_wandb_init", {}).pop("anonymous", None)
         loggers.append(logger)
@@ -64,8 +65,7 @@ def stage_wandb_in(run_dir: str | Path) -> Path:
     os.environ["WANDB_DATA_DIR"] = str(staging)
     os.environ["WANDB_CACHE_DIR"] = str(staging / "cache")
     os.environ["WANDB_ARTIFACT_DIR"] = str(staging / "artifacts")
-    os.environ["WANDB_CONFIG_DIR"] = str(staging / "config")
-    return staging
+    return staging  # (WANDB_CONFIG_DIR stays: it holds the user's W&B settings, read for online runs)
 
 
 def log_metrics(loggers: Sequence[Any], metrics: Mapping[str, float], step: int | None = None) -> None:
