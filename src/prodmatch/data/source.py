@@ -12,6 +12,7 @@ from prodmatch.data import synthetic
 from prodmatch.data.catalog import Catalog, load_catalog
 from prodmatch.data.synthetic.generation import foreign_entries, read_marker
 from prodmatch.errors import CatalogError
+from prodmatch.utils.hashing import check_identity
 
 log = logging.getLogger("prodmatch.data")
 
@@ -27,9 +28,15 @@ class CatalogSource:
     image_size: int = 224  # working image size of models on this data (encoders and training read it)
     strict: bool = False
     check_images: str = "exists"
-    synthetic: dict[str, Any] | None = None  # {seed, scale}: generate the demo catalog when it is missing
+    # {seed, scale[, profile]}: generate the catalog when it is missing
+    synthetic: dict[str, Any] | None = None
+    # how caches and reuse recognise an image file: "stat" or "content" (prodmatch.utils.hashing.files_identity)
+    identity: str = "stat"
     # schema field -> the CSVs' own column name (`data.columns.title=name`); None keeps the field's name
     columns: dict[str, str | None] | None = None
+
+    def __post_init__(self) -> None:
+        check_identity(self.identity)
 
     def load(
         self, require_images: bool = True, views: Iterable[str] | None = None
@@ -66,7 +73,7 @@ class CatalogSource:
                     f"set data.queries_csv and data.database_csv to files in the same folder"
                 )
             seed, scale = self.synthetic.get("seed", 0), self.synthetic.get("scale", "demo")
-            check_generation_target(out, seed, scale)
+            check_generation_target(out, seed, scale, self.synthetic.get("profile", "default"))
             if not synthetic.is_current(out, **self.synthetic):
                 print(generation_notice(out, scale), flush=True)
             synthetic.ensure_catalog(out, **self.synthetic)
@@ -96,11 +103,11 @@ def generation_notice(out: Path, scale: str) -> str:
     return f"generating the synthetic catalog ({scale}: about {cards} cards{took}, once) into {out}"
 
 
-def check_generation_target(out: Path, seed: int, scale: str) -> None:
+def check_generation_target(out: Path, seed: int, scale: str, profile: str = "default") -> None:
     """Allow generating into ``out`` only when it is missing or empty, or holds the generator's own catalog
-    of this seed and scale (then an older generator version is regenerated, and the log says so).
+    of this seed, scale and profile (then an older generator version is regenerated, and the log says so).
 
-    Anything else (a catalog of another seed or scale, files without the generator's marker) is refused with
+    Anything else (a catalog of another seed, scale or profile, files without the generator's marker) is refused with
     one line: regenerating would silently replace files the user may be pointing the run at.
     """
     if not out.exists():
@@ -124,12 +131,13 @@ def check_generation_target(out: Path, seed: int, scale: str) -> None:
             f"data.queries_csv: {out} holds files the synthetic generator did not write ({shown}), and "
             f"data.synthetic would generate a catalog over them; {fixes}"
         )
-    held = (marker.get("seed"), marker.get("scale"))
-    if held != (seed, scale):
+    held = (marker.get("seed"), marker.get("scale"), marker.get("profile", "default"))
+    if held != (seed, scale, profile):
         raise CatalogError(
-            f"data.queries_csv: {out} holds the synthetic catalog of seed={held[0]}, scale={held[1]}, not "
-            f"data.synthetic seed={seed}, scale={scale}; set data.synthetic.seed={held[0]} "
-            f"data.synthetic.scale={held[1]} to use it, or {fixes}"
+            f"data.queries_csv: {out} holds the synthetic catalog of seed={held[0]}, scale={held[1]}, "
+            f"profile={held[2]}, not data.synthetic seed={seed}, scale={scale}, profile={profile}; set "
+            f"data.synthetic.seed={held[0]} data.synthetic.scale={held[1]} ++data.synthetic.profile={held[2]} "
+            f"to use it, or {fixes}"
         )
     if marker.get("version") != synthetic.GENERATOR_VERSION:
         log.warning(
