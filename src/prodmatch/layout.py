@@ -8,7 +8,7 @@ and of the cache dir (``paths.cache_dir``), and the builders of the flat metric 
 ``stage`` is "" (the final figures), :data:`BEFORE_FIT` or :data:`EPOCH` (the training callback's evaluations);
 ``group`` is "" (all query cards, or the product protocol's unseen products) or :data:`SEEN`; ``family`` is
 :data:`RETRIEVAL`, :data:`MATCH`, :data:`DATA`, :data:`SPLIT` or :data:`FUSION_WEIGHT`. Every module that
-writes or reads these names imports them from here; the README's artifact contract is checked against this
+writes or reads these names imports them from here; the artifact contract (docs/ARTIFACTS.md) is checked against this
 module by ``tests/unit/test_layout.py``. Imports nothing.
 """
 
@@ -40,7 +40,7 @@ MILVUS_LITE_FILE = (
     "milvus.db"  # retrieval/index=milvus: Milvus Lite's database (rank r > 0: milvus.rank<r>.db)
 )
 
-# The names every run dir holds (README "Run artifacts"); training runs add CHECKPOINTS_DIR.
+# The names every run dir holds (docs/ARTIFACTS.md); training runs add CHECKPOINTS_DIR.
 CONTRACT_FILES = (METRICS_FILE, MATCHES_FILE, RESULT_DIR, HYDRA_DIR, STATUS_FILE, DONE_FILE)
 
 # ---------------------------------------------------------------------------------------- a sweep dir

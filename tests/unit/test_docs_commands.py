@@ -1,5 +1,5 @@
-"""Every command the docs show still works: each `python train.py|evaluate.py|match.py ...` of README.md, data/README.md
-and docs/*.md composes with its overrides and passes the early config checks (a sweep's first value of each list),
+"""Every command the docs show still works: each `python train.py|evaluate.py|match.py ...` of README.md, data/README.md,
+reports/README.md and docs/*.md composes with its overrides and passes the early config checks (a sweep's first value of each list),
 and each `make <target>` names a Makefile target. Running them is what the e2e tests and the make targets' own
 tests do at small size; this keeps the docs from drifting from the configs."""
 
@@ -16,7 +16,12 @@ from prodmatch.tasks.checks import check_config
 from prodmatch.tasks.resolvers import register_resolvers
 from tests.helpers.run import REPO_ROOT
 
-DOCS = [REPO_ROOT / "README.md", REPO_ROOT / "data" / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+DOCS = [
+    REPO_ROOT / "README.md",
+    REPO_ROOT / "data" / "README.md",
+    REPO_ROOT / "reports" / "README.md",
+    *sorted((REPO_ROOT / "docs").glob("*.md")),
+]
 ENTRY_POINTS = ("train.py", "evaluate.py", "match.py")
 SWEEP_SYNTAX = ("choice(", "range(", "interval(", "glob(")
 
