@@ -8,7 +8,7 @@ and of the cache dir (``paths.cache_dir``), and the builders of the flat metric 
 ``stage`` is "" (the final figures), :data:`BEFORE_FIT` or :data:`EPOCH` (the training callback's evaluations);
 ``group`` is "" (all query cards, or the product protocol's unseen products) or :data:`SEEN`; ``family`` is
 :data:`RETRIEVAL`, :data:`MATCH`, :data:`DATA`, :data:`SPLIT` or :data:`FUSION_WEIGHT`. Every module that
-writes or reads these names imports them from here; the README's artifact contract is checked against this
+writes or reads these names imports them from here; the artifact contract (docs/ARTIFACTS.md) is checked against this
 module by ``tests/unit/test_layout.py``. Imports nothing.
 """
 
@@ -24,12 +24,14 @@ DONE_FILE = "done.json"  # the fingerprints a `resume=true` rerun compares
 INIT_FILE = "initialised_from.json"  # a fit started from another run's checkpoint: which one, its weights
 CHECKPOINTS_DIR = "checkpoints"  # training runs' Lightning checkpoints
 LAST_CHECKPOINT_FILE = "last.ckpt"  # inside CHECKPOINTS_DIR
+BEST_CHECKPOINT_FILE = "best.ckpt"  # inside CHECKPOINTS_DIR, with a monitor (conf/callbacks/default.yaml)
 HYDRA_DIR = ".hydra"  # Hydra's record of the config and overrides
 HYDRA_OVERRIDES_FILE = "overrides.yaml"  # inside HYDRA_DIR
 HYDRA_CONFIG_FILE = "config.yaml"  # inside HYDRA_DIR
 HYDRA_RUNTIME_FILE = "hydra.yaml"  # inside HYDRA_DIR
 CSV_LOG_DIR = "csv"  # the CSV logger's folder (its metrics.csv)
 WANDB_DIR = "wandb"  # the offline W&B run
+WANDB_STAGING_DIR = "staging"  # inside WANDB_DIR: W&B's media, artifact and cache copies of the run
 WANDB_ID_FILE = "wandb_run_id"  # the run dir's W&B run id (a resumed job continues its W&B run)
 EMBEDDINGS_DIR = "embeddings"  # `embed_trainer=`: the merged matrices, embeddings/<encoder>/<call>/
 SHARDS_DIR = "embed_shards"  # the training callback's shards while a DDP evaluation runs (removed after)
@@ -38,11 +40,13 @@ MILVUS_LITE_FILE = (
     "milvus.db"  # retrieval/index=milvus: Milvus Lite's database (rank r > 0: milvus.rank<r>.db)
 )
 
-# The names every run dir holds (README "Run artifacts"); training runs add CHECKPOINTS_DIR.
+# The names every run dir holds (docs/ARTIFACTS.md); training runs add CHECKPOINTS_DIR.
 CONTRACT_FILES = (METRICS_FILE, MATCHES_FILE, RESULT_DIR, HYDRA_DIR, STATUS_FILE, DONE_FILE)
 
 # ---------------------------------------------------------------------------------------- a sweep dir
 BEST_TRIAL_FILE = "best_trial.yaml"  # the best trial of a hyper-parameter search
+SWEEP_SUMMARY_FILE = "sweep_summary.csv"  # one row per job: its overrides and headline metrics, best first
+SWEEP_SUMMARY_MD_FILE = "sweep_summary.md"  # the same table as markdown
 OPTUNA_RESULTS_FILE = "optimization_results.yaml"  # written by Hydra's Optuna sweeper
 
 # ---------------------------------------------------------------------------------------- the cache dir

@@ -50,6 +50,8 @@ def test_train_writes_metrics_and_a_checkpoint_that_evaluates_identically(
     metrics = _check_train_artifacts(tmp_path, set(tiny_catalogs[0].targets))
     assert returned == pytest.approx(metrics)
     assert wandb_exit_codes(tmp_path) == [0]
+    # no monitor: last.ckpt only, no best
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt"]
     csv = pd.read_csv(tmp_path / "csv" / "metrics.csv")
     assert {"train/loss", "val/loss", "before_fit/retrieval/acc@10", "retrieval/acc@10"} <= set(csv.columns)
 

@@ -26,6 +26,7 @@ from prodmatch.retrieval.evaluation import record, score
 from prodmatch.retrieval.pipeline import RetrievalPipeline
 from prodmatch.retrieval.result import RetrievalResult
 from prodmatch.tracking import log_metrics
+from prodmatch.utils import progress
 
 log = logging.getLogger("prodmatch.callbacks")
 
@@ -91,9 +92,11 @@ class RetrievalCallback(pl.Callback):
                 encoders = self._sharded(encoders, trainer, shards)
             # No cache under DDP: a hit on one rank and a miss on another would leave ranks waiting on each other.
             cache = self.cache if trainer.world_size == 1 else None
-            result = self.pipeline.run(
-                self.queries, self.database, encoders, cache, strict=self.strict, split=self.split
-            )
+            label = {BEFORE_FIT: "before fit", EPOCH: f"epoch {trainer.current_epoch}"}.get(stage, "fit end")
+            with progress.stage(label):  # the progress bars say which evaluation they belong to
+                result = self.pipeline.run(
+                    self.queries, self.database, encoders, cache, strict=self.strict, split=self.split
+                )
         finally:
             module.train(was_training)
         if trainer.world_size > 1:

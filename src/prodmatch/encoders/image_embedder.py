@@ -37,6 +37,7 @@ from prodmatch.data.images import (
 from prodmatch.encoders.base import IMAGE_MODALITY, EncodeResult
 from prodmatch.encoders.pixels import PixelStoreDataset, StaleStoreError, open_store, store_writer
 from prodmatch.errors import ConfigError
+from prodmatch.utils import progress
 from prodmatch.utils.vectors import l2_normalize
 
 __all__ = ["ImageBatchEmbedder", "image_result"]
@@ -141,7 +142,11 @@ class ImageBatchEmbedder:
         in_flight: tuple[Any, Launched, np.ndarray] | None = None
         with torch.inference_mode():
             for key, images, status in tqdm(
-                batches, desc="images", unit="batch", total=total, disable=not self.progress
+                batches,
+                desc=progress.describe("images"),
+                unit="batch",
+                total=total,
+                disable=not self.progress,
             ):
                 launched = (key, self._launch(images), status.cpu().numpy())
                 if in_flight is not None:

@@ -96,10 +96,14 @@ def results_markdown(
         if part.empty:
             continue
         lines += [f"## {study.TABLE_TITLES[section]}", ""]
-        if part["status"].eq("ok").any():
-            lines += [*_section_table(part, k), ""]
-        else:  # a whole section left out of this report: one line, not a table of "not run" rows
-            lines += ["Not run in this report: " + ", ".join(f"`{e}`" for e in part["experiment"]) + ".", ""]
+        ok = part["status"].eq("ok")
+        if ok.any():
+            lines += [*_section_table(part.loc[ok], k), ""]
+        if not ok.all():  # the study rows left out of this report: one line, not a table of "not run" rows
+            lines += [
+                "Not run in this report: " + ", ".join(f"`{e}`" for e in part.loc[~ok, "experiment"]) + ".",
+                "",
+            ]
     if results.target_columns(table) and not ran.empty:
         lines += _targets_table(ran, k)
     if not ran.empty:
@@ -125,8 +129,8 @@ def plot_results(table: pd.DataFrame, out_png: Path, title: str, note: str) -> P
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    ran_sections = set(table.loc[table["status"] == "ok", "table"])
-    rows = table.loc[table["table"].isin(ran_sections)] if ran_sections else table
+    ran = table["status"] == "ok"
+    rows = table.loc[ran] if ran.any() else table  # the rows that ran (all, as "not run", when none did)
     rows = rows.iloc[::-1]  # barh draws bottom-up; keep the table's top row on top
     k = results.k_label(rows.loc[rows["status"] == "ok", "k"])
     y = np.arange(len(rows))

@@ -26,7 +26,7 @@ from prodmatch.retrieval.protocol import (
     scored_groups,
 )
 from prodmatch.retrieval.result import RetrievalResult
-from prodmatch.tracking import log_examples, log_metrics
+from prodmatch.tracking import log_examples, log_metrics, log_per_target
 
 log = logging.getLogger("prodmatch.retrieval")
 
@@ -126,6 +126,7 @@ def record(
     artifacts.write_matches(result, run_dir)
     artifacts.write_metrics(metrics, run_dir)
     log_metrics(loggers, metrics, step=step)
+    log_per_target(loggers, metrics, result.k)
     log_examples(loggers, result, examples)
 
 

@@ -26,6 +26,7 @@ from prodmatch.retrieval.index import AnnoyIndex, sampled_recall
 from prodmatch.retrieval.protocol import PROTOCOLS, THRESHOLD_GROUP, assign_split, draw_split, query_split
 from prodmatch.retrieval.result import RetrievalResult
 from prodmatch.retrieval.weights import WeightSearch
+from prodmatch.utils import progress
 
 log = logging.getLogger("prodmatch.retrieval")
 
@@ -336,10 +337,11 @@ def embed_channel(
     inputs = [_inputs(queries, channel.view), _inputs(database, channel.view)]
     if encoder.needs_fit:
         encoder.fit([*inputs[0], *inputs[1]])
-    q, db = (
-        cache.get_or_compute(encoder, part) if cache is not None else encoder.encode(part) for part in inputs
-    )
-    return q, db
+    encoded = []
+    for side, part in zip(("queries", "database"), inputs, strict=True):
+        with progress.stage(side):  # names the side on the image embedder's progress bar
+            encoded.append(cache.get_or_compute(encoder, part) if cache is not None else encoder.encode(part))
+    return encoded[0], encoded[1]
 
 
 def drop_unembedded(

@@ -9,7 +9,7 @@ from prodmatch.retrieval.evaluation import record, score
 from prodmatch.retrieval.result import RetrievalResult
 from prodmatch.tasks import instantiators as inst
 from prodmatch.tasks.run import Run
-from prodmatch.tasks.summary import format_summary
+from prodmatch.tasks.summary import format_summary, run_title
 from prodmatch.tasks.wrapper import task_wrapper
 
 
@@ -20,7 +20,8 @@ def retrieve(cfg: DictConfig, k: int | None = None) -> tuple[RetrievalResult, li
     loggers = inst.loggers(cfg, config)
     pipeline = inst.build(cfg.retrieval, **({} if k is None else {"k": k}))
     encoders = inst.evaluation_encoders(cfg, pipeline)
-    queries, database = inst.load_catalogs(cfg, pipeline.needs_images)
+    views = [channel.view for channel in pipeline.channels]
+    queries, database = inst.load_catalogs(cfg, pipeline.needs_images, views)
     result = pipeline.run(queries, database, encoders, inst.embedding_cache(cfg), strict=cfg.data.strict)
     result.config = config
     return result, loggers
@@ -33,6 +34,5 @@ def evaluate(cfg: DictConfig) -> Run:
     metrics = score(result)
     if inst.records_results(cfg):
         record(result, metrics, cfg.paths.output_dir, loggers, cfg.log_examples)
-        title = f"{cfg.experiment_name} on {cfg.data.name}: {cfg.task_name} run in {cfg.paths.output_dir}"
-        print(format_summary(title, metrics, result.k))
+        print(format_summary(run_title(cfg, result.search.get("index")), metrics, result.k))
     return Run(cfg.paths.output_dir, metrics, result)

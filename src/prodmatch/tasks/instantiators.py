@@ -8,7 +8,7 @@ Importing this module is cheap: what needs torch or Lightning is imported where 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,12 @@ def build(node: DictConfig, **runtime: Any) -> Any:
     return instantiate(node, _partial_=True, _convert_="all")(**runtime)
 
 
-def load_catalogs(cfg: DictConfig, needs_images: bool) -> tuple[Catalog, Catalog]:
-    """(queries, database) of the configured data source, validated (images checked when they are used)."""
-    return instantiate(cfg.data).load(require_images=needs_images)
+def load_catalogs(
+    cfg: DictConfig, needs_images: bool, views: Iterable[str] | None = None
+) -> tuple[Catalog, Catalog]:
+    """(queries, database) of the configured data source, validated (images checked when they are used);
+    ``views``: what the run reads, so only their columns are required (None: every schema column)."""
+    return instantiate(cfg.data).load(require_images=needs_images, views=views)
 
 
 def encoder_registry(cfg: DictConfig) -> EncoderRegistry:

@@ -12,7 +12,7 @@ from prodmatch.retrieval.evaluation import record, score
 from prodmatch.tasks import instantiators as inst
 from prodmatch.tasks.evaluate import retrieve
 from prodmatch.tasks.run import Run
-from prodmatch.tasks.summary import format_summary
+from prodmatch.tasks.summary import format_summary, run_title
 from prodmatch.tasks.wrapper import task_wrapper
 
 
@@ -23,8 +23,7 @@ def match(cfg: DictConfig) -> Run:
     metrics = score(result)
     if inst.records_results(cfg):
         record(result, metrics, cfg.paths.output_dir, loggers, cfg.log_examples)
-        title = f"{cfg.experiment_name} on {cfg.data.name}: {cfg.task_name} run in {cfg.paths.output_dir}"
-        print(format_summary(title, metrics, result.k))
+        print(format_summary(run_title(cfg, result.search.get("index")), metrics, result.k))
         found = int((result.top_ids >= 0).sum())
         print(
             f"{found} matches of {len(result.queries)} query cards ({result.description}, top-{result.k} each) "

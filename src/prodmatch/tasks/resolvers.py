@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import socket
 import warnings
@@ -12,7 +14,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from prodmatch.layout import CHECKPOINTS_DIR, HYDRA_CONFIG_FILE, HYDRA_DIR
+from prodmatch.layout import CHECKPOINTS_DIR, HYDRA_CONFIG_FILE, HYDRA_DIR, STATUS_FILE
 
 _REGISTERED = False
 
@@ -71,6 +73,61 @@ def resume_dir(task: str, ckpt_path: str | None, default: str, *, _root_: DictCo
     return default
 
 
+def data_name(queries_csv: str | None, database_csv: str | None) -> str:
+    """`${data_name:<queries_csv>,<database_csv>}`: what labels a run on the user's CSVs: their folder's name, or
+    the queries file's name when the two sit in different folders ("csv" until they are set)."""
+    if not queries_csv:
+        return "csv"
+    queries = Path(str(queries_csv)).expanduser().absolute()
+    together = database_csv and Path(str(database_csv)).expanduser().absolute().parent == queries.parent
+    return (queries.parent.name if together else "") or queries.stem
+
+
+def job_dirname(num: int, overrides: Any, limit: int = 80) -> str:
+    """`${job_dirname:${hydra.job.num},${hydra.overrides.task}}`: a sweep job's dir, ``<num>_<overrides>``.
+
+    Overrides whose value is a path (holds a ``/``) or that set ``paths.`` / ``hydra.`` keys are left out, so
+    the name says what the job is without nesting folders; characters a file name cannot hold become ``_``.
+    """
+    kept = []
+    for override in map(str, overrides or ()):
+        key, _, value = override.partition("=")
+        if "/" in value or key.lstrip("+~").startswith(("paths.", "hydra.")):
+            continue
+        kept.append(override)
+    name = re.sub(r"[^\w.,=@+\-\[\]]", "_", ",".join(kept))[:limit]
+    return f"{num}_{name}" if name else str(num)
+
+
+def checkpoint_run(ckpt_path: str) -> tuple[str, str | None]:
+    """(the train run's dir name, its experiment name if its config says) of a checkpoint written by train.py
+    (``<run>/checkpoints/<file>.ckpt``); the file's name and None for a checkpoint from elsewhere."""
+    ckpt = Path(str(ckpt_path)).expanduser()
+    run = ckpt.parent.parent
+    if ckpt.parent.name != CHECKPOINTS_DIR or not (run / HYDRA_DIR).is_dir():
+        return ckpt.stem, None
+    try:  # the job's status records its experiment resolved (the saved config may hold an interpolation)
+        experiment = json.loads((run / STATUS_FILE).read_text()).get("experiment")
+    except (OSError, ValueError, AttributeError):
+        experiment = None
+    return run.name, str(experiment) if experiment else None
+
+
+def best_checkpoints(monitor: str | None) -> int:
+    """`${best_checkpoints:<monitor>}`: how many best checkpoints a training keeps: one with a monitor, none
+    without (then checkpoints/last.ckpt is the only one)."""
+    return 1 if monitor else 0
+
+
+def wandb_name(experiment_name: str, ckpt_path: str | None, task: str) -> str:
+    """`${wandb_name:...}`: a run's W&B name, its experiment; an evaluation of a trained checkpoint is named
+    after the train run it comes from (``<train experiment>@<train run dir>``) with its own experiment."""
+    if not ckpt_path or task == "train":
+        return str(experiment_name)
+    run, trained = checkpoint_run(str(ckpt_path))
+    return f"{trained or 'checkpoint'}@{run} {experiment_name}"
+
+
 def run_token() -> str:
     """`${run_token:}`: unique among runs started at the same moment (pid is unique per host, plus randomness).
 
@@ -90,6 +147,10 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
     OmegaConf.register_new_resolver("train_view", train_view, replace=True)
     OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
+    OmegaConf.register_new_resolver("data_name", data_name, replace=True)
+    OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
+    OmegaConf.register_new_resolver("best_checkpoints", best_checkpoints, replace=True)
+    OmegaConf.register_new_resolver("wandb_name", wandb_name, replace=True)
     OmegaConf.register_new_resolver("run_token", run_token, replace=True, use_cache=True)
     # Lightning's own internals trip this torch deprecation on every fit; it says nothing about the user's run.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")

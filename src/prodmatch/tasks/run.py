@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
+from prodmatch.layout import MATCHES_FILE
 from prodmatch.retrieval.result import RetrievalResult
 
 
@@ -26,3 +29,8 @@ class Run:
         if self._result is None:
             self._result = RetrievalResult.load(self.run_dir)
         return self._result
+
+    def matches(self) -> pd.DataFrame:
+        """The run's ``matches.csv``: one row per (query, rank) with the score and both cards' key columns."""
+        # only empty cells are missing: a title such as "NA" stays text
+        return pd.read_csv(self.run_dir / MATCHES_FILE, keep_default_na=False, na_values=[""])

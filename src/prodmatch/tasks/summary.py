@@ -14,6 +14,7 @@ from prodmatch.layout import (
     match_key,
     retrieval_key,
 )
+from prodmatch.tasks.resolvers import checkpoint_run
 
 
 def _extras(metrics: Mapping[str, Any], k: int) -> list[tuple[str, str, str]]:
@@ -28,6 +29,16 @@ def _per_target(metrics: Mapping[str, Any], k: int) -> list[str]:
     """The query targets with an Acc@k of their own, sorted."""
     prefix = acc_key(k, "")  # "retrieval/acc@<k>/": what every per-target key starts with
     return sorted(name[len(prefix) :] for name in metrics if name.startswith(prefix))
+
+
+def run_title(cfg: Any, index: str | None = None) -> str:
+    """The summary's first line: experiment, data, index backend, the checkpoint's train run, the run dir."""
+    extras = [f"index {index}"] if index else []
+    if cfg.get("ckpt_path") and cfg.task_name != "train":
+        run, trained = checkpoint_run(str(cfg.ckpt_path))
+        extras.append(f"model of train run {run}" + (f" ({trained})" if trained else ""))
+    said = f" ({', '.join(extras)})" if extras else ""
+    return f"{cfg.experiment_name} on {cfg.data.name}{said}: {cfg.task_name} run in {cfg.paths.output_dir}"
 
 
 def format_summary(title: str, metrics: Mapping[str, Any], k: int) -> str:

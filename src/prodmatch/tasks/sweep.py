@@ -1,4 +1,5 @@
-"""End of a sweep: list the jobs that failed and exit non-zero when any did (a Hydra callback)."""
+"""End of a sweep: the comparison of its jobs (sweep_summary.csv / .md, printed with the report and gallery
+commands), then the jobs that failed, and exit non-zero when any did (a Hydra callback)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from prodmatch.layout import STATUS_FILE
+from prodmatch.tasks.sweep_table import DEFAULT_METRIC, markdown, next_steps, write_sweep_summary
 
 
 def job_statuses(sweep_dir: Path) -> dict[Path, dict[str, Any]]:
@@ -27,10 +29,17 @@ def job_statuses(sweep_dir: Path) -> dict[Path, dict[str, Any]]:
 
 
 class SweepSummary(Callback):
-    """After the last job: one line per failed job, then exit status 1 if any failed (0 otherwise)."""
+    """After the last job: the comparison table, one line per failed job, then exit status 1 if any failed."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        metric = str(config.get("optimized_metric") or DEFAULT_METRIC)
+        direction = str(OmegaConf.select(config, "hydra.sweeper.direction", default="maximize"))
+        table, csv, _ = write_sweep_summary(sweep_dir, metric, direction)
+        if not table.empty:
+            print(f"sweep summary ({len(table)} jobs, best {metric} first): {csv}")
+            print(markdown(table), end="")
+            print(next_steps(sweep_dir))
         statuses = job_statuses(sweep_dir)
         bad = {d: s for d, s in statuses.items() if s.get("status") != "ok"}
         if not bad:

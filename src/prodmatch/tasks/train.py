@@ -18,7 +18,7 @@ from prodmatch.errors import ConfigError
 from prodmatch.retrieval.pipeline import RetrievalPipeline
 from prodmatch.tasks import instantiators as inst
 from prodmatch.tasks.run import Run
-from prodmatch.tasks.summary import format_summary
+from prodmatch.tasks.summary import format_summary, run_title
 from prodmatch.tasks.wrapper import task_wrapper
 from prodmatch.utils.signals import fitting
 
@@ -74,6 +74,16 @@ def product_split(
     return None
 
 
+def training_views(cfg: DictConfig, pipeline: RetrievalPipeline, modality: str) -> list[str]:
+    """What a training run reads of the catalogs: its evaluation channels' views, the view it trains on and the
+    view label-free mining reads (only their columns must be in the CSVs)."""
+    views = [channel.view for channel in pipeline.channels]
+    views.append("image" if modality == "image" else str(cfg.datamodule.text_view))
+    if cfg.get("mining") is not None:
+        views.append(str(cfg.mining.view))
+    return views
+
+
 @task_wrapper
 def train(cfg: DictConfig) -> Run:
     """Fit the configured model on the database catalog; the run's metrics are the retrieval callback's."""
@@ -86,7 +96,7 @@ def train(cfg: DictConfig) -> Run:
     config = inst.resolved(cfg)
     pipeline = inst.build(cfg.retrieval)
     needs_images = modality == "image" or pipeline.needs_images
-    queries, database = inst.load_catalogs(cfg, needs_images)
+    queries, database = inst.load_catalogs(cfg, needs_images, training_views(cfg, pipeline, modality))
     encoders, cache = inst.encoder_registry(cfg), inst.embedding_cache(cfg)
     labels, mining = mined_labels(cfg, database, encoders, cache)
     split = product_split(cfg, pipeline, database, mined=labels is not None)
@@ -114,8 +124,8 @@ def train(cfg: DictConfig) -> Run:
         return Run(cfg.paths.output_dir, dict(trainer.callback_metrics))
     metrics = dict(retrieval.metrics)
     if trainer.is_global_zero:
-        title = f"{cfg.experiment_name} on {cfg.data.name}: {cfg.task_name} run in {cfg.paths.output_dir}"
-        print(format_summary(title, metrics, pipeline.k))
+        index = retrieval.result.search.get("index") if retrieval.result is not None else None
+        print(format_summary(run_title(cfg, index), metrics, pipeline.k))
     return Run(cfg.paths.output_dir, metrics, retrieval.result)
 
 

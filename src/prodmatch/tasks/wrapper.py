@@ -17,13 +17,15 @@ embedding cache and the pixel store.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import json
 import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -40,6 +42,19 @@ from prodmatch.utils.signals import Interrupted, handle_signals, stopping_signal
 log = logging.getLogger("prodmatch")
 
 Task = Callable[[DictConfig], Run]
+
+# The Python API: an expected error is raised (after it is recorded) instead of ending the process.
+_RAISE_ERRORS = contextvars.ContextVar("prodmatch_raise_errors", default=False)
+
+
+@contextlib.contextmanager
+def raising_errors() -> Iterator[None]:
+    """Inside: a task's expected error is recorded, then raised as it is (no `error:` line, no exit)."""
+    token = _RAISE_ERRORS.set(True)
+    try:
+        yield
+    finally:
+        _RAISE_ERRORS.reset(token)
 
 
 def user_error(err: BaseException) -> ProdmatchError | None:
@@ -198,6 +213,8 @@ def _failure(cfg: DictConfig, exc: BaseException) -> Run:
         raise exc
     line = one_line(err, limit=2000)
     _record_failure(cfg, "failed", line)
+    if _RAISE_ERRORS.get():
+        raise err from None
     print(f"error: {line}", file=sys.stderr)  # the one line the user needs; no traceback
     if in_multirun():
         log.error("%s: job failed; the sweep goes on", cfg.get("experiment_name"))

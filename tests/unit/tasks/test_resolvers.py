@@ -5,7 +5,7 @@ import sys
 
 from omegaconf import OmegaConf
 
-from prodmatch.tasks.resolvers import resume_dir, run_token, train_view
+from prodmatch.tasks.resolvers import data_name, resume_dir, run_token, train_view
 from tests.helpers.run import REPO_ROOT
 
 
@@ -69,3 +69,31 @@ def test_another_runs_checkpoint_with_another_config_starts_a_new_run(tmp_path):
     assert other.hydra.run.dir.startswith(str(tmp_path / "logs" / "train" / "runs"))
     (run / ".hydra" / "config.yaml").write_text("model: {")  # torn: not provably the same run
     assert _compose_train([*base, f"ckpt_path={ckpt}"]).hydra.run.dir != str(run.resolve())
+
+
+def test_a_run_on_the_users_csvs_is_named_after_their_folder_or_the_queries_file():
+    assert data_name("shop/company_data.csv", "shop/comparable_data.csv") == "shop"
+    assert data_name("/a/q.csv", "/b/d.csv") == "q"  # apart: the queries file names it
+    assert data_name("q.csv", None) == "q" and data_name(None, None) == "csv"
+
+
+def test_a_checkpoint_evaluation_is_named_after_its_train_run(tmp_path):
+    from prodmatch.tasks.resolvers import wandb_name
+    from prodmatch.tasks.summary import run_title
+
+    run = tmp_path / "2026-01-02_03-04-05_abc"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / ".hydra").mkdir()
+    (run / "job_status.json").write_text('{"status": "ok", "experiment": "product_image"}')
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    assert wandb_name("img", ckpt, "evaluate") == "product_image@2026-01-02_03-04-05_abc img"
+    assert wandb_name("img", None, "evaluate") == "img" and wandb_name("demo", ckpt, "train") == "demo"
+    assert wandb_name("img", str(tmp_path / "w.ckpt"), "evaluate") == "checkpoint@w img"
+    cfg = OmegaConf.create(
+        {"experiment_name": "img", "task_name": "evaluate", "ckpt_path": ckpt, "data": {"name": "shop"},
+         "paths": {"output_dir": "out"}}
+    )  # fmt: skip
+    assert run_title(cfg, "ExactIndex") == (
+        "img on shop (index ExactIndex, model of train run 2026-01-02_03-04-05_abc (product_image)): "
+        "evaluate run in out"
+    )
