@@ -92,13 +92,7 @@ def train(out: Path, workers: int, overrides: list[str], cpu: bool = False) -> d
         f"num_workers={workers}",
         "logger=csv",
         f"hydra.run.dir={run_dir}",
-        "+callbacks.throughput._target_=prodmatch.callbacks.throughput.TrainThroughput",
-        f"+callbacks.throughput.output_path={run_dir / 'throughput.json'}",
-        *(
-            ["+callbacks.channels_last._target_=prodmatch.callbacks.memory_format.ChannelsLast"]
-            if channels_last
-            else []
-        ),
+        "callbacks=[default,throughput,channels_last]" if channels_last else "callbacks=[default,throughput]",
         *overrides,
     ]
     print("training:", " ".join(cmd[1:]), flush=True)
@@ -127,7 +121,7 @@ def embed(
     import torch
 
     from prodmatch.data.catalog import load_catalog
-    from prodmatch.encoders.image import ImageEncoder
+    from prodmatch.encoders.image_embedder import ImageBatchEmbedder
     from prodmatch.models.loading import load_trained_module
 
     module = load_trained_module(checkpoint).to(device)
@@ -135,13 +129,13 @@ def embed(
     database = load_catalog(root / "comparable_data.csv", root).image_paths()
     n_images = len(queries) + len(database)
 
-    def encoder() -> ImageEncoder:
-        return ImageEncoder(
-            pretrained=False,
-            image_size=module.hparams.image_size,
+    def encoder() -> ImageBatchEmbedder:
+        return ImageBatchEmbedder(
+            module.backbone,
+            512,
+            module.hparams.image_size,
             batch_size=batch_size,
             num_workers=workers,
-            backbone=module.backbone,
             progress=False,
         )
 
@@ -155,7 +149,7 @@ def embed(
         _synchronize(device)
         start = time.perf_counter()
         with autocast:
-            q, d = encoder().encode(queries), encoder().encode(database)
+            q, d = encoder().encode(queries).vectors, encoder().encode(database).vectors
         _synchronize(device)
         seconds = time.perf_counter() - start
         figures[f"{mode}_s"] = seconds

@@ -20,16 +20,17 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
+from prodmatch.layout import acc_key, match_key, retrieval_key
+from prodmatch.tasks.resolvers import register_resolvers
 from prodmatch.utils.config import config_path
-from prodmatch.utils.resolvers import register_resolvers
 
 KEYS = (
-    "retrieval/sku_recall@{k}",
-    "retrieval/sku_mrr",
-    "retrieval/sku_full_recall@{k}",
-    "retrieval/sku_map@{k}",
-    "match/f1",
-    "retrieval/acc@{k}",
+    retrieval_key("sku_recall@{k}"),
+    retrieval_key("sku_mrr"),
+    retrieval_key("sku_full_recall@{k}"),
+    retrieval_key("sku_map@{k}"),
+    match_key("f1"),
+    acc_key("{k}"),
 )
 
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from hydra.utils import instantiate
 
     from prodmatch.retrieval.evaluation import weight_curve
-    from prodmatch.utils import instantiators as inst
+    from prodmatch.tasks import instantiators as inst
 
     register_resolvers()
     with tempfile.TemporaryDirectory(prefix="weight-curve-") as out_dir:
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             pipeline,
             queries,
             database,
-            inst.encoder_registry(cfg),
+            inst.evaluation_encoders(cfg, pipeline),
             [[w, 1.0 - w] for w in firsts],
             inst.embedding_cache(cfg),
         )

@@ -49,7 +49,7 @@ def compose_cfg(tiny_data_dir: Path, tmp_path: Path) -> Callable[..., DictConfig
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    from prodmatch.utils.resolvers import register_resolvers
+    from prodmatch.tasks.resolvers import register_resolvers
 
     register_resolvers()
 

@@ -1,6 +1,7 @@
 """Reproduce the study's comparison: every off-the-shelf and fine-tuned experiment, then the results report.
 
-`python -m prodmatch.reproduce [--profile synthetic|quick|sportdoma]` (what `make reproduce` runs). Each table
+`python -m prodmatch.reproduce [--profile synthetic|quick|sportdoma]` (what `make reproduce` runs); a profile is
+``conf/reproduce/<profile>.yaml``, the overrides of each sweep. Each table
 is one Hydra sweep with a fixed job dir per experiment and `resume=true`, so finished runs are reused and an
 interrupted reproduction picks up where it stopped. All runs of one reproduction share one W&B group.
 Everything is written under the working directory: `multirun/reproduce/<profile>/` and `reports/`.
@@ -19,25 +20,31 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import FrameType
 
+from omegaconf import OmegaConf
+
+from prodmatch.errors import ConfigError
+from prodmatch.layout import CHECKPOINTS_DIR, LAST_CHECKPOINT_FILE
+from prodmatch.reporting.study import FINE_TUNED, OFF_THE_SHELF, PRODUCT_LEVEL, table_experiments
+from prodmatch.utils.config import config_files, config_path
+
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+PROFILE_GROUP = "reproduce"  # conf/reproduce/<profile>.yaml
 
 
 @dataclass(frozen=True)
 class Profile:
-    """What a reproduction runs on and how long it trains (Hydra overrides for both sweeps)."""
+    """What a reproduction runs on and how long it trains: Hydra overrides for the sweeps, read from
+    ``conf/reproduce/<name>.yaml`` (see those files for what each field does)."""
 
     note: str
     common: tuple[str, ...]
     train: tuple[str, ...] = ()
-    # the product-level table: its catalog (in place of `common`'s; None: `common`) and training length
-    product: tuple[str, ...] | None = None
+    product: tuple[str, ...] | None = None  # the product-level table's catalog (None: ``common``'s)
     product_train: tuple[str, ...] = ()
-    # product rows whose training needs a longer budget than the table's to converge, each run as its own sweep
-    # with these overrides in place of `product_train`'s for the same keys
     product_train_longer: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     product_note: str = ""  # the note of the product-level report of `--only product`
     # the catalogs (data configs) of the product-level table, one table each (empty: `product`'s data alone)
@@ -52,42 +59,23 @@ FROM_CHECKPOINT: dict[str, tuple[str, str]] = {
 }
 
 
-PROFILES = {
-    # The default: offline on the synthetic demo catalog, sized for a 2-core CPU machine.
-    "synthetic": Profile(
-        note="synthetic demo catalog, models built locally with random weights (pretrained=false), CPU-sized "
-        "training (5 epochs of 1500 pairs)",
-        common=("data=synthetic", "pretrained=false"),
-        train=("trainer.max_epochs=5", "datamodule.sampler.pairs_per_epoch=1500"),
-        # the study-sized catalogs (1,000 queries x ~13,700 cards each), every row at its experiment's own
-        # CPU-sized recipe (product_image_supcon: 45 epochs of 64 batches of 128 cards at 32 px)
-        product=("pretrained=false",),
-        product_catalogs=("synthetic_full", "synthetic_hard"),
-        product_note="Product level only: the product-level sweeps, models built locally with random weights, "
-        "each row at its experiment's own CPU-sized recipe; product_fused is evaluated from "
-        "product_image_supcon's checkpoint (the same net, trained once)",
-    ),
-    # A smoke run that still writes every row: the tiny synthetic catalog, one short epoch.
-    "quick": Profile(
-        note="QUICK SMOKE RUN: tiny synthetic catalog, random-weight models, one short epoch; not a result",
-        common=(
-            "data=synthetic",
-            "pretrained=false",
-            "paths.data_dir=${paths.root_dir}/data/quick",
-            "data.synthetic.scale=tiny",
-            "data.image_size=32",
-        ),
-        train=("trainer.max_epochs=1", "datamodule.sampler.pairs_per_epoch=64"),
-        product_train=("trainer.max_epochs=1", "datamodule.batch_size=8"),
-    ),
-    # The study itself: the user's real files, pretrained weights, the study's training settings.
-    "sportdoma": Profile(
-        note="real SportDoma catalog, pretrained ResNet18 (ImageNet) and rubert-tiny2, the study's settings",
-        common=("data=sportdoma", "pretrained=true"),
-        # the real catalog has no SKU column: product-level figures need the synthetic one (or your SKUs)
-        product=("data=synthetic_full", "pretrained=true"),
-    ),
-}
+def profile_names(config_dir: str | None = None) -> list[str]:
+    """The profiles ``conf/reproduce/`` holds, sorted."""
+    return sorted(name for name, _ in config_files(config_dir or config_path(), PROFILE_GROUP))
+
+
+def load_profile(name: str, config_dir: str | None = None) -> Profile:
+    """The profile ``conf/reproduce/<name>.yaml``; its overrides stay as written (``${...}`` is Hydra's to resolve)."""
+    texts = dict(config_files(config_dir or config_path(), PROFILE_GROUP))
+    if name not in texts:
+        raise ConfigError(f"no reproduce profile {name!r}; use one of {', '.join(sorted(texts))}")
+    data = OmegaConf.to_container(OmegaConf.create(texts[name]), resolve=False)
+    unknown = set(data) - {f.name for f in fields(Profile)}
+    if unknown:
+        raise ConfigError(f"reproduce/{name}.yaml: unknown keys {sorted(unknown)}")
+    lists = {key: tuple(value) for key, value in data.items() if isinstance(value, list)}
+    longer = {row: tuple(more) for row, more in (data.get("product_train_longer") or {}).items()}
+    return Profile(**{**data, **lists, "product_train_longer": longer})
 
 
 def sweep_command(
@@ -114,9 +102,7 @@ def plan(
     """The reproduction's steps: the study's two sweeps, the product-level sweeps (per catalog), then the results
     reports and the galleries. ``only="product"``: the product-level sweeps alone, reported under
     ``reports_dir/product`` (``reports_dir/product/<catalog>`` for a profile with several catalogs)."""
-    from prodmatch.reporting.study import FINE_TUNED, OFF_THE_SHELF, table_experiments
-
-    profile = PROFILES[profile_name]
+    profile = load_profile(profile_name)
     group = f"reproduce_{profile_name}"
     report = [sys.executable, "-m", "prodmatch.reporting"]
     catalogs = _product_catalogs(profile, runs_dir / "product", reports_dir / "product")
@@ -179,8 +165,6 @@ def _product_catalogs(profile: Profile, runs: Path, out: Path) -> list[tuple[str
 def _product_steps(profile: Profile, runs: Path, group: str, extra: Sequence[str]) -> list[list[str]]:
     """The product-level sweeps: evaluate rows, train rows at the table's budget, each longer-trained row, then
     the rows evaluated from a trained row's checkpoint."""
-    from prodmatch.reporting.study import PRODUCT_LEVEL, table_experiments
-
     product = profile.common if profile.product is None else profile.product
     trained = table_experiments(PRODUCT_LEVEL, task="train")
     reuse = {row: how for row, how in FROM_CHECKPOINT.items() if row in trained and how[1] in trained}
@@ -200,7 +184,7 @@ def _product_steps(profile: Profile, runs: Path, group: str, extra: Sequence[str
         if names
     ]
     for row, (config, source) in reuse.items():
-        ckpt = runs / "train" / source / "checkpoints" / "last.ckpt"
+        ckpt = runs / "train" / source / CHECKPOINTS_DIR / LAST_CHECKPOINT_FILE
         overrides = [*product, f"experiment_name={row}", f"ckpt_path={ckpt}", *extra]
         steps.append(sweep_command("prodmatch.evaluate", [config], runs / "evaluate", group, overrides))
     return steps
@@ -289,7 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m prodmatch.reproduce", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="synthetic")
+    parser.add_argument(
+        "--profile", choices=profile_names(), default="synthetic", help="conf/reproduce/<profile>.yaml"
+    )
     parser.add_argument(
         "--runs", type=Path, default=None, help="sweep root (default multirun/reproduce/<profile>)"
     )

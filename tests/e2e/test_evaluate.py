@@ -20,7 +20,7 @@ def _check_contract(out: Path, queries_targets: set[str]) -> dict[str, float]:
     assert {f"retrieval/acc@10/{t}" for t in queries_targets} <= set(metrics)
     assert {"retrieval/ann_recall@10", "retrieval/sku_recall@10", "retrieval/sku_mrr"} <= set(metrics)
     matches = pd.read_csv(out / "matches.csv")
-    assert tuple(matches.columns) == MATCH_COLUMNS
+    assert tuple(matches.columns)[: len(MATCH_COLUMNS)] == MATCH_COLUMNS  # the contract's columns come first
     return metrics
 
 
@@ -30,7 +30,7 @@ def _check_contract(out: Path, queries_targets: set[str]) -> dict[str, float]:
 )
 def test_evaluate_experiment_writes_contract_artifacts(compose_cfg, tiny_catalogs, tmp_path, experiment):
     cfg = compose_cfg("evaluate", [f"experiment={experiment}"])
-    metrics = evaluate(cfg)
+    metrics = evaluate(cfg).metrics
     assert cfg.experiment_name == experiment
     written = _check_contract(tmp_path, set(tiny_catalogs[0].targets))
     assert written == pytest.approx(metrics)
@@ -48,33 +48,33 @@ PRODUCT_KEYS = {
 
 def test_evaluate_product_protocol_reports_unseen_and_seen_products(compose_cfg, tmp_path):
     cfg = compose_cfg("evaluate", ["experiment=title_tfidf", "retrieval.protocol=product", "logger=none"])
-    metrics = evaluate(cfg)
+    metrics = evaluate(cfg).metrics
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert PRODUCT_KEYS | {f"seen/{key}" for key in PRODUCT_KEYS} <= set(written)
     assert written == pytest.approx(metrics)
     assert 0 < written["match/threshold"] <= 1 and written["split/test"] > 0
     matches = pd.read_csv(tmp_path / "matches.csv")
-    assert tuple(matches.columns) == (*MATCH_COLUMNS, "query_split")
+    assert tuple(matches.columns)[: len(MATCH_COLUMNS) + 1] == (*MATCH_COLUMNS, "query_split")
     assert matches.groupby("query_idx")["query_split"].first().eq("test").sum() == written["split/test"]
 
 
 @pytest.mark.parametrize("experiment", ["product_color_hist", "product_title_tfidf"])
 def test_product_baselines_write_the_product_keys(compose_cfg, tmp_path, experiment):
     cfg = compose_cfg("evaluate", [f"experiment={experiment}", "logger=none"])
-    metrics = evaluate(cfg)
+    metrics = evaluate(cfg).metrics
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert PRODUCT_KEYS | {f"seen/{key}" for key in PRODUCT_KEYS} <= set(written)
     assert written == pytest.approx(metrics) and 0 <= written["retrieval/sku_recall@10"] <= 1
     matches = pd.read_csv(tmp_path / "matches.csv")
-    assert tuple(matches.columns) == (*MATCH_COLUMNS, "query_split")
+    assert tuple(matches.columns)[: len(MATCH_COLUMNS) + 1] == (*MATCH_COLUMNS, "query_split")
 
 
 def test_evaluate_is_reproducible_and_uses_the_cache(compose_cfg, tmp_path):
     cfg = compose_cfg("evaluate", ["experiment=title", "logger=none"])
-    first = evaluate(cfg)
+    first = evaluate(cfg).metrics
     cached = list((tmp_path / "cache" / "embeddings").rglob("*.npy"))
     assert cached, "embeddings must be cached"
-    second = evaluate(cfg)
+    second = evaluate(cfg).metrics
     assert first == second
 
 
@@ -89,7 +89,7 @@ def test_text_only_run_never_needs_images(compose_cfg, tiny_data_dir, tmp_path):
         "evaluate",
         ["experiment=title_tfidf", "logger=none", f"paths.data_dir={dst.parent}", "data.synthetic=null"],
     )
-    metrics = evaluate(cfg)
+    metrics = evaluate(cfg).metrics
     assert metrics["retrieval/acc@10"] > 0
 
 
@@ -162,13 +162,18 @@ def test_unreachable_pretrained_weights_is_one_clear_line(tiny_data_dir, tmp_pat
     assert "Traceback" not in proc.stderr
 
 
-def test_match_exports_top_n_with_key_columns(compose_cfg, tiny_catalogs, tmp_path):
-    out = tmp_path / "export" / "top.csv"
-    cfg = compose_cfg("match", ["experiment=title_cat_tfidf", "top_n=3", f"out={out}"])
-    match(cfg)
-    export = pd.read_csv(out)
+def test_match_exports_the_top_k_with_key_columns_in_matches_csv(
+    compose_cfg, tiny_catalogs, tmp_path, capsys
+):
+    cfg = compose_cfg("match", ["experiment=title_cat_tfidf", "retrieval.k=3"])
+    run = match(cfg)
+    export = pd.read_csv(tmp_path / "matches.csv")
     queries, database = tiny_catalogs
     assert len(export) == 3 * len(queries)
+    assert set(run.metrics) >= {"retrieval/acc@3", "retrieval/sku_mrr"}  # scored at the depth it exports
+    printed = capsys.readouterr().out
+    assert "Acc@3" in printed and f"{3 * len(queries)} matches of {len(queries)} query cards" in printed
+    assert not list(tmp_path.glob("*matches*.csv"))[1:]  # one export
     assert {
         "query_idx",
         "query_title",
@@ -189,8 +194,8 @@ def test_match_exports_top_n_with_key_columns(compose_cfg, tiny_catalogs, tmp_pa
     ).all()
 
 
-def test_match_rejects_bad_top_n(compose_cfg):
-    cfg = compose_cfg("match", ["experiment=title_tfidf", "top_n=0"])
+def test_match_rejects_a_bad_k(compose_cfg):
+    cfg = compose_cfg("match", ["experiment=title_tfidf", "retrieval.k=0"])
     with pytest.raises(SystemExit):
         match(cfg)
 
@@ -298,6 +303,6 @@ def test_embedding_through_the_predict_loop_on_two_cpu_processes_matches_one_pro
     assert wandb_exit_codes(tmp_path / "ddp") == [0]  # rank 1 ran the task too, but recorded nothing
     if script == "match.py":
         pd.testing.assert_frame_equal(
-            pd.read_csv(tmp_path / "ddp" / "top_matches.csv"),
-            pd.read_csv(tmp_path / "one" / "top_matches.csv"),
+            pd.read_csv(tmp_path / "ddp" / "matches.csv"),
+            pd.read_csv(tmp_path / "one" / "matches.csv"),
         )

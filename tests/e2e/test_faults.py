@@ -300,6 +300,11 @@ def test_two_training_runs_into_one_run_dir(tiny_data_dir, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ an interrupted sweep
+def _job(sweep: Path, num: int) -> Path:
+    """A sweep job's dir, `<number>_<overrides>` (the number alone until the job has started)."""
+    return next(iter(sorted(sweep.glob(f"{num}_*"))), sweep / str(num))
+
+
 def test_an_interrupted_optuna_sweep_exits_non_zero_and_a_rerun_continues_it(tiny_data_dir, tmp_path):
     """SIGTERM during a trial ends the sweep with 128 + signal (the study is in memory: no best trial is
     claimed). The same command again with the same hydra.sweep.dir and resume=true reuses the finished trials,
@@ -316,18 +321,18 @@ def test_an_interrupted_optuna_sweep_exits_non_zero_and_a_rerun_continues_it(tin
         "trainer.max_epochs=3",
     ]
     proc = _start("train.py", args, tmp_path)
-    assert _wait_for(lambda: _logged(sweep / "1" / "train.log"), proc), "the second trial is under way"
+    assert _wait_for(lambda: _logged(_job(sweep, 1) / "train.log"), proc), "the second trial is under way"
     time.sleep(2)
     proc.send_signal(signal.SIGTERM)
     err = _finish(proc, timeout=600).stderr
     assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
-    assert (_status(sweep / "0"), _status(sweep / "1")) == ("ok", "interrupted")
-    assert not (sweep / "2").exists() and not (sweep / "best_trial.yaml").exists()
+    assert (_status(_job(sweep, 0)), _status(_job(sweep, 1))) == ("ok", "interrupted")
+    assert not list(sweep.glob("2_*")) and not (sweep / "best_trial.yaml").exists()
     assert temporaries(sweep) == []
-    first_value = _metrics(sweep / "0")["retrieval/acc@10"]
+    first_value = _metrics(_job(sweep, 0))["retrieval/acc@10"]
 
     rerun = _ok(run_script("train.py", args, tmp_path))
     assert "reusing the finished run" in rerun.stdout + rerun.stderr
-    assert [_status(sweep / str(i)) for i in range(3)] == ["ok", "ok", "ok"]
-    assert _metrics(sweep / "0")["retrieval/acc@10"] == first_value
+    assert [_status(_job(sweep, i)) for i in range(3)] == ["ok", "ok", "ok"]
+    assert _metrics(_job(sweep, 0))["retrieval/acc@10"] == first_value
     assert "best trial of 3 (3 finished, 0 failed)" in rerun.stdout

@@ -107,14 +107,11 @@ def test_a_failing_sweep_job_is_recorded_and_the_sweep_goes_on(tiny_data_dir, tm
     proc = run_script("evaluate.py", ["-m", "retrieval.k=10,0,5", *args], tmp_path)
     assert proc.returncode == 1
     (sweep,) = (tmp_path / "multirun").glob("*/*")
-    statuses = {
-        int(j.name): json.loads((j / "job_status.json").read_text())["status"]
-        for j in sweep.iterdir()
-        if j.is_dir()
-    }
+    jobs = {int(j.name.split("_", 1)[0]): j for j in sweep.iterdir() if j.is_dir()}  # <number>_<overrides>
+    statuses = {num: json.loads((j / "job_status.json").read_text())["status"] for num, j in jobs.items()}
     assert statuses == {0: "ok", 1: "failed", 2: "ok"}, "the job after the failed one ran"
-    assert (sweep / "2" / "metrics.json").is_file() and "retrieval/acc@5" in _metrics(sweep / "2")
-    assert wandb_exit_codes(sweep / "1") == [1] and wandb_exit_codes(sweep / "0") == [0]
+    assert (jobs[2] / "metrics.json").is_file() and "retrieval/acc@5" in _metrics(jobs[2])
+    assert wandb_exit_codes(jobs[1]) == [1] and wandb_exit_codes(jobs[0]) == [0]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "retrieval.k=0" in errors[0]
     assert "1 of 3 jobs did not succeed" in proc.stderr

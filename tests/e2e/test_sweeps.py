@@ -33,7 +33,12 @@ def _hparams_search_arg() -> str:
 
 
 def _job_dirs(sweep_dir: Path) -> list[Path]:
-    return sorted((p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")), key=lambda p: p.name)
+    return sorted((p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")), key=_num)
+
+
+def _num(job: Path) -> str:
+    """A job dir's number (its name is `<number>_<overrides>`)."""
+    return job.name.split("_", 1)[0]
 
 
 def _overrides(job: Path) -> list[str]:
@@ -65,9 +70,9 @@ def optuna_study(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_study_records_the_failed_trial_goes_on_and_reports_the_best(optuna_study):
     proc, sweep_dir = optuna_study
     jobs = _job_dirs(sweep_dir)
-    assert [j.name for j in jobs] == ["0", "1", "2"], proc.stderr[-3000:]
+    assert [_num(j) for j in jobs] == ["0", "1", "2"], proc.stderr[-3000:]
     failed = [j for j in jobs if "datamodule.batch_size=0" in _overrides(j)]
-    assert [j.name for j in failed] == ["1"]
+    assert [_num(j) for j in failed] == ["1"]
     assert not (failed[0] / "metrics.json").exists()
     assert wandb_exit_codes(failed[0]) == [1]
     # Optuna told the failure, and the trials after it still ran.
@@ -93,7 +98,7 @@ def test_study_records_the_failed_trial_goes_on_and_reports_the_best(optuna_stud
 @pytest.mark.slow
 def test_study_failed_trial_follows_the_sweep_failure_rules(optuna_study):
     proc, sweep_dir = optuna_study
-    statuses = {j.name: json.loads((j / "job_status.json").read_text()) for j in _job_dirs(sweep_dir)}
+    statuses = {_num(j): json.loads((j / "job_status.json").read_text()) for j in _job_dirs(sweep_dir)}
     assert {name: s["status"] for name, s in statuses.items()} == {"0": "ok", "1": "failed", "2": "ok"}
     assert "batch_size" in statuses["1"]["error"] and "\n" not in statuses["1"]["error"]
     assert proc.returncode != 0
@@ -101,7 +106,7 @@ def test_study_failed_trial_follows_the_sweep_failure_rules(optuna_study):
 
 
 def test_readme_hparams_search_command_composes():
-    from prodmatch.utils.resolvers import register_resolvers
+    from prodmatch.tasks.resolvers import register_resolvers
 
     register_resolvers()
     from hydra import compose, initialize_config_dir
@@ -133,7 +138,7 @@ def test_submitit_local_runs_each_job_with_its_metrics_one_group_and_resumes(tin
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep_dir = tmp_path / "sweep"
     jobs = _job_dirs(sweep_dir)
-    assert [j.name for j in jobs] == ["0", "1"]
+    assert [_num(j) for j in jobs] == ["0", "1"]
     for job in jobs:
         assert 0 <= json.loads((job / "metrics.json").read_text())["retrieval/acc@10"] <= 1
         assert wandb_exit_codes(job) == [0]
@@ -171,7 +176,7 @@ class _Submitted(Exception):
 
 def test_slurm_preset_sets_partition_gpus_time_and_array_parallelism(tmp_path, monkeypatch):
     """The real plugin turns `hydra/launcher=slurm` into the sbatch script (sbatch itself is not called)."""
-    from prodmatch.utils.resolvers import register_resolvers
+    from prodmatch.tasks.resolvers import register_resolvers
 
     register_resolvers()
     from hydra import compose, initialize_config_dir

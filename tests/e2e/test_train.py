@@ -47,10 +47,12 @@ def test_train_writes_metrics_and_a_checkpoint_that_evaluates_identically(
     compose_cfg, tiny_catalogs, tmp_path, model
 ):
     cfg = compose_cfg("train", [f"model={model}", *FAST])
-    returned = train(cfg)
+    returned = train(cfg).metrics
     metrics = _check_train_artifacts(tmp_path, set(tiny_catalogs[0].targets))
     assert returned == pytest.approx(metrics)
     assert wandb_exit_codes(tmp_path) == [0]
+    # no monitor: last.ckpt only, no best
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt"]
     csv = pd.read_csv(tmp_path / "csv" / "metrics.csv")
     assert {"train/loss", "val/loss", "before_fit/retrieval/acc@10", "retrieval/acc@10"} <= set(csv.columns)
 
@@ -67,7 +69,7 @@ def test_train_writes_metrics_and_a_checkpoint_that_evaluates_identically(
             f"paths.output_dir={eval_dir}",
         ],
     )
-    evaluated = evaluate(eval_cfg)
+    evaluated = evaluate(eval_cfg).metrics
     for key in ("retrieval/acc@10", "retrieval/sku_mrr"):
         assert evaluated[key] == pytest.approx(metrics[key], abs=1e-9), key
 
@@ -203,7 +205,7 @@ def test_fused_product_experiment_reproduces_from_its_checkpoint(compose_cfg, tm
             f"paths.output_dir={tmp_path / 'eval'}",
         ],
     )
-    again = evaluate(cfg)
+    again = evaluate(cfg).metrics
     for key in ("retrieval/sku_recall@10", "retrieval/sku_mrr", "match/f1", "seen/retrieval/sku_mrr"):
         assert again[key] == pytest.approx(trained[key], abs=1e-9), key
     assert [again[f"fusion/weight/{c}"] for c in channels] == pytest.approx(weights)
@@ -228,27 +230,27 @@ def test_a_finished_training_run_is_reused_by_resume(compose_cfg, tmp_path):
     """train.py settles datamodule.modality=auto in place; the done marker is the config as composed, so the
     same run again is reused rather than retrained."""
     overrides = ["model=resnet_cos", *FAST, "logger=none", "resume=true"]
-    first = train(compose_cfg("train", overrides))
+    first = train(compose_cfg("train", overrides)).metrics
     stamp = (tmp_path / "metrics.json").stat().st_mtime_ns
-    assert train(compose_cfg("train", overrides)) == pytest.approx(first)
+    assert train(compose_cfg("train", overrides)).metrics == pytest.approx(first)
     assert (tmp_path / "metrics.json").stat().st_mtime_ns == stamp
 
 
 def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path, monkeypatch):
     from prodmatch.callbacks.retrieval import RetrievalCallback
-    from prodmatch.encoders.image import ImageEncoder
+    from prodmatch.encoders.image_embedder import ImageBatchEmbedder
 
     calls = []
     real = RetrievalCallback.evaluate
     monkeypatch.setattr(
         RetrievalCallback,
         "evaluate",
-        lambda self, *a, **kw: calls.append(kw["prefix"]) or real(self, *a, **kw),
+        lambda self, *a, **kw: calls.append(kw["stage"]) or real(self, *a, **kw),
     )
     decoding_passes = []  # (evaluation, images) of each pass that decodes JPEGs
-    real_loader = ImageEncoder.loader
+    real_loader = ImageBatchEmbedder.loader
     monkeypatch.setattr(
-        ImageEncoder,
+        ImageBatchEmbedder,
         "loader",
         lambda self, paths, device: (
             decoding_passes.append((len(calls), len(paths))) or real_loader(self, paths, device)
@@ -272,7 +274,7 @@ def test_callback_also_evaluates_every_n_epochs(compose_cfg, tmp_path, monkeypat
     final = json.loads((tmp_path / "metrics.json").read_text())["retrieval/acc@10"]
     assert per_epoch.iloc[-1] == pytest.approx(final)
     # ... so the fit-end figures are that evaluation's, not a second embedding of the catalogs
-    assert calls == ["before_fit/retrieval/", "epoch/retrieval/", "epoch/retrieval/"]
+    assert calls == ["before_fit/", "epoch/", "epoch/"]
     # Only the first evaluation decodes the images (queries, database); the later ones read the pixel store.
     assert [evaluation for evaluation, _ in decoding_passes] == [1, 1]
     assert len(list((tmp_path / "cache" / "pixels").glob("pixels-32-*.status.npy"))) == 2

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from prodmatch.embedding.predict import embed_with_trainer
+from prodmatch.distributed.predict import embed_with_trainer
 from prodmatch.encoders.image import ImageEncoder
 from prodmatch.encoders.tfidf import TfidfEncoder
 

@@ -33,14 +33,14 @@ def test_experiment_composes_and_instantiates(compose_cfg, task, experiment):
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # every interpolation resolves
     if task == "train":
         from prodmatch.models.loading import instantiate_model
-        from prodmatch.train import _settle_modality
+        from prodmatch.tasks.train import settle_modality
 
-        _settle_modality(cfg)
+        settle_modality(cfg)
         model = instantiate_model(cfg.model, num_classes=3)
         assert model.model_config["_target_"] == cfg.model._target_
         instantiate(cfg.trainer, logger=False, enable_progress_bar=False)
         for node in cfg.callbacks.values():
-            instantiate(node)
+            instantiate(node, _partial_=True)  # the task adds the run's objects (catalogs, ...)
     # a trained module's encoders come from the module (train) or its checkpoint (ckpt_path), not from `encoders`
     provided = set(type(model).retrieval_encoder_names) if task == "train" else {"model", "model_posterior"}
     pipeline = instantiate(cfg.retrieval)
@@ -59,7 +59,7 @@ def test_experiment_composes_and_instantiates(compose_cfg, task, experiment):
 @pytest.mark.parametrize(("choice", "accelerator", "devices"), [("ddp", "gpu", -1), ("ddp_cpu", "cpu", 2)])
 def test_embed_trainer_is_a_trainer_factory_for_the_predict_loop(compose_cfg, choice, accelerator, devices):
     cfg = compose_cfg("evaluate", ["experiment=img", f"embed_trainer={choice}"])
-    factory = instantiate(cfg.embed_trainer)  # called by prodmatch.embedding with its shard writer
+    factory = instantiate(cfg.embed_trainer)  # called by prodmatch.distributed with its shard writer
     assert factory.func.__name__ == "Trainer"
     assert factory.keywords["strategy"] == "ddp" and factory.keywords["precision"] == "32-true"
     assert (factory.keywords["accelerator"], factory.keywords["devices"]) == (accelerator, devices)

@@ -16,6 +16,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from prodmatch import reproduce
+from prodmatch.errors import ConfigError
 from prodmatch.reporting.study import (
     FINE_TUNED,
     OFF_THE_SHELF,
@@ -136,6 +137,20 @@ def test_only_product_runs_the_product_sweeps_of_both_catalogs_and_reports_them_
     ]
 
 
+def test_profiles_are_configs_read_as_written(tmp_path: Path) -> None:
+    assert reproduce.profile_names(str(CONF)) == ["quick", "sportdoma", "synthetic"]
+    quick = reproduce.load_profile("quick", str(CONF))
+    assert "paths.data_dir=${paths.root_dir}/data/quick" in quick.common  # Hydra resolves it, not the loader
+    assert quick.product is None and quick.train == (
+        "trainer.max_epochs=1",
+        "datamodule.sampler.pairs_per_epoch=64",
+    )
+    (tmp_path / "reproduce").mkdir()
+    (tmp_path / "reproduce" / "odd.yaml").write_text("note: x\ncommon: []\ntrian: []\n")
+    with pytest.raises(ConfigError, match="trian"):
+        reproduce.load_profile("odd", str(tmp_path))
+
+
 def test_unknown_profile_is_rejected() -> None:
     with pytest.raises(SystemExit):
         reproduce.main(["--profile", "nope"])
@@ -143,7 +158,7 @@ def test_unknown_profile_is_rejected() -> None:
 
 def test_resume_reuses_a_finished_run_and_reruns_a_changed_one(tmp_path: Path) -> None:
     """What `resume=true` in the sweeps relies on: same config and catalog reuse, a changed config reruns."""
-    from prodmatch.utils.resume import mark_done, reusable_metrics
+    from prodmatch.tasks.resume import mark_done, reusable_metrics
 
     for name in ("q.csv", "db.csv"):
         (tmp_path / name).write_text("title,target\na,b\n")

@@ -2,8 +2,10 @@
 
 ``build_resnet18`` gives the bare 512-d network (classification head replaced by Identity); :class:`ResNet18` is
 the same network as an :class:`~prodmatch.backbones.head.EmbeddingNet` (optionally projected), the node that
-``model/net=resnet18`` instantiates. Weights that cannot be had (offline, a missing or foreign file) stop the run
-with one line naming them and the way out.
+``model/net=resnet18`` instantiates. ``weights`` is a torchvision ``ResNet18_Weights`` name (downloaded once into
+the torch hub cache; offline, a missing file is one clear error instead of minutes of retries) or a local
+state_dict file, including a checkpoint of a wrapped backbone (``module.``, ``model.``, ``backbone.`` prefixes are
+stripped). :func:`resnet18_identity` keys caches by what fixes the weights (a file's digest, not its path).
 """
 
 from __future__ import annotations
@@ -20,10 +22,19 @@ from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
 from prodmatch.backbones.head import EmbeddingNet
-from prodmatch.encoders.network import host_reachable
+from prodmatch.data.images import IMAGENET_MEAN, IMAGENET_STD
 from prodmatch.errors import ConfigError, WeightsUnavailableError, one_line
+from prodmatch.utils.hashing import weights_digest
+from prodmatch.utils.network import host_reachable
 
-__all__ = ["FEATURE_DIM", "ResNet18", "build_resnet18", "is_weights_name", "resnet18_weights_file"]
+__all__ = [
+    "FEATURE_DIM",
+    "ResNet18",
+    "build_resnet18",
+    "resnet18_identity",
+    "resnet18_normalisation",
+    "resnet18_weights_file",
+]
 
 WEIGHTS_KEY = "encoders.image.weights"  # the config key users set to point at a local weights file
 FEATURE_DIM = 512
@@ -32,8 +43,7 @@ _PATH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 _KEY_PREFIXES = ("module.", "model.", "backbone.", "encoder.")
 
 
-def is_weights_name(weights: str) -> bool:
-    """Whether ``weights`` names a torchvision ``ResNet18_Weights`` entry (rather than a file)."""
+def _is_enum_name(weights: str) -> bool:
     return weights == "DEFAULT" or weights in ResNet18_Weights.__members__
 
 
@@ -120,7 +130,7 @@ def build_resnet18(
     model = resnet18(weights=None)
     if pretrained:
         weights = str(weights)
-        if is_weights_name(weights):
+        if _is_enum_name(weights):
             name = ResNet18_Weights[weights].name  # "DEFAULT" -> the concrete entry
             _load_into(model, _enum_state_dict(name, progress), f"ResNet18 ImageNet weights ({name})")
         elif _looks_like_path(weights):
@@ -146,3 +156,31 @@ class ResNet18(EmbeddingNet):
         self, pretrained: bool = True, weights: str = "IMAGENET1K_V1", embedding_size: int | None = None
     ) -> None:
         super().__init__(build_resnet18(pretrained=pretrained, weights=weights), FEATURE_DIM, embedding_size)
+
+
+def resnet18_normalisation(
+    pretrained: bool, weights: str = "IMAGENET1K_V1"
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) the weights were trained with (torchvision's meta), ImageNet's for other weights."""
+    weights = str(weights)
+    if pretrained and _is_enum_name(weights):
+        preset = ResNet18_Weights[weights].transforms()
+        return tuple(preset.mean), tuple(preset.std)
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
+def resnet18_identity(pretrained: bool, weights: str = "IMAGENET1K_V1", seed: int = 0) -> str | None:
+    """What fixes a built ResNet18's weights, for cache keys: its random init's seed, the torchvision entry, or
+    a digest of the weights file's bytes; None when that file cannot be read (nothing to key a cache entry by)."""
+    weights = str(weights)
+    if not pretrained:
+        identity = f"random(seed={seed})"
+    elif _is_enum_name(weights):
+        identity = ResNet18_Weights[weights].name
+    else:
+        path = Path(weights).expanduser()
+        try:  # the file's bytes, not its path: weights replaced at the same path are other weights
+            identity = f"file:{weights_digest(path)}" if path.exists() else weights
+        except OSError:
+            return None  # unreadable: loading it will say so
+    return f"resnet18|weights={identity}|pretrained={pretrained}"

@@ -51,8 +51,9 @@ class CatalogSpec:
 
 def seed_cards(seed: int, scale: str = "full") -> tuple[list[str], list[str], list[str], list[str]]:
     """(query titles, query SKUs, database titles, database SKUs) of one generator seed, without images."""
+    # imported on use: the generator (PIL, pandas) stays out of the bench workers that only read vectors
     from prodmatch.data.synthetic.generation import _plan  # the card tables alone: no image is drawn
-    from prodmatch.data.synthetic.tables import SCALES
+    from prodmatch.data.synthetic.tables import SCALES  # imported on use, with the generator
 
     company, database, _ = _plan(seed, SCALES[scale])
     return (
@@ -91,7 +92,7 @@ def collect_cards(spec: CatalogSpec) -> dict[str, Any]:
 
 def vectorizers() -> list:
     """The project's two title TF-IDF vectorizers, with the settings of ``conf/encoders/default.yaml``."""
-    from prodmatch.encoders.tfidf import TfidfEncoder
+    from prodmatch.encoders.tfidf import TfidfEncoder  # imported on use: scikit-learn
 
     word = TfidfEncoder(analyzer="word", ngram_range=(1, 1), dim=None, join_codes=True)
     char = TfidfEncoder(analyzer="char_wb", ngram_range=(2, 4), dim=None)

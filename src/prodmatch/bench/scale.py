@@ -348,6 +348,7 @@ def _prepare_data(spec: ScaleSpec, cache_dir: Path) -> dict[str, Any] | None:
     """For ``--data catalog``: make (or find) the cached vectors, point the workers at them, describe them."""
     if spec.data != "catalog":
         return None
+    # imported on use: making catalog vectors loads the generator and scikit-learn
     from prodmatch.bench.catalog_vectors import CatalogSpec, catalog_vectors
 
     path, info = catalog_vectors(CatalogSpec(spec.db, spec.queries, spec.dim, spec.seed), cache_dir)

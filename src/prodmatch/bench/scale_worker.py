@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from prodmatch.layout import MILVUS_LITE_FILE
 from prodmatch.utils.atomic import write_json
 from prodmatch.utils.vectors import l2_normalize
 
@@ -50,6 +51,7 @@ def load_data(spec: ScaleSpec) -> tuple[np.ndarray, np.ndarray]:
     """(queries, database) of the run: generated clusters, or the cached catalog vectors."""
     if spec.data == "clusters":
         return scale_data(spec)
+    # imported on use: the bare-torch worker's peak RSS holds none of the catalog modules
     from prodmatch.bench.catalog_vectors import load_catalog_vectors
 
     return load_catalog_vectors(spec.vectors, spec.queries)
@@ -99,7 +101,7 @@ def truth_with_ties(
     """The exact top-k, widened to every item tied with the k-th (to float32 error): ids [Q, TRUTH_WIDTH * k],
     -1 past the ties. Catalogs hold cards with identical titles, whose order among equals is arbitrary: any of
     them is a right answer. Also the share of queries with ties across the cut, and of those cut short."""
-    from prodmatch.retrieval.index.exact import error_bound
+    from prodmatch.retrieval.index.exact import error_bound  # imported on use: the worker holds no backend
 
     width = min(TRUTH_WIDTH * k, db.shape[0])
     scores, ids = bare_torch_topk(queries, db, width, max_memory_mb, with_scores=True)
@@ -119,13 +121,14 @@ def tie_recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
 def _backends(spec: ScaleSpec) -> dict[str, tuple[Callable[[], Any], str | None, list[int]]]:
     """name -> (index factory, search knob swept, knob values). Settings follow conf/retrieval/index/, with
     every build on all cores (torch uses them too); Milvus runs embedded (Milvus Lite) in a temporary folder."""
+    # imported where the backends are built: the bare-torch worker's peak RSS holds none of their modules
     from prodmatch.retrieval.index import AnnoyIndex, ExactIndex, FaissIndex, MilvusIndex
 
     seed = spec.seed
     # beside this worker's output (the run's temporary folder), never in the working directory
     given = spec.out or spec.truth
     folder = Path(given).parent if given else Path(tempfile.mkdtemp(prefix="prodmatch-bench-"))
-    lite = str(folder / "milvus.db")
+    lite = str(folder / MILVUS_LITE_FILE)
     return {
         "exact": (lambda: ExactIndex(max_memory_mb=spec.max_memory_mb), None, []),
         "annoy": (

@@ -29,6 +29,7 @@ from prodmatch.bench.common import (
     write_section,
 )
 from prodmatch.bench.encoding import bench_encoding
+from prodmatch.layout import acc_key
 from prodmatch.retrieval.fusion import rerank
 from prodmatch.retrieval.index import AnnoyIndex, ExactIndex
 from prodmatch.retrieval.metrics import ann_recall, metric_dict
@@ -167,7 +168,7 @@ def bench_metrics(ctx: BenchContext) -> list[Row]:
     reference = _torchmetrics_precision(ctx, ids)
     if reference is not None:
         tm_s, value = reference
-        same = abs(value - out[f"retrieval/acc@{cfg.k}"]) < 1e-6
+        same = abs(value - out[acc_key(cfg.k)]) < 1e-6
         note = f"acc@{cfg.k} only; same value as metric_dict: {'yes' if same else 'no'}"
         rows.append(Row("torchmetrics RetrievalPrecision", f"{cfg.queries} x {cfg.k}", tm_s, note))
     return rows

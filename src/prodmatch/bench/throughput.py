@@ -3,7 +3,8 @@
     python -m prodmatch.bench --throughput [--data-dir data/synthetic] [--image-size 64] [--json PATH]
 
 Embeds the demo database's images with the project's :class:`~prodmatch.encoders.image.ImageEncoder`
-(random-init ResNet18: the weights do not change the cost) and reports images per second for
+(random-init ResNet18: the weights do not change the cost; its
+:class:`~prodmatch.encoders.image_embedder.ImageBatchEmbedder` does the work) and reports images per second for
 
 - ``loader``: decoding and cropping in the DataLoader workers, no model;
 - ``forward``: the model on the same batches, already decoded and held in memory;
@@ -28,6 +29,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from prodmatch.bench.common import machine_info, write_section
+from prodmatch.data.catalog import load_catalog
+from prodmatch.data.images import normalize_batch
+from prodmatch.data.synthetic import ensure_catalog
+from prodmatch.encoders.image import ImageEncoder
+from prodmatch.encoders.image_embedder import ImageBatchEmbedder
+from prodmatch.utils.atomic import write_json
+
 __all__ = ["main", "measure"]
 
 
@@ -42,12 +53,9 @@ def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
 
 def _image_paths(data_dir: Path, limit: int) -> list[Path]:
     """The demo database's image paths (the catalog is generated first when missing)."""
-    from prodmatch.data.catalog import load_catalog
 
     csv = data_dir / "comparable_data.csv"
     if not csv.is_file():
-        from prodmatch.data.synthetic import ensure_catalog
-
         ensure_catalog(data_dir)
     paths = load_catalog(csv, data_dir).image_paths()
     return paths[:limit] if limit > 0 else paths
@@ -62,10 +70,6 @@ def measure(
     repeats: int = 3,
 ) -> dict[str, Any]:
     """Images per second of loader, forward and end-to-end passes over ``paths``, plus their ratios."""
-    import torch
-
-    from prodmatch.data.images import normalize_batch
-    from prodmatch.encoders.image import ImageEncoder
 
     encoder = ImageEncoder(
         pretrained=False,
@@ -75,10 +79,10 @@ def measure(
         device=device,
         progress=False,
     )
-    model = encoder.model.eval()
-    target = next(model.parameters()).device
+    embedder = encoder.embedder
+    model, target = embedder.net, embedder.device
     sync = torch.cuda.synchronize if target.type == "cuda" else (lambda: None)
-    batches = [images for images, _ in encoder.loader(paths, target)]  # the same batches for every pass
+    batches = [images for images, _ in embedder.loader(paths, target)]  # the same batches for every pass
 
     def forward() -> None:
         with torch.inference_mode():
@@ -87,25 +91,25 @@ def measure(
         sync()
 
     def loader() -> None:
-        for _ in encoder.loader(paths, target):
+        for _ in embedder.loader(paths, target):
             pass
 
-    def end_to_end() -> None:
-        encoder.encode(paths)
+    def end_to_end(through: ImageBatchEmbedder = embedder) -> None:
+        through.encode(paths)
         sync()
 
     store_root = Path(tempfile.mkdtemp(prefix="prodmatch-pixels-"))
+    stored = ImageBatchEmbedder(
+        model, embedder.dim, image_size, batch_size, num_workers, embedder.mean, embedder.std,
+        pixel_cache=store_root, progress=False,
+    )  # fmt: skip
 
     def store_write() -> None:
         shutil.rmtree(store_root, ignore_errors=True)  # every pass writes the store anew
-        encoder.pixel_cache = str(store_root)
-        end_to_end()
-        encoder.pixel_cache = None
+        end_to_end(stored)
 
     def store_read() -> None:
-        encoder.pixel_cache = str(store_root)  # the store the last write pass left
-        end_to_end()
-        encoder.pixel_cache = None
+        end_to_end(stored)  # reads the store the last write pass left
 
     end_to_end()  # warm-up: first-touch allocations, lazy init, page cache
     try:
@@ -151,8 +155,6 @@ def format_result(result: dict[str, Any]) -> str:
 
 def to_markdown(result: dict[str, Any], command: str) -> str:
     """A bench/results.md section: the three rates and the two ratios, with the command and the machine."""
-    from prodmatch.bench.common import machine_info
-
     rates = result["img_per_s"]
     machine = ", ".join(f"{k} {v}" for k, v in machine_info().items())
     return "\n".join(
@@ -200,13 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = measure(paths, args.image_size, args.batch_size, args.num_workers, args.device, args.repeats)
     print(format_result(result))
     if args.json is not None:
-        from prodmatch.utils.atomic import write_json
-
         write_json(args.json, result)
     if args.markdown is not None:
         import sys
-
-        from prodmatch.bench.common import write_section
 
         command = "python -m prodmatch.bench --throughput " + " ".join(sys.argv[1:] if argv is None else argv)
         name = f"throughput-{result['image_size']}-{result['device'].split(':')[0]}"

@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from prodmatch.layout import LAST_CHECKPOINT_FILE
 from prodmatch.utils.atomic import atomic_path
 from prodmatch.utils.signals import loop_ended, loop_started
 
@@ -40,7 +41,7 @@ class InterruptCheckpoint(pl.Callback):
 
         if not isinstance(exception, (SIGTERMException, KeyboardInterrupt)):
             return
-        path = self.dirpath / "last.ckpt"
+        path = self.dirpath / LAST_CHECKPOINT_FILE
         trainer.save_checkpoint(path)
         log.warning("training stopped by a signal at step %d; saved %s", trainer.global_step, path)
 

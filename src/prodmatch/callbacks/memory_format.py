@@ -2,7 +2,7 @@
 
 A convolution runs in channels_last when its weight is channels_last, whatever the input's layout, so
 converting the module once is enough; the inputs need no change. Add it to a run with
-`+callbacks.channels_last._target_=prodmatch.callbacks.memory_format.ChannelsLast`.
+`'callbacks=[default,channels_last]'` (conf/callbacks/channels_last.yaml).
 """
 
 from __future__ import annotations

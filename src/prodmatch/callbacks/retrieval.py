@@ -17,75 +17,86 @@ from typing import Any
 import pytorch_lightning as pl
 
 from prodmatch.data.catalog import Catalog
+from prodmatch.data.splits import ProductSplit
+from prodmatch.distributed.encoders import ShardedEncoder
+from prodmatch.encoders.cache import EmbeddingCache
+from prodmatch.encoders.registry import EncoderRegistry
+from prodmatch.layout import BEFORE_FIT, EPOCH, SHARDS_DIR, acc_key
 from prodmatch.retrieval.evaluation import record, score
 from prodmatch.retrieval.pipeline import RetrievalPipeline
 from prodmatch.retrieval.result import RetrievalResult
 from prodmatch.tracking import log_metrics
+from prodmatch.utils import progress
 
 log = logging.getLogger("prodmatch.callbacks")
 
-BEFORE_FIT = "before_fit/"
-SHARDS_DIR = "embed_shards"  # under the run dir, while a DDP evaluation runs
-
 
 class RetrievalCallback(pl.Callback):
-    """Scores the module's encoder with the retrieval pipeline and records the result (see the module doc)."""
+    """Scores the module's encoder with the retrieval pipeline and records the result (see the module doc).
+
+    The task builds it with the run's evaluation inputs: ``pipeline``, the ``queries`` and ``database``
+    catalogs, the product ``split`` the datamodule trains on (the product protocol scores by it), the other
+    ``encoders`` a channel may name, the embedding ``cache``, the ``pixel_cache`` folder of decoded eval crops
+    (the live weights change between evaluations, the database's crops do not), the resolved ``run_config``
+    (saved with the result) and ``extra_metrics`` recorded with the figures (e.g. mining's).
+    """
 
     def __init__(
         self,
         *,
         pipeline: RetrievalPipeline,
+        queries: Catalog,
+        database: Catalog,
         output_dir: str | Path,
-        encoders: Mapping[str, Any] | None = None,
-        queries: Catalog | None = None,
-        database: Catalog | None = None,
+        split: ProductSplit | None = None,
+        encoders: EncoderRegistry | None = None,
+        cache: EmbeddingCache | None = None,
+        pixel_cache: str | Path | None = None,
         before_fit: bool = True,
         every_n_epochs: int = 0,
         log_examples: int = 8,
-        cache: bool = True,
-        cache_dir: str | Path | None = None,
-        pixel_cache: str | Path | None = None,
         strict: bool = False,
         run_config: dict[str, Any] | None = None,
+        extra_metrics: Mapping[str, float] | None = None,
     ) -> None:
-        from prodmatch.encoders.registry import EncoderRegistry
-
         self.pipeline = pipeline
         self.queries = queries
         self.database = database
+        self.split = split
         self.encoders = encoders if encoders is not None else EncoderRegistry({})
         self.output_dir = Path(output_dir)
+        self.cache = cache
+        self.pixel_cache = str(pixel_cache) if pixel_cache else None
         self.before_fit = before_fit
         self.every_n_epochs = int(every_n_epochs)
         self.log_examples = int(log_examples)
-        self.cache_dir = Path(cache_dir) if cache and cache_dir else None
-        # the live encoders' weights change between evaluations, the database's decoded crops do not
-        self.pixel_cache = str(pixel_cache) if cache and pixel_cache else None
         self.strict = strict
-        self.run_config = run_config  # the resolved config, saved with the result (provenance)
-        self.metrics: dict[str, float] = {}  # before-fit and final metrics, what the task returns
+        self.run_config = run_config
+        self.metrics: dict[str, float] = dict(extra_metrics or {})  # before-fit and final metrics: the run's
+        self.result: RetrievalResult | None = None  # the fit-end result, once recorded
         self._last_periodic: tuple[int, RetrievalResult | None] = (-1, None)  # (global step, result)
 
     def evaluate(
-        self, trainer: pl.Trainer, module: pl.LightningModule, prefix: str
+        self, trainer: pl.Trainer, module: pl.LightningModule, stage: str
     ) -> tuple[RetrievalResult, dict]:
-        """One retrieval evaluation with the module's current weights; (result, metrics) on every rank."""
-        from prodmatch.encoders.cache import EmbeddingCache
+        """One retrieval evaluation with the module's current weights; (result, metrics) on every rank.
 
-        if self.queries is None or self.database is None:
-            raise RuntimeError(
-                "RetrievalCallback needs the query and database catalogs (queries=, database=)"
-            )
-        encoders = self.encoders.with_extra(**self._live_encoders(module))
+        The module is in eval mode for the whole evaluation (its encoders never switch modes themselves).
+        """
         shards = self.output_dir / SHARDS_DIR
-        if trainer.world_size > 1:
-            encoders = self._sharded(encoders, trainer, shards)
-        # No cache under DDP: a hit on one rank and a miss on another would leave ranks waiting on each other.
-        cache = EmbeddingCache(self.cache_dir) if self.cache_dir and trainer.world_size == 1 else None
         was_training = module.training
         module.eval()
         try:
-            result = self.pipeline.run(self.queries, self.database, encoders, cache, strict=self.strict)
+            encoders = self.encoders.with_extra(**module.retrieval_encoders(self.pixel_cache))
+            if trainer.world_size > 1:
+                encoders = self._sharded(encoders, trainer, shards)
+            # No cache under DDP: a hit on one rank and a miss on another would leave ranks waiting on each other.
+            cache = self.cache if trainer.world_size == 1 else None
+            label = {BEFORE_FIT: "before fit", EPOCH: f"epoch {trainer.current_epoch}"}.get(stage, "fit end")
+            with progress.stage(label):  # the progress bars say which evaluation they belong to
+                result = self.pipeline.run(
+                    self.queries, self.database, encoders, cache, strict=self.strict, split=self.split
+                )
         finally:
             module.train(was_training)
         if trainer.world_size > 1:
@@ -93,23 +104,10 @@ class RetrievalCallback(pl.Callback):
             if trainer.is_global_zero:
                 shutil.rmtree(shards, ignore_errors=True)
         result.config = self.run_config
-        return result, score(result, prefix=prefix)
-
-    def _live_encoders(self, module: pl.LightningModule) -> dict[str, Any]:
-        """The module's retrieval encoders; image ones read and write the pixel store when it is on."""
-        from prodmatch.embedding.batches import innermost
-
-        live = dict(module.retrieval_encoders)
-        if self.pixel_cache:
-            for inner in map(innermost, live.values()):
-                if hasattr(inner, "pixel_cache"):
-                    inner.pixel_cache = self.pixel_cache
-        return live
+        return result, score(result, stage)
 
     def _sharded(self, encoders: Mapping[str, Any], trainer: pl.Trainer, folder: Path) -> dict[str, Any]:
         """The pipeline's encoders, each rank embedding its share into shards on disk that rank 0 merges."""
-        from prodmatch.embedding.encoders import ShardedEncoder
-
         rank, world = trainer.global_rank, trainer.world_size
         return {
             name: ShardedEncoder(encoders[name], trainer.strategy, rank, world, folder / name)
@@ -123,11 +121,11 @@ class RetrievalCallback(pl.Callback):
         if any(key.startswith(BEFORE_FIT) for key in self.metrics):
             log.info("before-fit figures restored from the checkpoint; not recomputed on its weights")
             return
-        _, metrics = self.evaluate(trainer, pl_module, prefix=BEFORE_FIT + "retrieval/")
+        _, metrics = self.evaluate(trainer, pl_module, stage=BEFORE_FIT)
         self.metrics.update(metrics)
         if trainer.is_global_zero:
             log_metrics(trainer.loggers, metrics, step=trainer.global_step)
-            key = f"{BEFORE_FIT}retrieval/acc@{self.pipeline.k}"
+            key = acc_key(self.pipeline.k, stage=BEFORE_FIT)
             log.info("before fit: Acc@%d = %.4f", self.pipeline.k, metrics[key])
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -135,7 +133,7 @@ class RetrievalCallback(pl.Callback):
             return
         if (trainer.current_epoch + 1) % self.every_n_epochs != 0:
             return
-        result, metrics = self.evaluate(trainer, pl_module, prefix="epoch/retrieval/")
+        result, metrics = self.evaluate(trainer, pl_module, stage=EPOCH)
         self._last_periodic = (trainer.global_step, result)
         if trainer.is_global_zero:
             log_metrics(trainer.loggers, metrics, step=trainer.global_step)
@@ -145,16 +143,17 @@ class RetrievalCallback(pl.Callback):
         if result is not None and step == trainer.global_step:
             # the last epoch's periodic evaluation saw these very weights: embedding the catalogs again
             # (minutes at catalog scale) would give the same result
-            metrics = score(result, prefix="retrieval/")
+            metrics = score(result)
         else:
-            result, metrics = self.evaluate(trainer, pl_module, prefix="retrieval/")
+            result, metrics = self.evaluate(trainer, pl_module, stage="")
         self._last_periodic = (-1, None)
         self.metrics.update(metrics)
+        self.result = result
         if trainer.is_global_zero:
             record(
                 result, self.metrics, self.output_dir, trainer.loggers, self.log_examples, trainer.global_step
             )
-            log.info("after fit: Acc@%d = %.4f", self.pipeline.k, metrics[f"retrieval/acc@{self.pipeline.k}"])
+            log.info("after fit: Acc@%d = %.4f", self.pipeline.k, metrics[acc_key(self.pipeline.k)])
 
     def state_dict(self) -> dict[str, Any]:
         """The before-fit figures travel in the checkpoint (a resumed run keeps the original ones)."""

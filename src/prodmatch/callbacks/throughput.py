@@ -4,8 +4,7 @@ A step is timed from `on_train_batch_start` to `on_train_batch_end`; the data wa
 end to the next step's start, which is where the training loop fetches the next batch (and copies it to the
 device). The first gap of every epoch (DataLoader workers starting up) is not counted. On a GPU the step is
 closed with `torch.cuda.synchronize()`, so the wait is the time the GPU idles for data, not time hidden behind
-kernels still running. Add it to a run with
-`+callbacks.throughput={_target_: prodmatch.callbacks.throughput.TrainThroughput}`.
+kernels still running. Add it to a run with `'callbacks=[default,throughput]'` (conf/callbacks/throughput.yaml).
 """
 
 from __future__ import annotations
@@ -19,11 +18,10 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from prodmatch.layout import THROUGHPUT, THROUGHPUT_FILE
 from prodmatch.utils.atomic import write_json
 
 log = logging.getLogger("prodmatch.callbacks")
-
-PREFIX = "throughput/"
 
 
 def count_images(batch: Any) -> int:
@@ -77,7 +75,7 @@ class TrainThroughput(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._epoch["steps"]:
-            pl_module.log_dict({PREFIX + k: v for k, v in summarize(self._epoch).items()}, on_epoch=True)
+            pl_module.log_dict({THROUGHPUT + k: v for k, v in summarize(self._epoch).items()}, on_epoch=True)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         summary = {
@@ -87,7 +85,7 @@ class TrainThroughput(pl.Callback):
         }
         if not trainer.is_global_zero:
             return
-        path = self.output_path or Path(trainer.default_root_dir) / "throughput.json"
+        path = self.output_path or Path(trainer.default_root_dir) / THROUGHPUT_FILE
         write_json(path, summary)
         log.info(
             "training: %.1f images/s, %.1f%% of step time waiting on data (%d steps) -> %s",

@@ -9,7 +9,7 @@ never silently (:mod:`prodmatch.data.validation`); ``strict=True`` turns any dro
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from prodmatch.data.schema import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     TEXT_VIEWS,
+    columns_read,
     normalize_text,
     text_view,
 )
@@ -33,6 +34,8 @@ from prodmatch.data.validation import (
     clean,
     drop_error,
     drop_reasons,
+    fill_unread,
+    map_columns,
     read_csv,
 )
 from prodmatch.errors import CatalogError, ConfigError, ImageError
@@ -62,12 +65,17 @@ def load_catalog(
     require_images: bool = True,
     strict: bool = False,
     check_images: str = "exists",
+    columns: Mapping[str, str | None] | None = None,
+    views: Iterable[str] | None = None,
 ) -> Catalog:
     """Read and validate a catalog CSV.
 
     ``image_root`` (default: the CSV's folder) is where ``img_ref`` paths are relative to.
     ``check_images``: "exists" (stat), "decode" (open, verify and decode at reduced scale) or "none" (only the
     path safety check). ``require_images=False`` never touches image files and drops no row for its image.
+    ``columns`` maps schema fields to the CSV's own column names (``{"title": "name"}``). ``views`` (the text
+    views and ``image`` the run reads; None: all) sets which columns must be there; the schema columns the run
+    does not read may be absent and are then empty.
     """
     if check_images not in CHECK_IMAGES:
         raise ConfigError(
@@ -76,7 +84,11 @@ def load_catalog(
     csv_path = Path(csv_path).expanduser()
     root = (Path(image_root).expanduser() if image_root is not None else csv_path.parent).resolve()
     raw, csv_hash = read_csv(csv_path)
-    check_columns(raw, csv_path)
+    raw = map_columns(raw, columns, csv_path)
+    needed = REQUIRED_COLUMNS if views is None else columns_read([*views, *([IMAGE_VIEW] * require_images)])
+    check_columns(raw, csv_path, needed)
+    absent = [c for c in REQUIRED_COLUMNS if c not in raw.columns]  # not read by this run: filled in empty
+    raw = fill_unread(raw)
     if require_images and check_images != "none" and not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"
         unset = "" if image_root is not None else " (data.image_root is unset, so the CSV's folder is used)"
@@ -85,9 +97,10 @@ def load_catalog(
             "paths are relative to> (image_root= when calling load_catalog)"
         )
     frame, notes = clean(raw)
-    if not require_images and (frame["img_ref"] == "").any():
+    notes = {k: n for k, n in notes.items() if not k.startswith(tuple(absent))} if absent else notes
+    if not require_images and "img_ref" not in absent and (frame["img_ref"] == "").any():
         notes["img_ref_empty"] = int((frame["img_ref"] == "").sum())
-    reasons = drop_reasons(frame, root, require_images, check_images)
+    reasons = drop_reasons(frame, root, require_images, check_images, titles="title" in needed)
     report = build_report(csv_path.name, reasons, notes)
     if report.dropped and (strict or report.rows_kept == 0):
         raise drop_error(report, strict)

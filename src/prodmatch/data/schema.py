@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pandas as pd
 
 from prodmatch.errors import CatalogError, ConfigError
@@ -26,7 +28,10 @@ _VIEW_COLUMNS: dict[str, tuple[str, ...]] = {
     "title": ("title",),
     "title_cat": ("title", "cat_1", "cat_2", "cat_3"),
     "text_all": ("title", "cat_1", "cat_2", "cat_3", "caracteristics"),
+    IMAGE_VIEW: ("img_ref",),
 }
+# What scoring reads whatever the views: the ground truth and who listed the card.
+SCORING_COLUMNS: tuple[str, ...] = ("target", "dealer")
 # Identifier-like columns: compared by equality downstream, so surrounding whitespace is stripped.
 
 # Whitespace written as literal characters so the pattern means the same to Python's re and to RE2
@@ -49,8 +54,18 @@ def normalize_text(values: pd.Series) -> pd.Series:
     )
 
 
+def columns_read(views: Iterable[str]) -> tuple[str, ...]:
+    """The schema columns a run on these views reads (in schema order): the views' own plus the scoring ones."""
+    wanted = set(SCORING_COLUMNS)
+    for view in views:
+        if view not in _VIEW_COLUMNS:
+            raise ConfigError(f"unknown view '{view}'; valid views: {', '.join((*TEXT_VIEWS, IMAGE_VIEW))}")
+        wanted.update(_VIEW_COLUMNS[view])
+    return tuple(c for c in REQUIRED_COLUMNS if c in wanted)
+
+
 def _check_view(view: str) -> tuple[str, ...]:
-    if view in _VIEW_COLUMNS:
+    if view in TEXT_VIEWS:
         return _VIEW_COLUMNS[view]
     hint = " (images are read with Catalog.image_paths())" if view == IMAGE_VIEW else ""
     raise ConfigError(f"unknown text view '{view}'{hint}; valid text views: {', '.join(TEXT_VIEWS)}")

@@ -3,12 +3,14 @@
 Every card of a product lands in the same group, in both catalogs, so a model trained on the "train" products
 is scored on query cards of products it never saw. The split depends only on the set of SKUs and the seed:
 unique SKUs are sorted before the seeded permutation, so reordering (or subsetting the other catalog's) rows
-changes nothing.
+changes nothing. :func:`stratified_split` is the category-level twin: training cards into train / validation,
+stratified by target.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,6 +19,7 @@ from prodmatch.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 NO_SKU = "none"  # the split label of a card without a SKU: it belongs to no product group
+_TARGET_STREAM = (0, 1)  # appended to the seed: stratified_split's stream never equals an epoch's draw stream
 _SPLIT_STREAM = 2  # appended to the seed, so this stream never equals the datamodule's or the pair sampler's
 
 
@@ -51,6 +54,36 @@ def sku_groups(
     return dict(zip(unique.tolist(), group.tolist(), strict=True))
 
 
+@dataclass(frozen=True)
+class ProductSplit:
+    """The products (SKUs) of a run in train / val / test groups: drawn once, by the task, over the database's
+    SKUs, and handed to training and to scoring alike, so the two cannot disagree.
+
+    ``groups`` maps each SKU to its group; :meth:`of` gives any catalog's cards their group (``"none"`` for a
+    card without a SKU, or with one the database does not have: it has no listing to find).
+    """
+
+    groups: Mapping[str, str]
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    seed: int = 0
+
+    @classmethod
+    def draw(
+        cls,
+        skus: Sequence[str | None] | np.ndarray,
+        fractions: Sequence[float] = (0.6, 0.2, 0.2),
+        seed: int = 0,
+    ) -> ProductSplit:
+        """The split of the unique non-empty ``skus`` (the database's) by ``fractions`` and ``seed``."""
+        shares = tuple(float(f) for f in check_fractions(fractions))
+        return cls(sku_groups(skus, shares, seed), shares, int(seed))
+
+    def of(self, skus: Sequence[str | None] | np.ndarray) -> np.ndarray:
+        """Each card's group ("train", "val", "test"; "none" without a SKU or for one outside the split)."""
+        labels = pd.Series(_clean(skus), dtype=object).map(dict(self.groups)).fillna(NO_SKU)
+        return labels.to_numpy(dtype=object)
+
+
 def product_split(
     skus: Sequence[str | None] | np.ndarray,
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
@@ -61,13 +94,9 @@ def product_split(
     """Split label per card ("train", "val", "test"; "none" for a card without SKU) over unique SKUs.
 
     ``products``: the SKUs whose groups are drawn (default: ``skus`` themselves). Pass the database's SKUs
-    when splitting the queries, so that the same SKU gets the same group in both catalogs; a query SKU
-    absent from the database is "none" (it has no listing to find, so no SKU measure counts it).
+    when splitting the queries, so that the same SKU gets the same group in both catalogs.
     """
-    cleaned = _clean(skus)
-    groups = sku_groups(cleaned if products is None else products, fractions, seed)
-    labels = pd.Series(cleaned, dtype=object).map(groups).fillna(NO_SKU)
-    return labels.to_numpy(dtype=object)
+    return ProductSplit.draw(skus if products is None else products, fractions, seed).of(skus)
 
 
 def split_catalogs(
@@ -76,10 +105,28 @@ def split_catalogs(
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(query split, database split), both drawn over the database's SKUs.
+    """(query split, database split), both drawn over the database's SKUs (one :class:`ProductSplit`)."""
+    split = ProductSplit.draw(db_skus, fractions, seed)
+    return split.of(query_skus), split.of(db_skus)
 
-    The database split equals ``product_split(db_skus, fractions, seed)``, which is what
-    ``PairDataModule(label="sku")`` computes from the database on its own, so training and scoring agree.
+
+def stratified_split(
+    target_codes: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) sorted positions: ``round(val_fraction * size)`` cards of each target go to validation.
+
+    A target always keeps at least one training card, so a target with a single card is train-only.
     """
-    db = product_split(db_skus, fractions, seed)
-    return product_split(query_skus, fractions, seed, products=db_skus), db
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(
+            f"datamodule.val_fraction={val_fraction} is outside [0, 1); set e.g. datamodule.val_fraction=0.1"
+        )
+    codes = np.asarray(target_codes, dtype=np.int64)
+    rng = np.random.default_rng((int(seed), *_TARGET_STREAM))
+    order = np.lexsort((rng.random(len(codes)), codes))  # by target, shuffled inside each target
+    counts = np.bincount(codes)
+    offsets = np.cumsum(counts) - counts
+    n_val = np.clip(np.floor(counts * val_fraction + 0.5).astype(np.int64), 0, np.maximum(counts - 1, 0))
+    rank = np.arange(len(codes)) - offsets[codes[order]]
+    to_val = rank < n_val[codes[order]]
+    return np.sort(order[~to_val]), np.sort(order[to_val])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +18,11 @@ import pandas as pd
 
 from prodmatch.data.images import image_problem, resolve_image_path
 from prodmatch.data.schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, WHITESPACE, normalize_text
-from prodmatch.errors import CatalogError, ImageError
+from prodmatch.errors import CatalogError, ConfigError, ImageError
 from prodmatch.utils.hashing import hasher
 
 _ID_COLUMNS = ("img_ref", "target", "dealer", "sku")
+ALL_COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
 EXAMPLES = 5  # row numbers kept per drop reason
 
 
@@ -116,9 +117,29 @@ def read_csv(path: Path) -> tuple[pd.DataFrame, str]:
     return frame, digest.hexdigest()
 
 
-def check_columns(frame: pd.DataFrame, path: Path) -> None:
+def map_columns(frame: pd.DataFrame, columns: Mapping[str, str | None] | None, path: Path) -> pd.DataFrame:
+    """The CSV's columns renamed to the schema's: ``columns`` maps a schema field to the user's column name
+    (``data.columns.title=name``); unmapped fields keep their own name."""
+    mapping = {name: their for name, their in (columns or {}).items() if their is not None}
+    unknown = sorted(set(mapping) - set(ALL_COLUMNS))
+    if unknown:
+        raise ConfigError(
+            f"data.columns.{unknown[0]}: not a catalog field; map one of: {', '.join(ALL_COLUMNS)}"
+        )
+    for name, their in mapping.items():
+        if their not in frame.columns:
+            shown = ", ".join(map(str, frame.columns[:12])) + (", ..." if len(frame.columns) > 12 else "")
+            raise CatalogError(
+                f"data.columns.{name}={their}: {path.name} has no column {their!r} (its columns: {shown})"
+            )
+    # copies, not a rename: a field may take a column another field also reads, or replace one of the same name
+    return frame.assign(**{name: frame[their] for name, their in mapping.items()})
+
+
+def check_columns(frame: pd.DataFrame, path: Path, needed: Sequence[str] = REQUIRED_COLUMNS) -> None:
+    """The columns the run reads (``needed``) are there, and there are data rows."""
     name = path.name
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    missing = [c for c in needed if c not in frame.columns]
     if not missing:
         if frame.empty:
             raise CatalogError(f"{name}: the file has a header but no data rows; add product rows")
@@ -129,8 +150,15 @@ def check_columns(frame: pd.DataFrame, path: Path) -> None:
     noun = "column" if len(missing) == 1 else "columns"
     raise CatalogError(
         f"{name}: missing required {noun} {', '.join(repr(c) for c in missing)}; a catalog CSV needs: "
-        f"{', '.join(REQUIRED_COLUMNS)} (optional: {', '.join(OPTIONAL_COLUMNS)})"
+        f"{', '.join(needed)} (optional: {', '.join(OPTIONAL_COLUMNS)}); name yours that way, or map one of "
+        f"yours with data.columns.{missing[0]}=<your column>"
     )
+
+
+def fill_unread(frame: pd.DataFrame) -> pd.DataFrame:
+    """The schema columns the CSV does not have (the run does not read them), added empty."""
+    absent = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    return frame.assign(**{c: pd.Series(pd.NA, index=frame.index, dtype=object) for c in absent})
 
 
 _DELIMITERS = {";": "semicolons (;)", "\t": "tabs", "|": "pipes (|)"}
@@ -200,14 +228,18 @@ def _image_reasons(refs: Sequence[str], root: Path, check: str) -> list[str | No
     return [one(ref) for ref in refs]
 
 
-def drop_reasons(frame: pd.DataFrame, root: Path, require_images: bool, check: str) -> pd.Series:
-    """First failing reason per row ('' = keep); checks run on rows still alive, cheapest first."""
+def drop_reasons(
+    frame: pd.DataFrame, root: Path, require_images: bool, check: str, titles: bool = True
+) -> pd.Series:
+    """First failing reason per row ('' = keep); checks run on rows still alive, cheapest first. ``titles``:
+    whether the run reads titles (an empty one drops the row)."""
     reasons = pd.Series("", index=frame.index, dtype=object)
 
     def mark(mask: pd.Series | np.ndarray, reason: str) -> None:
         reasons[np.asarray(mask, dtype=bool) & (reasons == "").to_numpy()] = reason
 
-    mark(normalize_text(frame["title"]) == "", "empty_title")
+    if titles:
+        mark(normalize_text(frame["title"]) == "", "empty_title")
     mark(frame["target"] == "", "empty_target")
     alive = reasons == ""
     dup = frame[alive].duplicated(keep="first")  # all schema columns equal; first copy kept

@@ -1,18 +1,22 @@
-"""The encoder interface: inputs (texts or image paths) in, L2-normalised float32 vectors out.
+"""The encoder interface: inputs (texts or image paths) in, an :class:`EncodeResult` out.
 
 Encoders know nothing of catalogs or views. The pipeline turns a view into inputs (``catalog.texts(view)`` for
 text encoders, ``catalog.image_paths()`` for image encoders), calls ``fit(query_texts + database_texts)`` when
 ``encoder.needs_fit`` is true, then ``encode`` (directly or through :class:`~prodmatch.encoders.cache.EmbeddingCache`).
 
-Contract of :meth:`Encoder.encode`:
+Contract of :meth:`Encoder.encode`: it returns an :class:`EncodeResult`, a value, and keeps nothing of the call:
 
-- returns float32 ``[len(inputs), dim]``, rows in input order, L2-normalised with
-  :func:`prodmatch.utils.vectors.l2_normalize` (an all-zero row stays zero);
-- a row of NaN means that input could not be read (images only): the caller drops such rows and reports them;
-- ``encoder.stats`` is reset at every ``encode`` call and then holds counts of what was met, e.g.
-  ``{"unreadable_image": 2, "truncated_image": 1}`` (unreadable rows are NaN; truncated images were decoded
-  as far as the file goes and are a warning), and ``encoder.stats_examples`` one input per count
+- ``vectors``: float32 ``[len(inputs), dim]``, rows in input order, L2-normalised with
+  :func:`prodmatch.utils.vectors.l2_normalize` (an all-zero row stays zero); a row of NaN means that input could
+  not be read (images only): the caller drops such rows and reports them;
+- ``counts``: what the call met, e.g. ``{"unreadable_image": 2, "truncated_image": 1}`` (unreadable rows are NaN;
+  truncated images were decoded as far as the file goes and are a warning), and ``examples`` one input per count
   (``{"unreadable_image": "images/x.jpg"}``) for the log line and a ``data.strict`` error message.
+
+Wrappers (a training module's encoder, the distributed ones) and the cache pass the result on as it is. Besides
+the protocol's members every encoder names its torch ``network`` (None for TF-IDF), which Lightning's predict
+loop places on each process's device, and an image encoder exposes its ``embedder``, the
+:class:`~prodmatch.encoders.image_embedder.ImageBatchEmbedder` that the distributed loops drive batch by batch.
 
 Importing this module is cheap (no torch): the TF-IDF path and the registry depend on it.
 """
@@ -20,8 +24,9 @@ Importing this module is cheap (no torch): the TF-IDF path and the registry depe
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -33,10 +38,11 @@ __all__ = [
     "MODALITIES",
     "TEXT_MODALITY",
     "WARNING_STATS",
-    "EncodeStats",
+    "EncodeResult",
     "Encoder",
     "WrappedEncoder",
-    "stats_metrics",
+    "data_counts",
+    "merge_results",
     "strict_error",
 ]
 
@@ -44,11 +50,46 @@ IMAGE_MODALITY = "image"
 TEXT_MODALITY = "text"
 MODALITIES = (IMAGE_MODALITY, TEXT_MODALITY)
 
-EncodeStats = dict[str, int]
 # What an encode can meet: rows it could not embed (NaN, dropped by the pipeline), and inputs it embedded with a
 # warning. Each maps to a metrics.json key: data/dropped/<name> and data/warnings/<name>.
 DROPPED_STATS = ("unreadable_image",)
 WARNING_STATS = ("truncated_image",)
+
+
+@dataclass(frozen=True, eq=False)
+class EncodeResult:
+    """The vectors of one ``encode`` call and what it met on the way (see the module docstring)."""
+
+    vectors: np.ndarray  # float32 [N, dim]
+    counts: Mapping[str, int] = field(default_factory=dict)  # e.g. {"unreadable_image": 2}; {} = nothing met
+    examples: Mapping[str, str] = field(default_factory=dict)  # one input per count
+
+    @classmethod
+    def from_statuses(
+        cls,
+        vectors: np.ndarray,
+        inputs: Sequence[str],
+        statuses: np.ndarray,
+        reasons: Mapping[int, str],
+    ) -> EncodeResult:
+        """The result of rows whose per-input status codes (``reasons``: code -> count name) say what was met."""
+        counts, examples = {}, {}
+        for code, reason in reasons.items():
+            rows = np.flatnonzero(statuses == code)
+            if rows.size:
+                counts[reason], examples[reason] = int(rows.size), str(inputs[rows[0]])
+        return cls(vectors, counts, examples)
+
+
+def merge_results(results: Sequence[EncodeResult]) -> tuple[dict[str, int], dict[str, str]]:
+    """What several encode calls met together: summed counts, and the first example of each."""
+    counts: dict[str, int] = {}
+    examples: dict[str, str] = {}
+    for result in results:
+        for name, n in result.counts.items():
+            counts[name] = counts.get(name, 0) + int(n)
+        examples = {**result.examples, **examples}
+    return counts, examples
 
 
 @runtime_checkable
@@ -58,20 +99,19 @@ class Encoder(Protocol):
     modality: str  # "image" (inputs are image file paths) or "text" (inputs are strings)
     dim: int  # output width (known after fit for fitted encoders)
     needs_fit: bool  # True: call fit(all texts of the run) before encode (TF-IDF, the local text model)
-    stats: EncodeStats  # counts of the last encode call (reset at each call); {} when nothing was met
 
     def fit(self, texts: Sequence[str]) -> Encoder:
         """Learn from the corpus (vocabulary, IDF, tokenizer); encoders that learn nothing return self."""
 
-    def encode(self, inputs: Sequence[str] | Sequence[str | Path]) -> np.ndarray:
-        """float32 [N, dim], rows L2-normalised; a NaN row = an input that could not be read (images)."""
+    def encode(self, inputs: Sequence[str] | Sequence[str | Path]) -> EncodeResult:
+        """The vectors (float32 [N, dim], L2-normalised; NaN row = an unreadable input) and what was met."""
 
     def cache_key(self) -> str | None:
         """Identity of everything besides the inputs that fixes the vectors; None = never cache."""
 
 
 class WrappedEncoder:
-    """Base of encoders that wrap another one: its modality, width and what its last encode met."""
+    """Base of encoders that wrap another one: its modality, width, network and (images) batch embedder."""
 
     def __init__(self, inner: Encoder) -> None:
         self.inner = inner
@@ -85,27 +125,19 @@ class WrappedEncoder:
         return int(self.inner.dim)
 
     @property
-    def stats(self) -> dict[str, int]:
-        return getattr(self.inner, "stats", {})
-
-    @stats.setter
-    def stats(self, value: dict[str, int]) -> None:
-        # the embedding cache restores a hit's stats onto the encoder it was asked for: the wrapper
-        self.inner.stats = value
+    def network(self) -> Any:
+        return self.inner.network
 
     @property
-    def stats_examples(self) -> dict[str, str]:
-        return getattr(self.inner, "stats_examples", {})
-
-    @stats_examples.setter
-    def stats_examples(self, value: dict[str, str]) -> None:
-        self.inner.stats_examples = value
+    def embedder(self) -> Any:
+        return self.inner.embedder
 
 
-def stats_metrics(stats: Mapping[str, int]) -> dict[str, int]:
-    """Encode stats as flat metric keys: ``data/dropped/unreadable_image``, ``data/warnings/truncated_image``."""
+def data_counts(stats: Mapping[str, int]) -> dict[str, int]:
+    """Encode stats by what became of the inputs: ``dropped/unreadable_image``, ``warnings/truncated_image``
+    (the names of their ``data/`` metric keys, :func:`prodmatch.layout.data_key`)."""
     return {
-        f"data/{'dropped' if name in DROPPED_STATS else 'warnings'}/{name}": int(count)
+        f"{'dropped' if name in DROPPED_STATS else 'warnings'}/{name}": int(count)
         for name, count in stats.items()
     }
 

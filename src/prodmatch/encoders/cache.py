@@ -8,8 +8,8 @@ simply never read again.
 Entries are ``.npy`` files written atomically and durably (temporary file, flushed, then renamed) with the usual
 permissions, and are read back memory-mapped, so a large matrix is never held twice: big outputs are written by
 the encoder straight into a memory-mapped temporary file, whose space is allocated first. A JSON file beside each
-entry keeps the encode stats (e.g. unreadable images), so a hit reports the same counts as the run that computed
-it.
+entry keeps what the encode met (e.g. unreadable images), so a hit returns the same
+:class:`~prodmatch.encoders.base.EncodeResult` as the run that computed it.
 
 The cache is an optimisation and never ends a run: an entry that is empty, short, unparsable or of the wrong
 shape is a miss (one warning) and is written again; an entry that cannot be written (a full disk or quota, a
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prodmatch.encoders.base import IMAGE_MODALITY, Encoder, EncodeStats
+from prodmatch.encoders.base import IMAGE_MODALITY, Encoder, EncodeResult
 from prodmatch.errors import one_line
 from prodmatch.utils.atomic import (
     allocated_memmap,
@@ -90,18 +90,14 @@ class EmbeddingCache:
         digest = stable_hash(_FORMAT, key, encoder.modality, identity)[:40]
         return self.root / f"{type(encoder).__name__.lower()}-{encoder.modality}-{digest}.npy"
 
-    def get_or_compute(self, encoder: Encoder, inputs: Sequence[str | Path]) -> np.ndarray:
-        """float32 [N, dim] for ``inputs`` (read-only memory map when cached); ``encoder.stats`` as if encoded."""
+    def get_or_compute(self, encoder: Encoder, inputs: Sequence[str | Path]) -> EncodeResult:
+        """The encode result of ``inputs``, its vectors a read-only memory map when cached."""
         path = self.path_for(encoder, inputs)
         if path is None:
             return encoder.encode(inputs)
         cached = self._load(path, len(inputs))
         if cached is not None:
-            vectors, meta = cached
             self.hits += 1
-            encoder.stats = dict(meta.get("stats", {}))
-            if hasattr(encoder, "stats_examples"):
-                encoder.stats_examples = dict(meta.get("examples", {}))
             log.info(
                 "embedding cache hit: %d %s inputs (%s) <- %s",
                 len(inputs),
@@ -109,7 +105,7 @@ class EmbeddingCache:
                 type(encoder).__name__,
                 path.name,
             )
-            return vectors
+            return _result(*cached)
         self.misses += 1
         log.info(
             "embedding cache miss: %d %s inputs (%s); encoding",
@@ -118,9 +114,9 @@ class EmbeddingCache:
             type(encoder).__name__,
         )
         self._remove_orphans()
-        vectors = self._compute(encoder, inputs, path)
+        result = self._compute(encoder, inputs, path)
         loaded = self._load(path, len(inputs)) if path.is_file() else None
-        return vectors if loaded is None else loaded[0]  # read back memory-mapped: one copy, read-only
+        return result if loaded is None else _result(*loaded)  # read back memory-mapped: one copy, read-only
 
     def _remove_orphans(self) -> None:
         """Once per cache object: remove what writers killed mid-write on this host left in the folder."""
@@ -135,37 +131,37 @@ class EmbeddingCache:
         except OSError:
             pass  # a folder we cannot clean is still one we can read
 
-    def _compute(self, encoder: Encoder, inputs: Sequence[str | Path], path: Path) -> np.ndarray:
+    def _compute(self, encoder: Encoder, inputs: Sequence[str | Path], path: Path) -> EncodeResult:
         """Encode into the entry: straight into a memory-mapped temp file when big, else in memory. When the
         entry cannot be written, the vectors are returned all the same (see :meth:`_write_failed`)."""
         rows = len(inputs)
         if self.writable and _accepts_out(encoder) and rows * encoder.dim * 4 >= self.memmap_min_bytes:
-            out, encoded = None, False
+            out, met = None, None
             try:
                 with atomic_path(path) as tmp:
                     # space allocated first: a full disk is an OSError here, never a SIGBUS while encoding
                     out = allocated_memmap(tmp, np.float32, (rows, encoder.dim))
-                    encoder.encode(inputs, out=out)  # the encoder normalises ``out`` in place
-                    encoded = True
+                    met = encoder.encode(inputs, out=out)  # the encoder normalises ``out`` in place
                     out.flush()
-                    self._write_meta(path, encoder, rows)  # before the rename publishes the vectors
-                return out
+                    self._write_meta(path, met, rows)  # before the rename publishes the vectors
+                return EncodeResult(out, met.counts, met.examples)
             except OSError as err:
                 if out is None:  # no room for the entry (or no folder): encode in memory instead
                     self._write_failed(path, err)
-                    return np.asarray(encoder.encode(inputs), dtype=np.float32)
-                if not encoded:
+                    return _in_memory(encoder.encode(inputs))
+                if met is None:
                     raise  # the encoder's own error
+                # whole: the map outlives its removed temporary file
                 self._write_failed(path, err)
-                return out  # whole: the map outlives its removed temporary file
-        vectors = np.asarray(encoder.encode(inputs), dtype=np.float32)
+                return EncodeResult(out, met.counts, met.examples)
+        result = _in_memory(encoder.encode(inputs))
         if self.writable:
             try:
-                self._write_meta(path, encoder, rows)
-                save_npy(path, vectors)
+                self._write_meta(path, result, rows)
+                save_npy(path, result.vectors)
             except OSError as err:
                 self._write_failed(path, err)
-        return vectors
+        return result
 
     def _write_failed(self, path: Path, err: OSError) -> None:
         """One warning, then no more writes in this run; a meta file without its vectors is removed."""
@@ -182,10 +178,9 @@ class EmbeddingCache:
         )
 
     @staticmethod
-    def _write_meta(path: Path, encoder: Encoder, rows: int) -> None:
-        stats: EncodeStats = dict(getattr(encoder, "stats", {}))
-        examples = dict(getattr(encoder, "stats_examples", {}))
-        write_json(_meta_path(path), {"rows": rows, "stats": stats, "examples": examples})
+    def _write_meta(path: Path, result: EncodeResult, rows: int) -> None:
+        meta = {"rows": rows, "stats": dict(result.counts), "examples": dict(result.examples)}
+        write_json(_meta_path(path), meta)
 
     @staticmethod
     def _load(path: Path, rows: int) -> tuple[np.ndarray, dict] | None:
@@ -211,6 +206,16 @@ class EmbeddingCache:
             )
             return None
         return vectors, meta
+
+
+def _in_memory(result: EncodeResult) -> EncodeResult:
+    """``result`` with its vectors as a float32 array (what an entry holds)."""
+    return EncodeResult(np.asarray(result.vectors, dtype=np.float32), result.counts, result.examples)
+
+
+def _result(vectors: np.ndarray, meta: dict) -> EncodeResult:
+    """A cache entry as the encode result that wrote it."""
+    return EncodeResult(vectors, dict(meta.get("stats", {})), dict(meta.get("examples", {})))
 
 
 def _meta_path(path: Path) -> Path:

@@ -15,7 +15,8 @@ amounts (an accent) count, instead of the largest area (the frame) deciding alon
 histogram's cosine.
 
 Decoding goes through the project's robust loader (:class:`prodmatch.data.images.ImageDataset`, in DataLoader
-workers): an image that cannot be read gives a NaN row and a count in ``encoder.stats``, a truncated one is
+workers): an image that cannot be read gives a NaN row and a count in the
+:class:`~prodmatch.encoders.base.EncodeResult`, a truncated one is
 counted as a warning, as for the ResNet encoder. The histograms of a batch are one ``np.bincount``.
 """
 
@@ -29,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from prodmatch.data.images import IMAGE_UNREADABLE, STATUS_REASONS, ImageDataset, to_uint8_tensor
-from prodmatch.encoders.base import IMAGE_MODALITY, EncodeStats
+from prodmatch.encoders.base import IMAGE_MODALITY, EncodeResult
 from prodmatch.errors import ConfigError
 from prodmatch.utils.vectors import l2_normalize
 
@@ -138,8 +139,6 @@ class ColorHistEncoder:
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.progress = progress
-        self.stats: EncodeStats = {}
-        self.stats_examples: dict[str, str] = {}
 
     @property
     def dim(self) -> int:
@@ -156,7 +155,7 @@ class ColorHistEncoder:
             f"|background={self.background}{tol}|power={self.power:g}"
         )
 
-    def encode(self, inputs: Sequence[str | Path]) -> np.ndarray:
+    def encode(self, inputs: Sequence[str | Path]) -> EncodeResult:
         """float32 [N, bins**3], L2-normalised, in input order; NaN rows for images that cannot be read."""
         from torch.utils.data import DataLoader
         from tqdm.auto import tqdm
@@ -177,23 +176,16 @@ class ColorHistEncoder:
             out[start : start + len(rows)] = rows
             statuses[start : start + len(rows)] = status.numpy()
             start += len(rows)
-        self._record_stats(paths, statuses)
-        return l2_normalize(out, inplace=True)
-
-    def _record_stats(self, paths: Sequence[str], statuses: np.ndarray) -> None:
-        """``stats`` / ``stats_examples`` from the per-image statuses, and one warning line for what they hold."""
-        self.stats, self.stats_examples = {}, {}
-        parts = []
-        for code, reason in STATUS_REASONS.items():
-            rows = np.flatnonzero(statuses == code)
-            if rows.size:
-                self.stats[reason] = int(rows.size)
-                self.stats_examples[reason] = paths[rows[0]]
-                parts.append(f"{rows.size} {reason.replace('_', ' ')}(s), e.g. {paths[rows[0]]}")
-        if parts:
+        result = EncodeResult.from_statuses(l2_normalize(out, inplace=True), paths, statuses, STATUS_REASONS)
+        if result.counts:
+            met = "; ".join(
+                f"{n} {reason.replace('_', ' ')}(s), e.g. {result.examples[reason]}"
+                for reason, n in result.counts.items()
+            )
             log.warning(
                 "colour histograms of %d files met %s; unreadable rows are NaN (dropped and counted), truncated "
                 "images were decoded as far as the file goes",
                 len(paths),
-                "; ".join(parts),
+                met,
             )
+        return result

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from prodmatch.encoders.sentence import check_pooling, load_sentence_model, quiet_loading
 from prodmatch.errors import ConfigError, ProdmatchError, one_line
+from prodmatch.layout import TEXT_MODEL_CACHE_DIR
 from prodmatch.utils.hashing import stable_hash, texts_hash
 from prodmatch.utils.locks import file_lock
 
@@ -204,7 +205,7 @@ def default_cache_dir() -> Path:
     base = os.environ.get("PRODMATCH_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", "~/.cache"), "prodmatch"
     )
-    return Path(base).expanduser() / "text_models"
+    return Path(base).expanduser() / TEXT_MODEL_CACHE_DIR
 
 
 def local_model_key(texts: Sequence[str], pooling: str, seed: int, **local: int) -> str:

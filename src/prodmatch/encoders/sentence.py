@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prodmatch.encoders.device import resolve_device
-from prodmatch.encoders.network import hub_offline_by_env, hub_reachable
 from prodmatch.errors import ConfigError, WeightsUnavailableError, one_line
+from prodmatch.utils.network import hub_offline_by_env, hub_reachable
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from prodmatch.encoders.base import TEXT_MODALITY, EncodeStats
+from prodmatch.encoders.base import TEXT_MODALITY, EncodeResult
 from prodmatch.encoders.local_text import check_local, local_model_key, local_sentence_model
 from prodmatch.encoders.sentence import DEFAULT_MODEL, check_pooling, is_local_path, load_sentence_model
 from prodmatch.errors import ConfigError
@@ -29,8 +29,8 @@ __all__ = ["TextEncoder"]
 class TextEncoder:
     """Sentence embeddings of texts, L2-normalised, batched by length with a progress bar.
 
-    ``model``: a ready SentenceTransformer (a training module's live model): never cached, and left in the
-    training mode it was in.
+    ``model``: a ready SentenceTransformer (a training module's live model): never cached, and handed back in
+    the mode it was in (sentence-transformers' ``encode`` switches a model to eval mode and leaves it there).
     """
 
     modality = TEXT_MODALITY
@@ -64,7 +64,6 @@ class TextEncoder:
         self.cache_dir = cache_dir
         self.seed = seed
         self.progress = progress
-        self.stats: EncodeStats = {}
         self._external = model is not None  # a training module's model: its weights change, never cache
         self._model = model
         self._corpus: tuple[str, list[str]] | None = None  # (local model key, texts) once fitted
@@ -128,12 +127,15 @@ class TextEncoder:
                 return None  # unreadable: loading it will say so; nothing to key a cache entry by
         return f"st|{name}|{suffix}"
 
-    def encode(self, inputs: Sequence[str]) -> np.ndarray:
+    @property
+    def network(self) -> SentenceTransformer:
+        return self.model
+
+    def encode(self, inputs: Sequence[str]) -> EncodeResult:
         """float32 [N, dim], L2-normalised, in input order."""
-        self.stats = {}
         texts = [str(t) for t in inputs]
         if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return EncodeResult(np.zeros((0, self.dim), dtype=np.float32))
         model = self.model
         was_training = model.training
         try:
@@ -145,5 +147,5 @@ class TextEncoder:
                 normalize_embeddings=False,  # normalised once, below, by the project's one helper
             )
         finally:
-            model.train(was_training)  # encode() switches to eval; give a training module its mode back
-        return l2_normalize(np.asarray(vectors, dtype=np.float32), inplace=True)
+            model.train(was_training)  # undo encode()'s switch to eval mode
+        return EncodeResult(l2_normalize(np.asarray(vectors, dtype=np.float32), inplace=True))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from prodmatch.encoders.base import TEXT_MODALITY, EncodeStats
+from prodmatch.encoders.base import TEXT_MODALITY, EncodeResult
 from prodmatch.errors import ConfigError
 from prodmatch.utils.hashing import stable_hash, texts_hash
 from prodmatch.utils.vectors import l2_normalize
@@ -46,6 +46,7 @@ class TfidfEncoder:
 
     modality = TEXT_MODALITY
     needs_fit = True
+    network = None  # no torch network
 
     def __init__(
         self,
@@ -76,7 +77,6 @@ class TfidfEncoder:
         self.sublinear_tf = sublinear_tf
         # sellers write one model code many ways: "VE-110", "VE 110", "VE110"
         self.join_codes = bool(join_codes)
-        self.stats: EncodeStats = {}
         self._corpus: tuple[str, list[str]] | None = None  # (corpus hash, texts)
         self._fitted: tuple[str, TfidfVectorizer, TruncatedSVD | None] | None = None  # (corpus hash, ...)
 
@@ -158,9 +158,11 @@ class TfidfEncoder:
         svd = TruncatedSVD(n_components=n_components, algorithm="randomized", random_state=self.seed)
         return svd.fit(matrix)
 
-    def encode(self, inputs: Sequence[str]) -> np.ndarray:
+    def encode(self, inputs: Sequence[str]) -> EncodeResult:
         """float32 [N, dim], L2-normalised, in input order."""
-        self.stats = {}
+        return EncodeResult(self._vectors(inputs))
+
+    def _vectors(self, inputs: Sequence[str]) -> np.ndarray:
         _, vectorizer, svd = self._fit()
         matrix = vectorizer.transform([str(t) for t in inputs])
         if svd is not None:

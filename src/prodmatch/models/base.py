@@ -6,15 +6,14 @@ import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from prodmatch.backbones.resnet import FEATURE_DIM
-from prodmatch.encoders.base import WrappedEncoder
-from prodmatch.encoders.image import ImageEncoder
+from prodmatch.encoders.base import EncodeResult, WrappedEncoder
+from prodmatch.encoders.image_embedder import ImageBatchEmbedder
 from prodmatch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -93,15 +92,22 @@ class ProdmatchModule(pl.LightningModule):
         """The module as a retrieval encoder (the channel encoder `model`)."""
         raise NotImplementedError
 
-    @property
-    def retrieval_encoders(self) -> dict[str, ModuleEncoder]:
-        """Every retrieval encoder the module offers, by channel encoder name (:attr:`retrieval_encoder_names`)."""
-        return {name: self.retrieval_encoder(name) for name in self.retrieval_encoder_names}
+    def retrieval_encoders(self, pixel_cache: str | None = None) -> dict[str, ModuleEncoder]:
+        """Every retrieval encoder the module offers, by channel encoder name (:attr:`retrieval_encoder_names`).
 
-    def retrieval_encoder(self, name: str) -> ModuleEncoder:
-        """The retrieval encoder a channel names: `model` is :attr:`encoder`; subclasses add theirs."""
+        ``pixel_cache``: a folder for the pixel store of decoded eval crops, given to the image encoders as they
+        are built (the retrieval callback passes the run's); text encoders have no use for it.
+        """
+        return {name: self.retrieval_encoder(name, pixel_cache) for name in self.retrieval_encoder_names}
+
+    def retrieval_encoder(self, name: str, pixel_cache: str | None = None) -> ModuleEncoder:
+        """The retrieval encoder a channel names: `model` is :meth:`model_encoder`; subclasses add theirs."""
         if name != "model":
             raise KeyError(name)
+        return self.model_encoder(pixel_cache)
+
+    def model_encoder(self, pixel_cache: str | None = None) -> ModuleEncoder:
+        """The module as the channel encoder `model` (image modules read and write ``pixel_cache``)."""
         return self.encoder
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -163,9 +169,11 @@ class ProdmatchModule(pl.LightningModule):
 
 
 class ModuleEncoder(WrappedEncoder):
-    """An encoder over a module's live weights: evaluates in eval mode, restores the training mode after.
+    """An encoder over a module's live weights, passing its inner encoder's results on as they are.
 
-    Never cached (``cache_key`` is None) and never fitted: the weights change while training.
+    Never cached (``cache_key`` is None) and never fitted: the weights change while training. The module's mode
+    is the caller's: the retrieval callback puts it in eval mode for a whole evaluation, a loaded checkpoint is
+    in eval mode, Lightning's predict loop sets it.
     """
 
     needs_fit = False
@@ -177,12 +185,8 @@ class ModuleEncoder(WrappedEncoder):
     def fit(self, texts: Sequence[str]) -> ModuleEncoder:
         return self
 
-    def encode(self, inputs: Sequence[Any]) -> np.ndarray:
-        was_training = self.module.training
-        try:
-            return self.inner.encode(inputs)
-        finally:
-            self.module.train(was_training)
+    def encode(self, inputs: Sequence[Any]) -> EncodeResult:
+        return self.inner.encode(inputs)
 
     def cache_key(self) -> str | None:
         return None
@@ -200,7 +204,10 @@ class ResNetModule(ProdmatchModule):
     @property
     def encoder(self) -> ModuleEncoder:
         """The backbone as a retrieval encoder (L2-normalised), embedding exactly like evaluate.py."""
-        return image_encoder(self, self.backbone, feature_dim(self.backbone))
+        return self.model_encoder()
+
+    def model_encoder(self, pixel_cache: str | None = None) -> ModuleEncoder:
+        return image_encoder(self, self.backbone, feature_dim(self.backbone), pixel_cache=pixel_cache)
 
 
 def feature_dim(net: torch.nn.Module) -> int:
@@ -208,19 +215,20 @@ def feature_dim(net: torch.nn.Module) -> int:
     return int(getattr(net, "embedding_size", FEATURE_DIM))
 
 
-def image_encoder(module: ProdmatchModule, net: torch.nn.Module, dim: int | None = None) -> ModuleEncoder:
+def image_encoder(
+    module: ProdmatchModule, net: torch.nn.Module, dim: int | None = None, pixel_cache: str | None = None
+) -> ModuleEncoder:
     """`net` (images -> [B, dim] rows; 512 for a bare ResNet18) as a retrieval encoder over `module`'s live
     weights, embedding exactly like evaluate.py; the net is used as it is, nothing is loaded. The module saves
-    ``image_size``, ``encode_batch_size`` and ``encode_num_workers`` as hyper-parameters."""
+    ``image_size``, ``encode_batch_size`` and ``encode_num_workers`` as hyper-parameters. ``pixel_cache``: the
+    folder of the pixel store (decode the images once, read the crops back on later evaluations)."""
     hp = module.hparams
-    inner = ImageEncoder(
-        pretrained=False,
-        image_size=hp.image_size,
+    inner = ImageBatchEmbedder(
+        net,
+        FEATURE_DIM if dim is None else int(dim),
+        hp.image_size,
         batch_size=hp.encode_batch_size,
         num_workers=hp.encode_num_workers,
-        device=str(module.device),
-        backbone=net,
+        pixel_cache=pixel_cache,
     )
-    if dim is not None:
-        inner.dim = int(dim)  # ImageEncoder sizes its output by dim
     return ModuleEncoder(inner, module)

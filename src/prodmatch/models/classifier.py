@@ -80,17 +80,18 @@ class ClassifierModule(ResNetModule):
         """Class logits."""
         return self.head(self.backbone(images))
 
-    def retrieval_encoder(self, name: str) -> ModuleEncoder:
-        return self.posterior_encoder if name == "model_posterior" else super().retrieval_encoder(name)
+    def retrieval_encoder(self, name: str, pixel_cache: str | None = None) -> ModuleEncoder:
+        if name == "model_posterior":
+            return self.posterior_encoder(pixel_cache)
+        return super().retrieval_encoder(name, pixel_cache)
 
-    @property
-    def posterior_encoder(self) -> ModuleEncoder:
+    def posterior_encoder(self, pixel_cache: str | None = None) -> ModuleEncoder:
         """The class posterior [B, num_classes] as a retrieval encoder (L2-normalised like every channel)."""
         if self.head is None:
             raise ConfigError(
                 "the classifier's posterior needs its head; pass model.num_classes or attach the datamodule"
             )
-        return image_encoder(self, Posterior(self.backbone, self.head), self.head.out_features)
+        return image_encoder(self, Posterior(self.backbone, self.head), self.head.out_features, pixel_cache)
 
     def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
         # Both cards of each pair are labelled examples: the classifier uses the pair batches as plain images.

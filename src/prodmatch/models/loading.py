@@ -37,12 +37,19 @@ def instantiate_model(model_cfg: DictConfig | dict[str, Any], **runtime: Any) ->
     return module
 
 
+# Targets that moved since a checkpoint stored its config: the stored config still rebuilds its module.
+MOVED_TARGETS = {"prodmatch.encoders.image.build_resnet18": "prodmatch.backbones.resnet.build_resnet18"}
+
+
 def _offline(config: dict[str, Any]) -> dict[str, Any]:
-    """The config with pretrained weights switched off wherever the checkpoint supplies every weight."""
+    """The config with pretrained weights switched off wherever the checkpoint supplies every weight, and moved
+    targets at their current place."""
     out = dict(config)
     net = out.get("net")
-    if isinstance(net, dict) and "pretrained" in net:
-        out["net"] = {**net, "pretrained": False}
+    if isinstance(net, dict):
+        if net.get("_target_") in MOVED_TARGETS:
+            net = {**net, "_target_": MOVED_TARGETS[net["_target_"]]}
+        out["net"] = {**net, "pretrained": False} if "pretrained" in net else net
     return out
 
 
@@ -117,6 +124,6 @@ def load_trained_encoders(ckpt_path: str | Path) -> tuple[dict[str, CheckpointEn
     module = load_trained_module(ckpt_path)
     digest = module_digest(module)
     encoders = {
-        name: CheckpointEncoder(live, name, digest) for name, live in module.retrieval_encoders.items()
+        name: CheckpointEncoder(live, name, digest) for name, live in module.retrieval_encoders().items()
     }
     return encoders, module.modality

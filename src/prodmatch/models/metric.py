@@ -168,4 +168,7 @@ class MetricLearningModule(ProdmatchModule):
     @property
     def encoder(self) -> ModuleEncoder:
         """The net as a retrieval encoder (``embedding_size``-d, L2-normalised), embedding like evaluate.py."""
-        return image_encoder(self, self.net, self.embedding_size)
+        return self.model_encoder()
+
+    def model_encoder(self, pixel_cache: str | None = None) -> ModuleEncoder:
+        return image_encoder(self, self.net, self.embedding_size, pixel_cache)

@@ -13,6 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from prodmatch.errors import ProdmatchError
+from prodmatch.reporting.pages import write_galleries
+from prodmatch.reporting.render import write_results
+from prodmatch.reporting.results import default_note
+from prodmatch.reporting.runs import collect_runs
 from prodmatch.reporting.study import STUDY_QUERY_IDS
 
 DEFAULT_RUNS = (Path("multirun"), Path("logs"))
@@ -59,8 +63,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _results(args: argparse.Namespace) -> None:
-    from prodmatch.reporting.results import collect_runs, default_note, write_results
-
     runs = collect_runs(args.runs, latest_only=not args.all_runs)
     note = args.note or default_note(runs)
     write_results(runs, args.out / "results.md", args.out / "results.png", args.title, note)
@@ -68,9 +70,6 @@ def _results(args: argparse.Namespace) -> None:
 
 
 def _gallery(args: argparse.Namespace) -> None:
-    from prodmatch.reporting.gallery import write_galleries
-    from prodmatch.reporting.runs import collect_runs
-
     if args.k is not None and args.k < 1:
         raise ProdmatchError(f"-k {args.k}: must be at least 1")
     runs = collect_runs(args.runs)

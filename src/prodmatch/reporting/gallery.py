@@ -18,17 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 
 from prodmatch.data.catalog import Catalog
 from prodmatch.data.images import load_image
-from prodmatch.errors import CatalogError, ImageError, ProdmatchError, one_line
+from prodmatch.errors import CatalogError, ImageError, one_line
+from prodmatch.layout import METRICS_FILE, acc_key
 from prodmatch.reporting.study import STUDY_QUERY_IDS
-from prodmatch.retrieval.artifacts import METRICS_FILE
 from prodmatch.retrieval.examples import Hit, examples, positions_of_rows
 from prodmatch.retrieval.result import RetrievalResult
-from prodmatch.utils import atomic
 
 log = logging.getLogger("prodmatch.reporting")
 
@@ -122,7 +120,7 @@ def cards(catalog: Catalog, positions: Sequence[int]) -> list[Card]:
 def _acc(run_dir: Path, k: int) -> float | None:
     """The run's Acc@k from its metrics.json, None when it is not there."""
     try:
-        value = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8")).get(f"retrieval/acc@{k}")
+        value = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8")).get(acc_key(k))
     except (OSError, ValueError, AttributeError):
         return None
     return float(value) if isinstance(value, (int, float)) else None
@@ -202,40 +200,3 @@ class Thumbnails:
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=80)
         return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), None
-
-
-# --------------------------------------------------------------------------------------------- outputs
-def write_galleries(
-    runs: pd.DataFrame,
-    out_dir: Path,
-    query_ids: Sequence[int] = STUDY_QUERY_IDS,
-    k: int | None = None,
-    **paths: Path | None,
-) -> list[Path]:
-    """One page per run of ``runs`` (experiment, run_dir columns) plus ``compare.html``; returns the pages.
-
-    ``k`` None shows each run's own top-k. ``paths`` may override the runs' ``queries_csv``,
-    ``database_csv`` and ``image_root``. A run whose gallery cannot be built is skipped with a warning; if
-    none can, its error is raised.
-    """
-    from prodmatch.reporting.pages import page_name, render_comparison_page, render_run_page
-
-    out_dir = Path(out_dir)
-    galleries: list[RunGallery] = []
-    errors: list[ProdmatchError] = []
-    for name, run_dir in zip(runs["experiment"].tolist(), runs["run_dir"].tolist(), strict=True):
-        try:
-            galleries.append(load_gallery(Path(run_dir), query_ids, k, experiment=str(name), **paths))
-        except ProdmatchError as exc:
-            errors.append(exc)
-            log.warning("no gallery for %s (%s): %s", name, run_dir, exc)
-    if not galleries:
-        raise errors[0] if errors else ProdmatchError("no runs to build galleries from; pass --runs")
-    thumbs = Thumbnails()
-    written = [
-        atomic.write_text(out_dir / page_name(g.experiment), render_run_page(g, thumbs, out_dir))
-        for g in galleries
-    ]
-    written.append(atomic.write_text(out_dir / "compare.html", render_comparison_page(galleries, thumbs)))
-    log.info("wrote %d gallery pages to %s (%d runs skipped)", len(written), out_dir, len(errors))
-    return written

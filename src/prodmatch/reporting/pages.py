@@ -1,15 +1,23 @@
-"""Gallery HTML: one page per run and one side-by-side page, self-contained (thumbnails inlined)."""
+"""Gallery HTML: one page per run and one side-by-side page, self-contained (thumbnails inlined), written out."""
 
 from __future__ import annotations
 
 import html
+import logging
 import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from prodmatch.reporting.gallery import Card, QueryView, RunGallery, Thumbnails
+import pandas as pd
+
+from prodmatch.errors import ProdmatchError
+from prodmatch.reporting.gallery import Card, QueryView, RunGallery, Thumbnails, load_gallery
+from prodmatch.reporting.study import STUDY_QUERY_IDS
 from prodmatch.retrieval.examples import Hit
+from prodmatch.utils import atomic
+
+log = logging.getLogger("prodmatch.reporting")
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:16px;color:#222}
@@ -147,3 +155,37 @@ def render_comparison_page(galleries: Sequence[RunGallery], thumbs: Thumbnails |
             f'<div class="runs">{"".join(rows)}</div></div>'
         )
     return page.document("Top matches across experiments", intro, body)
+
+
+def write_galleries(
+    runs: pd.DataFrame,
+    out_dir: Path,
+    query_ids: Sequence[int] = STUDY_QUERY_IDS,
+    k: int | None = None,
+    **paths: Path | None,
+) -> list[Path]:
+    """One page per run of ``runs`` (experiment, run_dir columns) plus ``compare.html``; returns the pages.
+
+    ``k`` None shows each run's own top-k. ``paths`` may override the runs' ``queries_csv``,
+    ``database_csv`` and ``image_root``. A run whose gallery cannot be built is skipped with a warning; if
+    none can, its error is raised.
+    """
+    out_dir = Path(out_dir)
+    galleries: list[RunGallery] = []
+    errors: list[ProdmatchError] = []
+    for name, run_dir in zip(runs["experiment"].tolist(), runs["run_dir"].tolist(), strict=True):
+        try:
+            galleries.append(load_gallery(Path(run_dir), query_ids, k, experiment=str(name), **paths))
+        except ProdmatchError as exc:
+            errors.append(exc)
+            log.warning("no gallery for %s (%s): %s", name, run_dir, exc)
+    if not galleries:
+        raise errors[0] if errors else ProdmatchError("no runs to build galleries from; pass --runs")
+    thumbs = Thumbnails()
+    written = [
+        atomic.write_text(out_dir / page_name(g.experiment), render_run_page(g, thumbs, out_dir))
+        for g in galleries
+    ]
+    written.append(atomic.write_text(out_dir / "compare.html", render_comparison_page(galleries, thumbs)))
+    log.info("wrote %d gallery pages to %s (%d runs skipped)", len(written), out_dir, len(errors))
+    return written

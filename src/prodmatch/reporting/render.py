@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import textwrap
@@ -13,6 +14,8 @@ import pandas as pd
 
 from prodmatch.reporting import results, study
 from prodmatch.utils import atomic
+
+log = logging.getLogger("prodmatch.reporting")
 
 MISSING = "—"
 
@@ -93,10 +96,14 @@ def results_markdown(
         if part.empty:
             continue
         lines += [f"## {study.TABLE_TITLES[section]}", ""]
-        if part["status"].eq("ok").any():
-            lines += [*_section_table(part, k), ""]
-        else:  # a whole section left out of this report: one line, not a table of "not run" rows
-            lines += ["Not run in this report: " + ", ".join(f"`{e}`" for e in part["experiment"]) + ".", ""]
+        ok = part["status"].eq("ok")
+        if ok.any():
+            lines += [*_section_table(part.loc[ok], k), ""]
+        if not ok.all():  # the study rows left out of this report: one line, not a table of "not run" rows
+            lines += [
+                "Not run in this report: " + ", ".join(f"`{e}`" for e in part.loc[~ok, "experiment"]) + ".",
+                "",
+            ]
     if results.target_columns(table) and not ran.empty:
         lines += _targets_table(ran, k)
     if not ran.empty:
@@ -122,8 +129,8 @@ def plot_results(table: pd.DataFrame, out_png: Path, title: str, note: str) -> P
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    ran_sections = set(table.loc[table["status"] == "ok", "table"])
-    rows = table.loc[table["table"].isin(ran_sections)] if ran_sections else table
+    ran = table["status"] == "ok"
+    rows = table.loc[ran] if ran.any() else table  # the rows that ran (all, as "not run", when none did)
     rows = rows.iloc[::-1]  # barh draws bottom-up; keep the table's top row on top
     k = results.k_label(rows.loc[rows["status"] == "ok", "k"])
     y = np.arange(len(rows))
@@ -152,3 +159,16 @@ def plot_results(table: pd.DataFrame, out_png: Path, title: str, note: str) -> P
     with atomic.atomic_path(out_png) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     return out_png
+
+
+def write_results(df: pd.DataFrame, out_md: Path, out_png: Path, title: str, note: str) -> pd.DataFrame:
+    """Write the markdown table and the bar chart; ``df`` is a build_table() or a collect_runs() frame."""
+    table = df if results.STUDY_ACC in df.columns else results.build_table(df)
+    out_md, out_png = Path(out_md), Path(out_png)
+    plot_results(table, out_png, title, note)
+    png_name = Path(os.path.relpath(out_png, out_md.parent)).as_posix()
+    atomic.write_text(out_md, results_markdown(table, title, note, png_name, base=out_md.parent))
+    log.info(
+        "wrote %s and %s (%d rows, %d run)", out_md, out_png, len(table), int(table["status"].eq("ok").sum())
+    )
+    return table

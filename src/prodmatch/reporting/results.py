@@ -8,7 +8,6 @@ when at least one run has them (see :data:`MEASURES`).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from prodmatch.layout import BEFORE_FIT, SEEN, WALL_KEY, acc_key, match_key, retrieval_key
 from prodmatch.reporting import study
 from prodmatch.reporting.runs import collect_runs
-from prodmatch.utils import atomic
 
-__all__ = ["MEASURES", "Measure", "build_table", "collect_runs", "default_note", "write_results"]
+__all__ = ["MEASURES", "Measure", "build_table", "collect_runs", "default_note"]
 
 log = logging.getLogger("prodmatch.reporting")
 
-ACC_KEY = "retrieval/acc@{k}"
-BEFORE_FIT = "before_fit/"
+ACC_KEY = acc_key("{k}")  # a template: each run's own k fills it
 # Columns of build_table(): rates in percent (0..100) unless a Measure says otherwise.
 ACC = "acc"
 BEFORE_ACC = "before_fit_acc"
@@ -47,22 +45,28 @@ class Measure:
 
 
 MEASURES: tuple[Measure, ...] = (
-    Measure("sku_recall", "retrieval/sku_recall@{k}", "SKU R@{k}"),
-    Measure("sku_full_recall", "retrieval/sku_full_recall@{k}", "SKU full R@{k}"),
-    Measure("sku_map", "retrieval/sku_map@{k}", "SKU mAP@{k}", scale=1.0, spec=".3f"),
-    Measure("sku_mrr", "retrieval/sku_mrr", "SKU MRR", scale=1.0, spec=".3f"),
-    Measure("match_f1", "match/f1", "match F1", scale=1.0, spec=".3f"),
+    Measure("sku_recall", retrieval_key("sku_recall@{k}"), "SKU R@{k}"),
+    Measure("sku_full_recall", retrieval_key("sku_full_recall@{k}"), "SKU full R@{k}"),
+    Measure("sku_map", retrieval_key("sku_map@{k}"), "SKU mAP@{k}", scale=1.0, spec=".3f"),
+    Measure("sku_mrr", retrieval_key("sku_mrr"), "SKU MRR", scale=1.0, spec=".3f"),
+    Measure("match_f1", match_key("f1"), "match F1", scale=1.0, spec=".3f"),
     # a trained row's own net before its first step (the untrained row of its family)
-    Measure("before_fit_sku_recall", BEFORE_FIT + "retrieval/sku_recall@{k}", "untrained SKU R@{k}"),
     Measure(
-        "before_fit_sku_mrr", BEFORE_FIT + "retrieval/sku_mrr", "untrained SKU MRR", scale=1.0, spec=".3f"
+        "before_fit_sku_recall", retrieval_key("sku_recall@{k}", stage=BEFORE_FIT), "untrained SKU R@{k}"
+    ),
+    Measure(
+        "before_fit_sku_mrr",
+        retrieval_key("sku_mrr", stage=BEFORE_FIT),
+        "untrained SKU MRR",
+        scale=1.0,
+        spec=".3f",
     ),
     # the product protocol's products seen in training (train) or tuning (val), beside the unseen ones above
-    Measure("seen_sku_recall", "seen/retrieval/sku_recall@{k}", "seen SKU R@{k}"),
-    Measure("seen_sku_mrr", "seen/retrieval/sku_mrr", "seen SKU MRR", scale=1.0, spec=".3f"),
-    Measure("seen_match_f1", "seen/match/f1", "seen match F1", scale=1.0, spec=".3f"),
-    Measure("ann_recall", "retrieval/ann_recall@{k}", "ANN R@{k}"),
-    Measure("wall_min", "job/wall_s", "wall min", scale=1 / 60, spec=".1f"),
+    Measure("seen_sku_recall", retrieval_key("sku_recall@{k}", group=SEEN), "seen SKU R@{k}"),
+    Measure("seen_sku_mrr", retrieval_key("sku_mrr", group=SEEN), "seen SKU MRR", scale=1.0, spec=".3f"),
+    Measure("seen_match_f1", match_key("f1", group=SEEN), "seen match F1", scale=1.0, spec=".3f"),
+    Measure("ann_recall", retrieval_key("ann_recall@{k}"), "ANN R@{k}"),
+    Measure("wall_min", WALL_KEY, "wall min", scale=1 / 60, spec=".1f"),
 )
 
 
@@ -80,7 +84,7 @@ def target_names(runs: pd.DataFrame) -> list[str]:
     """Targets with a per-target Acc@k in at least one run (at that run's k), sorted."""
     names: set[str] = set()
     for k, rows in runs.groupby("k").groups.items():
-        prefix = ACC_KEY.format(k=int(k)) + "/"
+        prefix = acc_key(int(k), "")  # "retrieval/acc@<k>/": what every per-target key starts with
         cols = [c for c in runs.columns if str(c).startswith(prefix)]
         names |= {c[len(prefix) :] for c in cols if runs.loc[rows, c].notna().any()}
     return sorted(names)
@@ -95,11 +99,11 @@ def _ours(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             "run_dir": runs["run_dir"].map(str),
             "k": runs["k"].astype(int),
             ACC: 100.0 * per_run(runs, ACC_KEY),
-            BEFORE_ACC: 100.0 * per_run(runs, BEFORE_FIT + ACC_KEY),
+            BEFORE_ACC: 100.0 * per_run(runs, acc_key("{k}", stage=BEFORE_FIT)),
         }
     )
     for name in target_names(runs):
-        ours[TARGET_PREFIX + name] = 100.0 * per_run(runs, f"{ACC_KEY}/{name}")
+        ours[TARGET_PREFIX + name] = 100.0 * per_run(runs, acc_key("{k}", name))
     present = []
     for m in MEASURES:
         values = per_run(runs, m.key)
@@ -163,21 +167,6 @@ def target_columns(table: pd.DataFrame) -> list[str]:
 def measure_columns(table: pd.DataFrame) -> list[Measure]:
     """The optional measures a build_table() frame holds, in MEASURES order."""
     return [m for m in MEASURES if m.column in table.columns]
-
-
-def write_results(df: pd.DataFrame, out_md: Path, out_png: Path, title: str, note: str) -> pd.DataFrame:
-    """Write the markdown table and the bar chart; ``df`` is a build_table() or a collect_runs() frame."""
-    from prodmatch.reporting.render import plot_results, results_markdown
-
-    table = df if STUDY_ACC in df.columns else build_table(df)
-    out_md, out_png = Path(out_md), Path(out_png)
-    plot_results(table, out_png, title, note)
-    png_name = Path(os.path.relpath(out_png, out_md.parent)).as_posix()
-    atomic.write_text(out_md, results_markdown(table, title, note, png_name, base=out_md.parent))
-    log.info(
-        "wrote %s and %s (%d rows, %d run)", out_md, out_png, len(table), int(table["status"].eq("ok").sum())
-    )
-    return table
 
 
 def default_note(runs: pd.DataFrame) -> str:

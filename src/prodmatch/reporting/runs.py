@@ -16,15 +16,12 @@ from typing import Any
 import pandas as pd
 
 from prodmatch.errors import ConfigError, ProdmatchError
+from prodmatch.layout import METRICS_FILE, RESULT_DIR, RESULT_META_FILE, STATUS_FILE, WALL_KEY
 from prodmatch.reporting.study import Experiment, study_row
-from prodmatch.retrieval.artifacts import METRICS_FILE
-from prodmatch.retrieval.result import RESULT_DIR
 
 log = logging.getLogger("prodmatch.reporting")
 
-RESULT_FILE = Path(RESULT_DIR) / "result.json"
-STATUS_FILE = "job_status.json"  # written by prodmatch.utils.task (kept free of its Hydra imports)
-WALL_KEY = "job/wall_s"  # the job's wall time, from job_status.json
+RESULT_FILE = Path(RESULT_DIR) / RESULT_META_FILE
 # Columns every collect_runs() row has besides the numeric metric keys.
 RUN_COLUMNS = ("experiment", "task", "run_dir", "mtime", "k", "data", "queries_csv", "study")
 

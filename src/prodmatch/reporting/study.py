@@ -8,17 +8,14 @@ comparable) or null where the study has no figure. Adding or renaming an experim
 from __future__ import annotations
 
 import functools
-import importlib.resources
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from prodmatch.errors import ConfigError
 from prodmatch.retrieval.examples import SHOWCASE_QUERY_IDS
-from prodmatch.utils.config import config_path
+from prodmatch.utils.config import config_files, config_path
 
 OFF_THE_SHELF = "off_the_shelf"
 FINE_TUNED = "fine_tuned"
@@ -38,8 +35,6 @@ STUDY_K = 10
 # The study's visual check looked at these query rows (row positions in company_data.csv).
 STUDY_QUERY_IDS: tuple[int, ...] = SHOWCASE_QUERY_IDS
 
-_PKG = "pkg://"
-
 
 @dataclass(frozen=True)
 class Experiment:
@@ -52,20 +47,6 @@ class Experiment:
     study_acc10: float | None = None  # percent, as printed in the study
     order: int = 0  # position in its table
     task: str = "evaluate"  # the entry point that runs it: evaluate (off-the-shelf) or train
-
-
-def experiment_files(config_dir: str) -> Iterator[tuple[str, str]]:
-    """(name, YAML text) of every ``experiment/*.yaml`` under a config dir: a folder or ``pkg://<package>``."""
-    if config_dir.startswith(_PKG):
-        base: Any = importlib.resources.files(config_dir[len(_PKG) :])
-    else:
-        base = Path(config_dir)
-    folder = base / "experiment"
-    if not folder.is_dir():
-        raise ConfigError(f"{config_dir}: no experiment/ folder; point the config path at prodmatch's conf/")
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".yaml"):
-            yield entry.name[: -len(".yaml")], entry.read_text(encoding="utf-8")
 
 
 def study_row(name: str, block: Any, source: str = "") -> Experiment:
@@ -101,7 +82,7 @@ def experiments(config_dir: str | None = None) -> tuple[Experiment, ...]:
     """Every experiment with a ``study:`` block, by table (off-the-shelf first), then by its order."""
     config_dir = config_dir or config_path()
     rows = []
-    for name, text in experiment_files(config_dir):
+    for name, text in config_files(config_dir, "experiment"):
         try:
             block = OmegaConf.to_container(OmegaConf.create(text)).get("study")
         except Exception as exc:  # YAML and OmegaConf raise many error classes

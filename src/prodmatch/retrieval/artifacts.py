@@ -1,4 +1,8 @@
-"""The run artifacts of a retrieval result: metrics.json, matches.csv (contract) and the top-N match export."""
+"""The run artifacts of a retrieval result: metrics.json and matches.csv (contract).
+
+``matches.csv`` is also the business export (match.py): one row per (query, rank) of the top-k with the score,
+the contract's columns first, then both cards' key columns.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prodmatch.layout import MATCHES_FILE, METRICS_FILE
 from prodmatch.retrieval.protocol import SPLIT_COLUMN
 from prodmatch.retrieval.result import RetrievalResult
 from prodmatch.utils import atomic
 
-METRICS_FILE = "metrics.json"
-MATCHES_FILE = "matches.csv"
 MATCH_COLUMNS = (
     "query_idx",
     "rank",
@@ -26,7 +29,9 @@ MATCH_COLUMNS = (
     "query_target",
     "db_target",
 )
-EXPORT_COLUMNS = ("title", "price", "dealer", "target", "cat_1", "cat_2", "cat_3", "img_ref", "sku")
+# The cards' key columns after the contract's (where the catalogs have them): query_<column>, db_<column>.
+QUERY_KEY_COLUMNS = ("price", "dealer", "sku")
+DB_KEY_COLUMNS = ("price", "dealer", "cat_1", "cat_2", "cat_3", "img_ref", "sku")
 
 
 def ranked_pairs(result: RetrievalResult, depth: int | None = None) -> tuple[np.ndarray, ...]:
@@ -45,7 +50,8 @@ def _column(frame: pd.DataFrame, name: str, pos: np.ndarray) -> np.ndarray:
 
 
 def matches_frame(result: RetrievalResult) -> pd.DataFrame:
-    """One row per (query, rank) of the top-k with CSV row positions and titles/targets of both sides."""
+    """One row per (query, rank) of the top-k: CSV row positions, score, titles and targets of both sides (the
+    contract's columns), the query's product group under the product protocol, then the cards' key columns."""
     qpos, rank, dpos, score = ranked_pairs(result)
     qframe, dframe = result.queries.frame, result.database.frame
     columns = {
@@ -60,21 +66,8 @@ def matches_frame(result: RetrievalResult) -> pd.DataFrame:
     }
     if SPLIT_COLUMN in qframe.columns:  # product-level protocol: the product group of the query's SKU
         columns["query_split"] = _column(qframe, SPLIT_COLUMN, qpos)
-    return pd.DataFrame(columns)
-
-
-def export_frame(result: RetrievalResult, top_n: int | None = None) -> pd.DataFrame:
-    """The business export: each query card's top-N with scores and both cards' key columns."""
-    qpos, rank, dpos, score = ranked_pairs(result, top_n)
-    qframe, dframe = result.queries.frame, result.database.frame
-    columns: dict[str, np.ndarray] = {"query_idx": result.queries.row_ids[qpos]}
-    for col in ("title", "price", "dealer", "sku"):
-        if col in qframe:
-            columns[f"query_{col}"] = _column(qframe, col, qpos)
-    columns |= {"rank": rank, "score": np.round(score, 6), "db_idx": result.database.row_ids[dpos]}
-    for col in EXPORT_COLUMNS:
-        if col in dframe:
-            columns[f"db_{col}"] = _column(dframe, col, dpos)
+    columns |= {f"query_{c}": _column(qframe, c, qpos) for c in QUERY_KEY_COLUMNS if c in qframe.columns}
+    columns |= {f"db_{c}": _column(dframe, c, dpos) for c in DB_KEY_COLUMNS if c in dframe.columns}
     return pd.DataFrame(columns)
 
 
@@ -90,11 +83,3 @@ def write_matches(result: RetrievalResult, run_dir: str | Path) -> Path:
     with atomic.atomic_path(path) as tmp:
         matches_frame(result).to_csv(tmp, index=False)
     return path
-
-
-def write_export(result: RetrievalResult, path: str | Path, top_n: int | None = None) -> pd.DataFrame:
-    """The top-N export CSV, written atomically; returns the frame."""
-    frame = export_frame(result, top_n)
-    with atomic.atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
-    return frame

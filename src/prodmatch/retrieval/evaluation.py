@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from prodmatch import layout
 from prodmatch.retrieval import artifacts
 from prodmatch.retrieval.metrics import SKU_KEYS, choose_threshold, match_metrics, metric_dict
 from prodmatch.retrieval.protocol import (
@@ -25,32 +26,34 @@ from prodmatch.retrieval.protocol import (
     scored_groups,
 )
 from prodmatch.retrieval.result import RetrievalResult
+from prodmatch.tracking import log_examples, log_metrics, log_per_target
 
 log = logging.getLogger("prodmatch.retrieval")
 
-PREFIX = "retrieval/"
-MATCH = "match/"
 
-
-def score(result: RetrievalResult, prefix: str = PREFIX) -> dict[str, float]:
+def score(result: RetrievalResult, stage: str = "") -> dict[str, float]:
     """Acc@k overall and per target, SKU measures where both catalogs have SKUs, the ANN recall, data counts.
 
     Under the product protocol (the queries carry a ``split`` column) the ranking keys and ``match/*`` are over
     the test products' queries, and the same keys prefixed ``seen/`` over the train and val products' queries
     (see :mod:`prodmatch.retrieval.protocol`); ``split/<group>`` counts the query cards of each group.
+    ``stage`` (:data:`prodmatch.layout.STAGES`) goes in front of every key: the training callback's
+    ``before_fit/`` and ``epoch/`` evaluations.
     """
-    base = prefix.replace(PREFIX, "")  # "before_fit/" for the before-fit evaluation, "" otherwise
     split = query_split(result.queries)
     if split is None:
-        metrics = _ranking(result, np.ones(len(result.queries), dtype=bool), prefix)
+        metrics = _ranking(result, np.ones(len(result.queries), dtype=bool), layout.retrieval_prefix(stage))
     else:
-        metrics = _product(result, split, base)
-    recall_key = f"ann_recall@{result.k}"
-    if recall_key in result.search:
-        metrics[prefix + recall_key] = float(result.search[recall_key])
-        metrics[prefix + "ann_recall_sample"] = float(result.search.get("ann_recall_sample", 0))
-    metrics |= {f"{base}data/{key}": float(n) for key, n in result.data.items()}
-    metrics |= {f"{base}fusion/weight/{label}": float(w) for label, w in result.fusion_weights.items()}
+        metrics = _product(result, split, stage)
+    recall = layout.ann_recall_name(result.k)
+    if recall in result.search:
+        metrics[layout.retrieval_key(recall, stage)] = float(result.search[recall])
+        sample = float(result.search.get(layout.ANN_RECALL_SAMPLE, 0))
+        metrics[layout.retrieval_key(layout.ANN_RECALL_SAMPLE, stage)] = sample
+    metrics |= {layout.data_key(name, stage): float(n) for name, n in result.data.items()}
+    metrics |= {
+        layout.fusion_weight_key(label, stage): float(w) for label, w in result.fusion_weights.items()
+    }
     return metrics
 
 
@@ -62,7 +65,7 @@ def _ranking(result: RetrievalResult, rows: np.ndarray, prefix: str) -> dict[str
     """Acc@k (overall, per target) and the SKU measures of the top-k, over the query cards at ``rows``."""
     with_sku = _with_sku(result)
     if not rows.any():  # an empty group: its keys exist, without a value
-        keys = [f"acc@{result.k}", *(key.format(k=result.k) for key in SKU_KEYS if with_sku)]
+        keys = [layout.acc_name(result.k), *(key.format(k=result.k) for key in SKU_KEYS if with_sku)]
         return {prefix + key: float("nan") for key in keys}
     queries = result.queries
     return metric_dict(
@@ -86,17 +89,17 @@ def match_threshold(result: RetrievalResult, rows: np.ndarray) -> float:
         return float("nan")
 
 
-def _product(result: RetrievalResult, split: np.ndarray, base: str) -> dict[str, float]:
+def _product(result: RetrievalResult, split: np.ndarray, stage: str) -> dict[str, float]:
     """The product protocol's keys: headline (test products) and seen/ (train and val products)."""
     check_scored(split)
     threshold = match_threshold(result, split == THRESHOLD_GROUP)
     metrics: dict[str, float] = {}
     for group, rows in scored_groups(split).items():
-        metrics |= _ranking(result, rows, f"{base}{group}{PREFIX}")
-        metrics |= _match(result, rows, threshold, f"{base}{group}{MATCH}")
+        metrics |= _ranking(result, rows, layout.retrieval_prefix(stage, group))
+        metrics |= _match(result, rows, threshold, layout.match_prefix(stage, group))
     counts = group_counts(split)
     log.info("product protocol: query cards per product group %s", counts)
-    return metrics | {f"{base}split/{group}": float(n) for group, n in counts.items()}
+    return metrics | {layout.split_key(group, stage): float(n) for group, n in counts.items()}
 
 
 def _match(result: RetrievalResult, rows: np.ndarray, threshold: float, prefix: str) -> dict[str, float]:
@@ -118,13 +121,12 @@ def record(
     step: int | None = None,
 ) -> None:
     """Write the run's artifacts and send metrics (and an example table) to every logger."""
-    from prodmatch.tracking import log_examples, log_metrics
-
     run_dir = Path(run_dir)
     result.save(run_dir)
     artifacts.write_matches(result, run_dir)
     artifacts.write_metrics(metrics, run_dir)
     log_metrics(loggers, metrics, step=step)
+    log_per_target(loggers, metrics, result.k)
     log_examples(loggers, result, examples)
 
 

@@ -31,6 +31,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from prodmatch.layout import MATCH, RETRIEVAL, acc_name
+
 log = logging.getLogger("prodmatch.retrieval")
 
 # The per-query SKU measures of sku_metrics, in the order metric_dict reports them.
@@ -163,14 +165,14 @@ def metric_dict(
     db_skus: Sequence[str | None] | None = None,
     ann_ids: np.ndarray | None = None,
     exact_ids: np.ndarray | None = None,
-    prefix: str = "retrieval/",
+    prefix: str = RETRIEVAL,
 ) -> dict[str, float]:
     """Flat metric keys: ``{prefix}acc@{k}``, ``{prefix}acc@{k}/<target>`` for each query target, and, when
     their inputs are given, ``{prefix}ann_recall@{k}`` and the :data:`SKU_KEYS` (``{prefix}sku_recall@{k}``,
     ``{prefix}sku_mrr``, ``{prefix}sku_precision@{k}``, ``{prefix}sku_full_recall@{k}``, ``{prefix}sku_map@{k}``)."""
     overall, per_target = acc_at_k(query_targets, db_targets, ids, k)
-    out = {f"{prefix}acc@{k}": overall}
-    out |= {f"{prefix}acc@{k}/{t}": v for t, v in per_target.items()}
+    out = {prefix + acc_name(k): overall}
+    out |= {prefix + acc_name(k, t): v for t, v in per_target.items()}
     if (ann_ids is None) != (exact_ids is None):
         raise ValueError("ann_recall needs both ann_ids and exact_ids (or neither)")
     if ann_ids is not None:
@@ -275,7 +277,7 @@ def match_metrics(
     query_skus: Sequence[str | None],
     db_skus: Sequence[str | None],
     threshold: float,
-    prefix: str = "match/",
+    prefix: str = MATCH,
 ) -> dict[str, float]:
     """``{prefix}precision``, ``{prefix}recall``, ``{prefix}f1``, ``{prefix}threshold`` at ``threshold``
     (see :func:`threshold_curve` for the definitions)."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,16 +15,18 @@ from typing import Any
 import numpy as np
 
 from prodmatch.data.catalog import IMAGE_VIEW, TEXT_VIEWS, Catalog
-from prodmatch.data.splits import check_fractions
-from prodmatch.encoders.base import Encoder, stats_metrics, strict_error
+from prodmatch.data.splits import ProductSplit, check_fractions
+from prodmatch.encoders.base import Encoder, EncodeResult, data_counts, merge_results, strict_error
 from prodmatch.encoders.cache import EmbeddingCache
 from prodmatch.errors import ConfigError
+from prodmatch.layout import ANN_RECALL_SAMPLE, ann_recall_name
 from prodmatch.retrieval.expansion import QueryExpansion
 from prodmatch.retrieval.fusion import concat, rerank
 from prodmatch.retrieval.index import AnnoyIndex, sampled_recall
-from prodmatch.retrieval.protocol import PROTOCOLS, THRESHOLD_GROUP, assign_split, query_split
+from prodmatch.retrieval.protocol import PROTOCOLS, THRESHOLD_GROUP, assign_split, draw_split, query_split
 from prodmatch.retrieval.result import RetrievalResult
 from prodmatch.retrieval.weights import WeightSearch
+from prodmatch.utils import progress
 
 log = logging.getLogger("prodmatch.retrieval")
 
@@ -141,6 +142,10 @@ class RetrievalPipeline:
                 "channels; give one weight per channel"
             )
 
+    def product_split(self, database: Catalog) -> ProductSplit:
+        """The products of ``database`` in train / val / test groups (``split_fractions``, ``seed``)."""
+        return draw_split(database, self.split_fractions, self.seed)
+
     @property
     def encoder_names(self) -> list[str]:
         """Encoders this pipeline needs, in channel order, without repeats."""
@@ -175,25 +180,30 @@ class RetrievalPipeline:
         encoders: Mapping[str, Encoder],
         cache: EmbeddingCache | None = None,
         strict: bool = False,
+        split: ProductSplit | None = None,
     ) -> RetrievalResult:
-        """Embed, search, re-rank and return the ranking of every query (at least k deep)."""
+        """Embed, search, re-rank and return the ranking of every query (at least k deep).
+
+        ``split``: the product protocol's split, as the task drew it with :meth:`product_split` (and handed to
+        training); drawn here when not given.
+        """
         warn_unmatched_targets(queries, database)
         if self.protocol == "product":
-            queries = assign_split(queries, database, self.split_fractions, self.seed)
+            queries = assign_split(queries, split or self.product_split(database))
         self._check_scorable(queries, database)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         embedded = [embed_channel(ch, queries, database, encoders, cache) for ch in self.channels]
         timings["embed_s"] = time.perf_counter() - t0
-        stats, examples = _merge_stats(embedded)
+        stats, examples = merge_results([part for parts in embedded for part in parts])
         if strict and (err := strict_error(stats, examples)) is not None:
             raise err
-        vectors = [(q, db) for q, db, _, _ in embedded]
+        vectors = [(q.vectors, db.vectors) for q, db in embedded]
         queries, database, vectors = drop_unembedded(queries, database, vectors)
         self._check_scorable(
             queries, database, " left once the cards whose image could not be decoded were dropped"
         )
-        data = {key.removeprefix("data/"): n for key, n in stats_metrics(stats).items()}
+        data = data_counts(stats)
 
         t0 = time.perf_counter()
         weights = self._weights(queries, database, vectors)
@@ -295,7 +305,7 @@ class RetrievalPipeline:
             seed=self.seed,
             ann_ids=ids,
         )
-        return {f"ann_recall@{self.k}": recall, "ann_recall_sample": n}
+        return {ann_recall_name(self.k): recall, ANN_RECALL_SAMPLE: n}
 
 
 def _inputs(catalog: Catalog, view: str) -> list:
@@ -309,9 +319,9 @@ def embed_channel(
     database: Catalog,
     encoders: Mapping[str, Encoder],
     cache: EmbeddingCache | None,
-) -> tuple[np.ndarray, np.ndarray, dict[str, int], dict[str, str]]:
-    """Both catalogs' vectors for one channel (fitted on both catalogs' texts first where the encoder learns),
-    plus what the encoder met on the way (unreadable or truncated images) and one example input of each."""
+) -> tuple[EncodeResult, EncodeResult]:
+    """Both catalogs' encode results for one channel (the queries', the database's), fitted on both catalogs'
+    texts first where the encoder learns: their vectors and what the encoder met (e.g. unreadable images)."""
     if channel.encoder not in encoders:
         raise ConfigError(
             f"retrieval channel names encoder {channel.encoder!r}, which is not configured "
@@ -327,24 +337,11 @@ def embed_channel(
     inputs = [_inputs(queries, channel.view), _inputs(database, channel.view)]
     if encoder.needs_fit:
         encoder.fit([*inputs[0], *inputs[1]])
-    stats: Counter[str] = Counter()
-    examples: dict[str, str] = {}
-    out = []
-    for part in inputs:
-        out.append(cache.get_or_compute(encoder, part) if cache is not None else encoder.encode(part))
-        stats.update(getattr(encoder, "stats", {}))
-        examples = {**getattr(encoder, "stats_examples", {}), **examples}
-    return out[0], out[1], dict(stats), examples
-
-
-def _merge_stats(embedded: list[tuple]) -> tuple[dict[str, int], dict[str, str]]:
-    """Counts of what all channels met, and one example input of each kind."""
-    stats: Counter[str] = Counter()
-    examples: dict[str, str] = {}
-    for *_, met, seen in embedded:
-        stats.update(met)
-        examples = {**seen, **examples}
-    return dict(stats), examples
+    encoded = []
+    for side, part in zip(("queries", "database"), inputs, strict=True):
+        with progress.stage(side):  # names the side on the image embedder's progress bar
+            encoded.append(cache.get_or_compute(encoder, part) if cache is not None else encoder.encode(part))
+    return encoded[0], encoded[1]
 
 
 def drop_unembedded(

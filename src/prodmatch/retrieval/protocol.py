@@ -3,8 +3,8 @@
 ``retrieval.protocol=category`` (the default) scores every query card with the study's metric keys.
 
 ``retrieval.protocol=product`` splits the products (SKUs), not the cards, into train / val / test groups by seed
-(:func:`prodmatch.data.splits.split_catalogs`, drawn over the database's SKUs: the split that
-``PairDataModule(label="sku")`` trains on) and gives every query card its product's group in a ``split``
+(a :class:`~prodmatch.data.splits.ProductSplit` drawn over the database's SKUs, :func:`draw_split`; a training
+task hands the same object to its datamodule) and gives every query card its product's group in a ``split``
 column; ``"none"`` marks a card without a SKU or with a SKU no database card has (it has nothing to find).
 Scoring then gives the headline keys over the query cards of the test products, which no model saw in
 training, and the same keys prefixed ``seen/`` over those of the train and val products; cards of no group
@@ -21,13 +21,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from prodmatch.data.catalog import Catalog
-from prodmatch.data.splits import NO_SKU, SPLITS, product_split, sku_groups, split_catalogs
+from prodmatch.data.splits import NO_SKU, SPLITS, ProductSplit
 from prodmatch.errors import ConfigError
+from prodmatch.layout import SEEN
 
 PROTOCOLS = ("category", "product")
 SPLIT_COLUMN = "split"  # the query catalog's column holding each card's product group
 UNSEEN = "test"  # the group of the headline figures
-SEEN_PREFIX = "seen/"  # the other groups' figures: seen/retrieval/..., seen/match/...
 THRESHOLD_GROUP = "val"  # the group the match threshold (and the concat weights) are chosen on
 GROUPS = (*SPLITS, NO_SKU)
 
@@ -41,35 +41,34 @@ def _require_skus(catalog: Catalog, role: str) -> np.ndarray:
     return catalog.skus
 
 
-def database_split(database: Catalog, fractions: Sequence[float], seed: int) -> np.ndarray:
-    """The product group of every database card: what ``PairDataModule(label="sku")`` trains on."""
-    return product_split(_require_skus(database, "database"), fractions, seed)
+def draw_split(database: Catalog, fractions: Sequence[float], seed: int) -> ProductSplit:
+    """The products of the database in train / val / test groups (what training and scoring both use)."""
+    return ProductSplit.draw(_require_skus(database, "database"), fractions, seed)
 
 
-def assign_split(queries: Catalog, database: Catalog, fractions: Sequence[float], seed: int) -> Catalog:
-    """The query cards with their product group in the ``split`` column (groups drawn over database SKUs).
+def assign_split(queries: Catalog, split: ProductSplit) -> Catalog:
+    """The query cards with their product's group in the ``split`` column.
 
     Nothing to score (no query card of a test product) is a one-line ConfigError naming the cause: no shared
     SKUs, or split fractions that leave the test group empty.
     """
-    q_skus, db_skus = _require_skus(queries, "query"), _require_skus(database, "database")
-    q_split, _ = split_catalogs(q_skus, db_skus, fractions, seed)
+    q_split = split.of(_require_skus(queries, "query"))
     if not (q_split == UNSEEN).any():
-        raise ConfigError(_nothing_to_score(q_split, db_skus, fractions, seed))
+        raise ConfigError(_nothing_to_score(q_split, split))
     return queries.with_column(SPLIT_COLUMN, q_split)
 
 
-def _nothing_to_score(q_split: np.ndarray, db_skus: np.ndarray, fractions: Sequence[float], seed: int) -> str:
+def _nothing_to_score(q_split: np.ndarray, split: ProductSplit) -> str:
     """Why no query card belongs to a test product, and the fix."""
     if (q_split == NO_SKU).all():
         return (
             "retrieval.protocol=product has nothing to score: no query card has a SKU that a database card has "
             f"({len(q_split)} query cards); fill the sku column of both catalogs, or use retrieval.protocol=category"
         )
-    groups = sku_groups(db_skus, fractions, seed)
+    groups = split.groups
     tested = sum(group == UNSEEN for group in groups.values())
     return (
-        f"retrieval.protocol=product has nothing to score: retrieval.split_fractions={list(fractions)} puts "
+        f"retrieval.protocol=product has nothing to score: retrieval.split_fractions={list(split.fractions)} puts "
         f"{tested} of {len(groups)} database products in the test group, and no query card is of one; give the "
         "test share more room, e.g. retrieval.split_fractions=[0.6,0.2,0.2]"
     )
@@ -94,7 +93,7 @@ def query_split(queries: Catalog) -> np.ndarray | None:
 def scored_groups(split: np.ndarray) -> dict[str, np.ndarray]:
     """{key prefix: query mask}: "" for the test products' queries (headline), "seen/" for train and val."""
     split = np.asarray(split, dtype=object)
-    return {"": split == UNSEEN, SEEN_PREFIX: np.isin(split, ("train", THRESHOLD_GROUP))}
+    return {"": split == UNSEEN, SEEN: np.isin(split, ("train", THRESHOLD_GROUP))}
 
 
 def group_counts(split: np.ndarray) -> dict[str, int]:

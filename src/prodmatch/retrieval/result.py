@@ -19,11 +19,11 @@ import numpy as np
 
 from prodmatch.data.catalog import Catalog, load_catalog
 from prodmatch.errors import ConfigError
+from prodmatch.layout import RESULT_DIR, RESULT_META_FILE
 from prodmatch.retrieval.protocol import SPLIT_COLUMN, query_split
 from prodmatch.utils import atomic
 from prodmatch.utils.hashing import file_hash
 
-RESULT_DIR = "result"
 _SPLIT_FILE = "queries_split.npy"
 _FORMAT = 1
 
@@ -89,17 +89,17 @@ class RetrievalResult:
             "catalogs": {"queries": _provenance(self.queries), "database": _provenance(self.database)},
             "config": self.config,
         }
-        atomic.write_json(out / "result.json", meta)
+        atomic.write_json(out / RESULT_META_FILE, meta)
         return out
 
     @classmethod
     def load(cls, run_dir: str | Path, **catalog_paths: str | Path | None) -> RetrievalResult:
         """Read a saved result; ``queries_csv`` / ``database_csv`` / ``image_root`` point at moved files."""
         out = Path(run_dir) / RESULT_DIR
-        meta_path = out / "result.json"
+        meta_path = out / RESULT_META_FILE
         if not meta_path.is_file():
             raise ConfigError(
-                f"{run_dir}: no saved retrieval result ({RESULT_DIR}/result.json); pass a run dir that "
+                f"{run_dir}: no saved retrieval result ({RESULT_DIR}/{RESULT_META_FILE}); pass a run dir that "
                 "evaluate.py, match.py or train.py wrote"
             )
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

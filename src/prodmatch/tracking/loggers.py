@@ -12,9 +12,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-log = logging.getLogger("prodmatch")
+from prodmatch.layout import WANDB_DIR, WANDB_ID_FILE, WANDB_STAGING_DIR
+from prodmatch.utils import atomic
 
-WANDB_ID_FILE = "wandb_run_id"
+log = logging.getLogger("prodmatch")
 
 
 def wandb_run_id(run_dir: str | Path) -> str:
@@ -23,8 +24,6 @@ def wandb_run_id(run_dir: str | Path) -> str:
     stored = path.read_text().strip() if path.is_file() else ""
     if stored:  # an empty file (a write cut short) gets a new id
         return stored
-    from prodmatch.utils import atomic
-
     run_id = "".join(
         secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8)
     )  # W&B's id form
@@ -43,15 +42,31 @@ def build_loggers(
         if node is None:
             continue
         extra: dict[str, Any] = {}
-        if str(node.get("_target_", "")).endswith("WandbLogger"):
+        is_wandb = str(node.get("_target_", "")).endswith("WandbLogger")
+        if is_wandb:
             if os.environ.get("WANDB_MODE", "").lower() == "disabled":
                 # An offline WandbLogger would switch WANDB_MODE to "dryrun" and write a run anyway.
                 log.info("W&B logging is off (WANDB_MODE=disabled)")
                 continue
             if run_dir is not None:
                 extra = {"id": wandb_run_id(run_dir), "resume": "allow"}
-        loggers.append(instantiate(node, **extra))
+                stage_wandb_in(run_dir)
+        logger = instantiate(node, **extra)
+        if is_wandb:
+            # Lightning hands W&B `anonymous=None`, which W&B answers with a deprecation warning on every run
+            getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+        loggers.append(logger)
     return loggers
+
+
+def stage_wandb_in(run_dir: str | Path) -> Path:
+    """W&B's staging and cache folders (the example tables' media, artifact copies) under the run dir's W&B
+    folder, not the home folder: a moved run dir syncs whole, and removing it removes everything."""
+    staging = Path(run_dir) / WANDB_DIR / WANDB_STAGING_DIR
+    os.environ["WANDB_DATA_DIR"] = str(staging)
+    os.environ["WANDB_CACHE_DIR"] = str(staging / "cache")
+    os.environ["WANDB_ARTIFACT_DIR"] = str(staging / "artifacts")
+    return staging  # (WANDB_CONFIG_DIR stays: it holds the user's W&B settings, read for online runs)
 
 
 def log_metrics(loggers: Sequence[Any], metrics: Mapping[str, float], step: int | None = None) -> None:

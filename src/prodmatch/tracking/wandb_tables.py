@@ -1,12 +1,16 @@
-"""The W&B table of example queries with their top-k (thumbnails for image runs), built from a result."""
+"""The W&B tables of a run: example queries with their top-k (thumbnails for image runs), built from a result,
+and Acc@k per query target (with its bar chart), built from the metrics."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from prodmatch.data.images import load_image
+from prodmatch.errors import ImageError
+from prodmatch.layout import acc_key, stage_of
 from prodmatch.retrieval.examples import example_positions, examples
 from prodmatch.retrieval.result import RetrievalResult
 
@@ -19,9 +23,6 @@ COLUMNS = ("query_idx", "query_title", "query_target", "rank", "db_idx", "db_tit
 
 def _thumbnail(path: Path) -> Any:
     """A small RGB thumbnail of one card's image, or None when it can't be read (logged)."""
-    from prodmatch.data.images import load_image
-    from prodmatch.errors import ImageError
-
     try:
         img = load_image(path, size_hint=THUMBNAIL_PX)
     except ImageError as err:
@@ -73,3 +74,40 @@ def log_examples(loggers: Sequence[Any], result: RetrievalResult, n: int, key: s
             row[i] = wandb.Image(row[i]) if row[i] is not None else None
     for lg in wandb_loggers:
         lg.log_table(key=key, columns=columns, data=rows)
+
+
+def per_target_rows(metrics: Mapping[str, float], k: int) -> dict[str, list[list[Any]]]:
+    """``{table key: [[target, Acc@k], ...]}`` of every stage and group that has per-target Acc@k, e.g.
+    ``{"acc@10_per_target": ..., "before_fit/acc@10_per_target": ...}``; targets sorted."""
+    tables: dict[str, list[list[Any]]] = {}
+    for key, value in sorted(metrics.items()):
+        stage, rest = stage_of(key)
+        group, sep, tail = rest.rpartition(acc_key(k, ""))  # "" or "seen/" before "retrieval/acc@k/<target>"
+        if not sep or not tail or "/" in tail:
+            continue
+        tables.setdefault(f"{stage}{group}acc@{k}_per_target", []).append([tail, float(value)])
+    return tables
+
+
+def log_per_target(loggers: Sequence[Any], metrics: Mapping[str, float], k: int) -> None:
+    """Log Acc@k per query target as a W&B table and its bar chart to every W&B logger."""
+    wandb_loggers = _wandb_loggers(loggers)
+    tables = per_target_rows(metrics, k) if wandb_loggers else {}
+    if not tables:
+        return
+    import wandb
+
+    for key, rows in tables.items():
+        table = wandb.Table(columns=["target", f"acc@{k}"], data=rows)
+        chart = wandb.plot.bar(table, "target", f"acc@{k}", title=f"{key.replace('_', ' ')}")
+        for lg in wandb_loggers:
+            lg.experiment.log({key: table, f"{key}_chart": chart})
+
+
+def _wandb_loggers(loggers: Sequence[Any]) -> list[Any]:
+    """The W&B loggers among ``loggers`` (Lightning imported only when there is a logger to look at)."""
+    if not loggers:
+        return []
+    from pytorch_lightning.loggers import WandbLogger  # Lightning: only when a run has loggers
+
+    return [lg for lg in loggers if isinstance(lg, WandbLogger)]

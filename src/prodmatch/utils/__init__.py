@@ -1,1 +1,2 @@
-"""Small shared helpers: hashing, vector normalisation, atomic writes and file locks (no heavy imports)."""
+"""Small shared helpers with no prodmatch imports but `errors`: hashing, vector normalisation, atomic writes,
+file locks, signals, the config path."""

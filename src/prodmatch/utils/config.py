@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.resources
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from prodmatch.errors import ConfigError
 
 PACKAGED = "pkg://prodmatch.conf"
 
@@ -15,3 +20,19 @@ def config_path() -> str:
     """
     source = Path(__file__).resolve().parents[3] / "conf"
     return str(source) if (source / "train.yaml").is_file() else PACKAGED
+
+
+def config_files(config_dir: str, group: str) -> Iterator[tuple[str, str]]:
+    """(name, YAML text) of every ``<group>/*.yaml`` under a config dir: a folder or ``pkg://<package>``."""
+    prefix = "pkg://"
+    base: Any = (
+        importlib.resources.files(config_dir[len(prefix) :])
+        if config_dir.startswith(prefix)
+        else Path(config_dir)
+    )
+    folder = base / group
+    if not folder.is_dir():
+        raise ConfigError(f"{config_dir}: no {group}/ folder; point the config path at prodmatch's conf/")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            yield entry.name[: -len(".yaml")], entry.read_text(encoding="utf-8")

@@ -37,3 +37,13 @@ def test_a_resumed_fit_and_other_ranks_leave_them(tmp_path):
 def test_an_empty_folder_stays_empty(tmp_path):
     EarlierAttemptAside(tmp_path / "checkpoints").on_fit_start(SimpleNamespace(is_global_zero=True), None)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_training_keeps_last_ckpt_only_unless_a_monitor_asks_for_the_best(compose_cfg):
+    from hydra.utils import instantiate
+
+    plain = instantiate(compose_cfg("train").callbacks.model_checkpoint)
+    assert plain.save_last and plain.save_top_k == 0 and plain.monitor is None
+    monitored = compose_cfg("train", ["callbacks.model_checkpoint.monitor=val/loss"])
+    best = instantiate(monitored.callbacks.model_checkpoint)
+    assert best.save_top_k == 1 and best.monitor == "val/loss" and best.filename == "best"

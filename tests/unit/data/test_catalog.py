@@ -474,3 +474,47 @@ def test_real_sportdoma_sample_loads_text_only(caplog) -> None:
         texts = cat.texts(view)
         assert all(t and t == t.strip() and "  " not in t and "nan" not in t.split() for t in texts)
     assert all(a.startswith(b) for a, b in zip(cat.texts("text_all"), cat.texts("title_cat"), strict=True))
+
+
+# --------------------------------------------------------------------------- column mapping, columns read
+
+
+def _own_columns(tmp_path: Path) -> Path:
+    """A CSV of the user's own: the title under `name`, no price, categories, characteristics or images."""
+    rows = [
+        {"name": r["title"], "target": r["target"], "dealer": r["dealer"], "sku": f"S{i}"}
+        for i, r in enumerate((_row(0), _row(1)))
+    ]
+    return _write(tmp_path, rows, name="company_data.csv", images=False)
+
+
+def test_only_the_columns_the_views_read_are_required_and_mapped_ones_are_renamed(tmp_path: Path) -> None:
+    catalog = load_catalog(
+        _own_columns(tmp_path), require_images=False, columns={"title": "name"}, views=["title"]
+    )
+    assert catalog.texts("title") == ["Беговая дорожка 0", "Беговая дорожка 1"]
+    assert catalog.frame["price"].isna().all() and (catalog.frame["cat_1"] == "").all()
+    assert catalog.report.rows_kept == 2 and catalog.report.notes == {}  # absent columns are no oddity
+
+
+def test_a_column_a_view_reads_is_still_required(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError) as info:
+        load_catalog(
+            _own_columns(tmp_path), require_images=False, columns={"title": "name"}, views=["title_cat"]
+        )
+    message = str(info.value)
+    assert "missing required columns 'cat_1', 'cat_2', 'cat_3'" in message
+    assert "data.columns.cat_1=<your column>" in message and "\n" not in message
+
+
+def test_a_mapping_to_a_missing_column_names_the_key_and_the_column(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError) as info:
+        load_catalog(_own_columns(tmp_path), require_images=False, columns={"title": "nam"}, views=["title"])
+    assert str(info.value) == (
+        "data.columns.title=nam: company_data.csv has no column 'nam' (its columns: name, target, dealer, sku)"
+    )
+
+
+def test_a_mapping_of_an_unknown_field_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^data.columns.name: not a catalog field; map one of: title, "):
+        load_catalog(_own_columns(tmp_path), columns={"name": "title"}, views=["title"])

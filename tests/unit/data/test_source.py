@@ -97,8 +97,19 @@ def test_a_catalog_of_another_seed_or_scale_is_refused_and_left_alone(
     assert _digest(copy_of_tiny) == before
 
 
-def test_files_without_the_generators_marker_are_refused_and_left_alone(copy_of_tiny: Path) -> None:
-    (copy_of_tiny / synthetic.MARKER).unlink()  # e.g. the user's own copy of a catalog
+def test_a_catalog_without_the_generators_marker_is_used_as_it_is(copy_of_tiny: Path, generated) -> None:
+    (copy_of_tiny / synthetic.MARKER).unlink()  # e.g. the user's own catalog, under a synthetic preset
+    before = _digest(copy_of_tiny)
+    queries, database = _source(copy_of_tiny).load()
+    assert len(queries) > 0 and len(database) > 0
+    assert generated == [] and _digest(copy_of_tiny) == before
+
+
+def test_files_without_the_generators_marker_and_no_catalog_are_refused_and_left_alone(
+    copy_of_tiny: Path,
+) -> None:
+    (copy_of_tiny / synthetic.MARKER).unlink()
+    (copy_of_tiny / "comparable_data.csv").unlink()  # not a catalog: generating would write over the rest
     before = _digest(copy_of_tiny)
     with pytest.raises(CatalogError) as info:
         _source(copy_of_tiny).load()
@@ -107,6 +118,13 @@ def test_files_without_the_generators_marker_are_refused_and_left_alone(copy_of_
     assert str(copy_of_tiny) in message and "did not write" in message and "company_data.csv" in message
     assert "data.synthetic=null" in message and "data.queries_csv" in message
     assert _digest(copy_of_tiny) == before
+
+
+def test_generating_says_where_and_about_how_long_first(tmp_path: Path, generated, capsys) -> None:
+    _source(tmp_path / "fresh")._ensure_files()
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("generating the synthetic catalog (tiny: about 349 cards, about ")
+    assert line.endswith(f"s, once) into {tmp_path / 'fresh'}")
 
 
 def test_with_synthetic_null_the_files_are_used_as_they_are(copy_of_tiny: Path) -> None:

@@ -275,8 +275,8 @@ def test_text_matching_is_hard_but_informative(tiny: Path) -> None:
         encoder = TfidfEncoder(dim=128, seed=0).fit(queries.texts(view) + database.texts(view))
         ids, _ = (
             ExactIndex()
-            .build(encoder.encode(database.texts(view)))
-            .search(encoder.encode(queries.texts(view)), 10)
+            .build(encoder.encode(database.texts(view)).vectors)
+            .search(encoder.encode(queries.texts(view)).vectors, 10)
         )
         acc[view] = acc_at_k(queries.targets, database.targets, ids, k=10)[0]
     assert 2 * chance < acc["title"] < acc["title_cat"] < 0.98, (chance, acc)

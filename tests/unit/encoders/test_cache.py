@@ -1,4 +1,4 @@
-"""The embedding cache: keys, atomic files with ordinary permissions, memory-mapped reads and replayed stats."""
+"""The embedding cache: keys, atomic files with ordinary permissions, memory-mapped reads and replayed results."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from PIL import Image
 
 from prodmatch.backbones.resnet import build_resnet18
 from prodmatch.data.catalog import Catalog, load_catalog
-from prodmatch.encoders.base import WrappedEncoder
+from prodmatch.encoders.base import EncodeResult, WrappedEncoder
 from prodmatch.encoders.cache import EmbeddingCache
+from prodmatch.encoders.image_embedder import ImageBatchEmbedder
 from prodmatch.encoders.tfidf import TfidfEncoder
 from prodmatch.utils.vectors import l2_normalize
 from tests.helpers.faults import no_room, replace_keeping_size_and_mtime, same_size_image, temporaries
@@ -31,7 +32,6 @@ class Counting:
         self.fake = fake
         self.calls = 0
         self.modality = inner.modality
-        self.stats: dict[str, int] = {}
 
     @property
     def dim(self) -> int:
@@ -40,10 +40,8 @@ class Counting:
     def encode(self, inputs):
         self.calls += 1
         if self.fake:
-            return l2_normalize(np.ones((len(inputs), 4)))
-        vectors = self.inner.encode(inputs)
-        self.stats = dict(self.inner.stats)
-        return vectors
+            return EncodeResult(l2_normalize(np.ones((len(inputs), 4))))
+        return self.inner.encode(inputs)
 
     def cache_key(self):
         return self.inner.cache_key()
@@ -54,9 +52,7 @@ class CountingOut(Counting):
 
     def encode(self, inputs, out=None):
         self.calls += 1
-        vectors = self.inner.encode(inputs, out=out)
-        self.stats = dict(self.inner.stats)
-        return vectors
+        return self.inner.encode(inputs, out=out)
 
 
 @pytest.fixture
@@ -71,8 +67,8 @@ def test_cache_hit_and_invalidation(catalog: Catalog, tmp_path: Path, caplog):
     cache = EmbeddingCache(tmp_path / "emb")
     encoder = Counting(TfidfEncoder(dim=4).fit(texts))
     with caplog.at_level(logging.INFO, logger="prodmatch.encoders"):
-        first = cache.get_or_compute(encoder, texts)
-        second = cache.get_or_compute(encoder, texts)
+        first = cache.get_or_compute(encoder, texts).vectors
+        second = cache.get_or_compute(encoder, texts).vectors
     assert encoder.calls == 1 and cache.hits == 1 and cache.misses == 1
     np.testing.assert_array_equal(first, second)
     assert isinstance(second, np.memmap) and not second.flags.writeable  # read back memory-mapped
@@ -103,7 +99,8 @@ def test_cache_files_are_not_private(catalog: Catalog, tmp_path: Path):
 
 
 def test_cache_skips_uncacheable_and_disabled(catalog: Catalog, tmp_path: Path):
-    encoder = Counting(image_encoder(backbone=build_resnet18(pretrained=False)), fake=True)
+    embedder = ImageBatchEmbedder(build_resnet18(pretrained=False).eval(), 512, 32, num_workers=0)
+    encoder = Counting(embedder, fake=True)
     cache = EmbeddingCache(tmp_path / "emb")
     cache.get_or_compute(encoder, catalog.image_paths())
     cache.get_or_compute(encoder, catalog.image_paths())
@@ -119,13 +116,13 @@ def test_cache_skips_uncacheable_and_disabled(catalog: Catalog, tmp_path: Path):
 
 def test_cache_streams_big_outputs_into_a_memory_map(catalog: Catalog, tmp_path: Path):
     paths = catalog.image_paths()
-    expected = image_encoder(seed=0).encode(paths)
+    expected = image_encoder(seed=0).encode(paths).vectors
     cache = EmbeddingCache(tmp_path, memmap_min_bytes=0)  # every output counts as big
     encoder = CountingOut(image_encoder(seed=0))
-    vectors = cache.get_or_compute(encoder, paths)
+    vectors = cache.get_or_compute(encoder, paths).vectors
     assert isinstance(vectors, np.memmap)
     np.testing.assert_allclose(vectors, expected, atol=1e-6)
-    assert_unit_rows(cache.get_or_compute(encoder, paths), len(paths), 512)
+    assert_unit_rows(cache.get_or_compute(encoder, paths).vectors, len(paths), 512)
     assert encoder.calls == 1
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
 
@@ -134,11 +131,11 @@ def test_cache_with_image_encoder(catalog: Catalog, tmp_path: Path):
     cache = EmbeddingCache(tmp_path)
     paths = catalog.image_paths()
     encoder = Counting(image_encoder(seed=0))
-    first = cache.get_or_compute(encoder, paths)
-    assert_unit_rows(cache.get_or_compute(encoder, paths), len(paths), 512)
+    first = cache.get_or_compute(encoder, paths).vectors
+    assert_unit_rows(cache.get_or_compute(encoder, paths).vectors, len(paths), 512)
     assert encoder.calls == 1
     reseeded = Counting(image_encoder(seed=1))
-    assert not np.allclose(cache.get_or_compute(reseeded, paths), first)
+    assert not np.allclose(cache.get_or_compute(reseeded, paths).vectors, first)
     assert reseeded.calls == 1
 
 
@@ -154,27 +151,24 @@ def test_image_cache_misses_when_an_image_file_is_replaced(private_catalog: Cata
     assert encoder.calls == 2, "a replaced image must be re-encoded, not served from the cache"
 
 
-def test_cache_hit_replays_the_encode_stats(private_catalog: Catalog, tmp_path: Path):
+def test_cache_hit_replays_the_encode_result(private_catalog: Catalog, tmp_path: Path):
     paths = private_catalog.image_paths()
     paths[2].write_bytes(b"not an image any more")
     cache = EmbeddingCache(tmp_path / "cache")
-    first = image_encoder(seed=0)
-    vectors = cache.get_or_compute(first, paths)
-    assert first.stats == {"unreadable_image": 1}
+    first = cache.get_or_compute(image_encoder(seed=0), paths)
+    vectors = first.vectors
+    assert first.counts == {"unreadable_image": 1}
     assert np.isnan(vectors[2]).all() and not np.isnan(np.delete(vectors, 2, axis=0)).any()
 
-    again = image_encoder(seed=0)
-    hit = cache.get_or_compute(again, paths)
+    hit = cache.get_or_compute(image_encoder(seed=0), paths)
     assert cache.hits == 1
-    assert again.stats == {"unreadable_image": 1}
-    assert again.stats_examples == {"unreadable_image": str(paths[2])}
-    np.testing.assert_array_equal(hit, vectors)
+    assert hit.counts == {"unreadable_image": 1}
+    assert hit.examples == {"unreadable_image": str(paths[2])}
+    np.testing.assert_array_equal(hit.vectors, vectors)
 
 
-def test_a_wrapped_encoders_cache_hit_replays_its_stats_through_the_wrapper(
-    private_catalog: Catalog, tmp_path: Path
-):
-    """A wrapper (a loaded checkpoint's encoder) is what the cache is asked for: a hit sets its stats."""
+def test_a_wrapped_encoders_cache_hit_gives_the_same_result(private_catalog: Catalog, tmp_path: Path):
+    """A wrapper (a loaded checkpoint's encoder) is what the cache is asked for: a hit is its result."""
     paths = private_catalog.image_paths()
     paths[2].write_bytes(b"not an image any more")
     cache = EmbeddingCache(tmp_path / "cache")
@@ -186,21 +180,19 @@ def test_a_wrapped_encoders_cache_hit_replays_its_stats_through_the_wrapper(
         def cache_key(self):
             return "wrapped|" + self.inner.cache_key()
 
-    cache.get_or_compute(Keyed(image_encoder(seed=0)), paths)
-    again = Keyed(image_encoder(seed=0))
-    cache.get_or_compute(again, paths)
+    computed = cache.get_or_compute(Keyed(image_encoder(seed=0)), paths)
+    hit = cache.get_or_compute(Keyed(image_encoder(seed=0)), paths)
     assert cache.hits == 1
-    assert again.stats == {"unreadable_image": 1} and again.inner.stats == {"unreadable_image": 1}
-    assert again.stats_examples == {"unreadable_image": str(paths[2])}
+    assert hit.counts == computed.counts == {"unreadable_image": 1}
+    assert hit.examples == computed.examples == {"unreadable_image": str(paths[2])}
 
 
 def test_missing_image_file_is_encoded_without_caching(private_catalog: Catalog, tmp_path: Path):
     paths = private_catalog.image_paths()
     paths[0].unlink()
     cache = EmbeddingCache(tmp_path / "cache")
-    encoder = image_encoder(seed=0)
-    vectors = cache.get_or_compute(encoder, paths)
-    assert np.isnan(vectors[0]).all() and encoder.stats == {"unreadable_image": 1}
+    result = cache.get_or_compute(image_encoder(seed=0), paths)
+    assert np.isnan(result.vectors[0]).all() and result.counts == {"unreadable_image": 1}
     assert not (tmp_path / "cache").exists()
 
 
@@ -213,7 +205,9 @@ def test_an_image_replaced_with_the_same_size_and_mtime_misses(
     paths = private_catalog.image_paths()
     cache.get_or_compute(encoder, paths)
     replace_keeping_size_and_mtime(paths[0], same_size_image(paths[0], (250, 10, 10)), in_place=in_place)
-    np.testing.assert_array_equal(cache.get_or_compute(encoder, paths), image_encoder(seed=0).encode(paths))
+    np.testing.assert_array_equal(
+        cache.get_or_compute(encoder, paths).vectors, image_encoder(seed=0).encode(paths).vectors
+    )
     assert encoder.calls == 2, "a replaced image must be re-encoded, not served from the cache"
 
 
@@ -235,14 +229,14 @@ def test_a_torn_entry_is_one_warning_and_written_again(catalog: Catalog, tmp_pat
     texts = catalog.texts("title")
     cache = EmbeddingCache(tmp_path)
     encoder = Counting(TfidfEncoder(dim=4).fit(texts))
-    expected = np.array(cache.get_or_compute(encoder, texts))
+    expected = np.array(cache.get_or_compute(encoder, texts).vectors)  # a copy: the entry is torn below
     (entry,) = tmp_path.glob("*.npy")
     _tear(entry, how)
     with caplog.at_level(logging.WARNING, logger="prodmatch.encoders"):
-        np.testing.assert_array_equal(cache.get_or_compute(encoder, texts), expected)
+        np.testing.assert_array_equal(cache.get_or_compute(encoder, texts).vectors, expected)
     assert encoder.calls == 2 and len(caplog.records) == 1 and entry.name in caplog.text
     caplog.clear()
-    np.testing.assert_array_equal(EmbeddingCache(tmp_path).get_or_compute(encoder, texts), expected)
+    np.testing.assert_array_equal(EmbeddingCache(tmp_path).get_or_compute(encoder, texts).vectors, expected)
     assert encoder.calls == 2 and not caplog.records  # whole again: a hit
 
 
@@ -252,14 +246,16 @@ def test_no_room_for_the_cache_encodes_without_it_with_one_warning(
 ):
     """The cache is an optimisation: a full disk (or quota) under it never ends the run."""
     paths = catalog.image_paths()
-    expected = image_encoder(seed=0).encode(paths)
+    expected = image_encoder(seed=0).encode(paths).vectors
     folder = tmp_path / "cache"
     with no_room(folder):
         cache = EmbeddingCache(folder, memmap_min_bytes=0 if big else 1 << 40)
         encoder = CountingOut(image_encoder(seed=0))
         with caplog.at_level(logging.WARNING, logger="prodmatch.encoders"):
-            np.testing.assert_allclose(cache.get_or_compute(encoder, paths), expected, atol=1e-6)
-            np.testing.assert_allclose(cache.get_or_compute(encoder, paths[:3]), expected[:3], atol=1e-6)
+            np.testing.assert_allclose(cache.get_or_compute(encoder, paths).vectors, expected, atol=1e-6)
+            np.testing.assert_allclose(
+                cache.get_or_compute(encoder, paths[:3]).vectors, expected[:3], atol=1e-6
+            )
         warnings = [r.getMessage() for r in caplog.records]
         assert len(warnings) == 1 and "no space left" in warnings[0] and "cache=false" in warnings[0]
         assert encoder.calls == 2 and not cache.writable  # no second try at writing in this run

@@ -66,10 +66,10 @@ def test_the_same_product_on_another_background_gives_the_same_row(tmp_path: Pat
     on_white = _save(tmp_path / "w.png", _photo(WHITE, product))
     on_grey = _save(tmp_path / "g.png", _photo(GREY, product))
     other = _save(tmp_path / "o.png", _photo(WHITE, [(BLUE, (12, 12, 44, 30)), (RED, (20, 34, 40, 50))]))
-    fg = encoder(image_size=64).encode([on_white, on_grey, other])
+    fg = encoder(image_size=64).encode([on_white, on_grey, other]).vectors
     assert fg[0] @ fg[1] == pytest.approx(1.0, abs=1e-6)  # the background does not count
     assert fg[0] @ fg[2] < 0.99  # other shares of the same colours do
-    everything = encoder(image_size=64, background="none").encode([on_white, on_grey])
+    everything = encoder(image_size=64, background="none").encode([on_white, on_grey]).vectors
     assert everything[0] @ everything[1] < 0.5  # the all-pixel histogram is mostly background
 
 
@@ -82,7 +82,7 @@ def test_a_photo_that_is_all_background_keeps_all_its_pixels():
 def test_rows_are_unit_float32_and_power_shapes_them(tmp_path: Path):
     img = _save(tmp_path / "a.png", _photo(WHITE, [(RED, (0, 8, 32, 40)), (BLUE, (40, 8, 48, 16))]))
     for power in (0.5, 1.0):
-        row = encoder(image_size=64, power=power).encode([img])[0]
+        row = encoder(image_size=64, power=power).encode([img]).vectors[0]
         assert row.dtype == np.float32 and np.linalg.norm(row) == pytest.approx(1.0, abs=1e-6)
         shares = np.array([1024, 64], np.float64) / 1088
         expected = shares**power / np.linalg.norm(shares**power)
@@ -95,10 +95,10 @@ def test_batch_size_and_workers_do_not_change_the_rows(tmp_path: Path):
         _save(tmp_path / f"{i}.jpg", rng.integers(0, 256, (40 + 5 * i, 50, 3), dtype=np.uint8))
         for i in range(5)
     ]
-    one = encoder(batch_size=1).encode(paths)
-    np.testing.assert_array_equal(one, encoder(batch_size=4).encode(paths))
-    np.testing.assert_array_equal(one, encoder(batch_size=2, num_workers=2).encode(paths))
-    assert encoder().encode([]).shape == (0, 512)
+    one = encoder(batch_size=1).encode(paths).vectors
+    np.testing.assert_array_equal(one, encoder(batch_size=4).encode(paths).vectors)
+    np.testing.assert_array_equal(one, encoder(batch_size=2, num_workers=2).encode(paths).vectors)
+    assert encoder().encode([]).vectors.shape == (0, 512)
 
 
 def test_unreadable_images_are_nan_rows_and_counted(tmp_path: Path, caplog):
@@ -114,16 +114,18 @@ def test_unreadable_images_are_nan_rows_and_counted(tmp_path: Path, caplog):
     paths = [good[0], broken, good[1], truncated, good[2], tmp_path / "gone.jpg"]
     enc = encoder()
     with caplog.at_level(logging.WARNING, logger="prodmatch.encoders"):
-        rows = enc.encode(paths)
+        result = enc.encode(paths)
+    rows = result.vectors
     nan_rows = np.isnan(rows).all(axis=1)
     assert nan_rows.tolist() == [False, True, False, False, False, True]
     np.testing.assert_allclose(np.linalg.norm(rows[~nan_rows], axis=1), 1.0, atol=1e-6)
-    assert enc.stats == {"unreadable_image": 2, "truncated_image": 1}
-    assert enc.stats_examples == {"unreadable_image": str(broken), "truncated_image": str(truncated)}
+    assert result.counts == {"unreadable_image": 2, "truncated_image": 1}
+    assert result.examples == {"unreadable_image": str(broken), "truncated_image": str(truncated)}
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "2 unreadable image(s)" in lines[0] and str(broken) in lines[0]
-    np.testing.assert_array_equal(rows[[0, 2, 4]], enc.encode(good))  # neighbours do not matter
-    assert enc.stats == {}  # reset by the next encode
+    clean = enc.encode(good)
+    np.testing.assert_array_equal(rows[[0, 2, 4]], clean.vectors)  # neighbours do not matter
+    assert clean.counts == {}  # each call says what it met
 
 
 def test_cache_key_names_everything_that_fixes_the_rows():

@@ -22,9 +22,9 @@ from prodmatch.backbones.resnet import build_resnet18
 from prodmatch.data.catalog import Catalog
 from prodmatch.encoders import local_text as local_text_mod
 from prodmatch.encoders import sentence as sentence_mod
-from prodmatch.encoders.base import Encoder, stats_metrics, strict_error
+from prodmatch.encoders.base import Encoder, data_counts, strict_error
 from prodmatch.encoders.device import resolve_device
-from prodmatch.encoders.image import ImageEncoder
+from prodmatch.encoders.image_embedder import ImageBatchEmbedder
 from prodmatch.encoders.local_text import build_local_sentence_model
 from prodmatch.encoders.sentence import load_sentence_model
 from prodmatch.encoders.text import TextEncoder
@@ -53,45 +53,52 @@ def test_encoders_follow_the_protocol(tmp_path: Path):
 @pytest.fixture(scope="module")
 def image_vectors(catalog: Catalog) -> np.ndarray:
     """Random-init (seed 0) ResNet18 embeddings of the catalog's images, batch size 5."""
-    return image_encoder(seed=0, batch_size=5).encode(catalog.image_paths())
+    return image_encoder(seed=0, batch_size=5).encode(catalog.image_paths()).vectors
 
 
 def test_image_encoder_shape_norm_and_seed(catalog: Catalog, image_vectors: np.ndarray):
     paths = catalog.image_paths()
     assert_unit_rows(image_vectors, len(catalog), 512)
-    np.testing.assert_array_equal(image_encoder(seed=0, batch_size=5).encode(paths), image_vectors)
-    assert not np.allclose(image_encoder(seed=1, batch_size=5).encode(paths), image_vectors)
+    np.testing.assert_array_equal(image_encoder(seed=0, batch_size=5).encode(paths).vectors, image_vectors)
+    assert not np.allclose(image_encoder(seed=1, batch_size=5).encode(paths).vectors, image_vectors)
 
 
 def test_image_encoder_batch_size_invariant(catalog: Catalog, image_vectors: np.ndarray):
-    small = image_encoder(seed=0, batch_size=2).encode(catalog.image_paths())
+    small = image_encoder(seed=0, batch_size=2).encode(catalog.image_paths()).vectors
     np.testing.assert_allclose(small, image_vectors, atol=1e-5)
 
 
 def test_image_encoder_with_workers(catalog: Catalog, image_vectors: np.ndarray):
-    workers = image_encoder(seed=0, batch_size=5, num_workers=2).encode(catalog.image_paths())
+    workers = image_encoder(seed=0, batch_size=5, num_workers=2).encode(catalog.image_paths()).vectors
     np.testing.assert_allclose(workers, image_vectors, atol=1e-6)
 
 
 def test_image_encoder_fills_a_given_array(catalog: Catalog, image_vectors: np.ndarray):
     out = np.zeros((len(catalog), 512), dtype=np.float32)
     returned = image_encoder(seed=0, batch_size=5).encode(catalog.image_paths(), out=out)
-    assert returned is out
+    assert returned.vectors is out
     np.testing.assert_allclose(out, image_vectors, atol=1e-6)
 
 
 def test_image_encoder_empty_input():
-    vectors = image_encoder().encode([])
-    assert vectors.shape == (0, 512) and vectors.dtype == np.float32
+    result = image_encoder().encode([])
+    assert result.vectors.shape == (0, 512) and result.vectors.dtype == np.float32 and not result.counts
 
 
-def test_image_encoder_restores_training_mode_of_given_backbone(catalog: Catalog):
+def test_the_batch_embedder_embeds_any_net_and_refuses_one_in_training_mode(catalog: Catalog):
     backbone = build_resnet18(pretrained=False)
-    backbone.train()
-    encoder = ImageEncoder(backbone=backbone, image_size=32, num_workers=0, progress=False)
-    assert encoder.cache_key() is None  # a module being trained must never be cached
-    assert encoder.encode(catalog.image_paths()).shape == (len(catalog), 512)
-    assert backbone.training
+    embedder = ImageBatchEmbedder(backbone, 512, 32, num_workers=0, progress=False)
+    assert embedder.cache_key() is None  # a module being trained must never be cached
+    with pytest.raises(RuntimeError, match="eval mode"):
+        embedder.encode(catalog.image_paths())  # the caller owns the mode; the embedder never switches it
+    backbone.eval()
+    assert embedder.encode(catalog.image_paths()).vectors.shape == (len(catalog), 512)
+    assert not backbone.training
+    small = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    result = ImageBatchEmbedder(small.eval(), 6, 32, num_workers=0, progress=False).encode(
+        catalog.image_paths()
+    )
+    assert_unit_rows(result.vectors, len(catalog), 6)
 
 
 def test_image_weights_from_local_state_dict(catalog: Catalog, tmp_path: Path):
@@ -103,8 +110,9 @@ def test_image_weights_from_local_state_dict(catalog: Catalog, tmp_path: Path):
     state["backbone.fc.weight"] = torch.zeros(7, 512)
     torch.save({"state_dict": state}, path)
     encoder = image_encoder(pretrained=True, weights=str(path))
-    expected = image_encoder(backbone=source).encode(catalog.image_paths())
-    np.testing.assert_allclose(encoder.encode(catalog.image_paths()), expected, atol=1e-6)
+    embedder = ImageBatchEmbedder(source.eval(), 512, 32, batch_size=4, num_workers=0, progress=False)
+    expected = embedder.encode(catalog.image_paths()).vectors
+    np.testing.assert_allclose(encoder.encode(catalog.image_paths()).vectors, expected, atol=1e-6)
     # keyed by the weights' bytes, not their path: a copy elsewhere is the same model ...
     key = encoder.cache_key()
     assert str(tmp_path) not in key
@@ -133,7 +141,7 @@ def test_image_weights_garbage_file(tmp_path: Path):
     bad = tmp_path / "resnet18.pth"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsUnavailableError, match="pretrained=false"):
-        _ = image_encoder(pretrained=True, weights=str(bad)).model
+        _ = image_encoder(pretrained=True, weights=str(bad)).embedder
 
 
 @pytest.mark.parametrize("host_up", [False, True])
@@ -201,7 +209,7 @@ def test_text_missing_local_dir(tmp_path: Path):
 def test_local_text_model(catalog: Catalog, tmp_path: Path):
     texts = catalog.texts("title")
     encoder = text_encoder(tmp_path / "a").fit(texts)
-    vectors = encoder.encode(texts)
+    vectors = encoder.encode(texts).vectors
     assert_unit_rows(vectors, len(catalog), TINY_LOCAL["hidden_size"])
     assert encoder.dim == TINY_LOCAL["hidden_size"]
 
@@ -211,12 +219,12 @@ def test_local_text_model(catalog: Catalog, tmp_path: Path):
 
     # Same texts + config + seed, built from scratch elsewhere -> the same vectors.
     again = text_encoder(tmp_path / "b").fit(texts)
-    np.testing.assert_allclose(again.encode(texts), vectors, atol=1e-6)
+    np.testing.assert_allclose(again.encode(texts).vectors, vectors, atol=1e-6)
     assert again.cache_key() == encoder.cache_key()
 
     # Another seed -> another model.
     other = text_encoder(tmp_path / "c", seed=1).fit(texts)
-    assert not np.allclose(other.encode(texts), vectors)
+    assert not np.allclose(other.encode(texts).vectors, vectors)
     assert other.cache_key() != encoder.cache_key()
 
 
@@ -246,13 +254,13 @@ def test_local_text_model_dir_loads_as_sentence_transformer(catalog: Catalog, tm
 
 def test_local_text_model_reused_from_cache_dir(catalog: Catalog, tmp_path: Path, monkeypatch):
     texts = catalog.texts("title")
-    expected = text_encoder(tmp_path).fit(texts).encode(texts)
+    expected = text_encoder(tmp_path).fit(texts).encode(texts).vectors
 
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the model dir exists and must be reused")
 
     monkeypatch.setattr(local_text_mod, "build_local_sentence_model", no_rebuild)
-    np.testing.assert_array_equal(text_encoder(tmp_path).fit(texts).encode(texts), expected)
+    np.testing.assert_array_equal(text_encoder(tmp_path).fit(texts).encode(texts).vectors, expected)
 
 
 def test_local_text_model_needs_fit(catalog: Catalog, tmp_path: Path):
@@ -267,7 +275,7 @@ def test_text_encoder_given_model_keeps_training_mode(catalog: Catalog, tmp_path
     model.train()
     encoder = TextEncoder(model=model, progress=False)
     assert encoder.cache_key() is None and not encoder.needs_fit
-    assert_unit_rows(encoder.encode(catalog.texts("title")), len(catalog), TINY_LOCAL["hidden_size"])
+    assert_unit_rows(encoder.encode(catalog.texts("title")).vectors, len(catalog), TINY_LOCAL["hidden_size"])
     assert model.training
 
 
@@ -297,25 +305,25 @@ def test_image_encoder_survives_bad_files(tmp_path: Path, caplog, num_workers: i
     paths = [good[0], broken, good[1], truncated, good[2], tmp_path / "gone.jpg"]
     encoder = image_encoder(seed=0, batch_size=4, num_workers=num_workers)
     with caplog.at_level(logging.WARNING, logger="prodmatch.encoders"):
-        vectors = encoder.encode(paths)
+        result = encoder.encode(paths)
+    vectors = result.vectors
     nan_rows = np.isnan(vectors).all(axis=1)
     assert nan_rows.tolist() == [False, True, False, False, False, True]
     assert_unit_rows(vectors[~nan_rows], 4, 512)
-    assert encoder.stats == {"unreadable_image": 2, "truncated_image": 1}
-    assert encoder.stats_examples == {"unreadable_image": str(broken), "truncated_image": str(truncated)}
+    assert result.counts == {"unreadable_image": 2, "truncated_image": 1}
+    assert result.examples == {"unreadable_image": str(broken), "truncated_image": str(truncated)}
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "2 unreadable image(s)" in lines[0] and str(broken) in lines[0]
     # Good rows do not depend on their bad neighbours.
-    np.testing.assert_allclose(vectors[[0, 2, 4]], image_encoder(seed=0).encode(good), atol=1e-5)
-    # Stats are reset by the next encode.
-    encoder.encode(good)
-    assert encoder.stats == {}
+    np.testing.assert_allclose(vectors[[0, 2, 4]], image_encoder(seed=0).encode(good).vectors, atol=1e-5)
+    # What a call met is its own: the next call on good files met nothing, and the first result is unchanged.
+    assert encoder.encode(good).counts == {} and result.counts["unreadable_image"] == 2
 
 
 def test_stats_become_metrics_and_a_strict_error():
     stats = {"unreadable_image": 2, "truncated_image": 1}
     examples = {"unreadable_image": "images/a.jpg", "truncated_image": "images/b.jpg"}
-    assert stats_metrics(stats) == {"data/dropped/unreadable_image": 2, "data/warnings/truncated_image": 1}
+    assert data_counts(stats) == {"dropped/unreadable_image": 2, "warnings/truncated_image": 1}
     message = str(strict_error(stats, examples))
     assert "data.strict" in message and "images/a.jpg" in message and "\n" not in message
     assert strict_error({}, {}) is None

@@ -9,11 +9,11 @@ import sys
 LIGHT_MODULES = (
     "prodmatch.encoders.base",
     "prodmatch.encoders.cache",
-    "prodmatch.encoders.network",
+    "prodmatch.utils.network",
     "prodmatch.encoders.registry",
     "prodmatch.encoders.tfidf",
     "prodmatch.data.images",
-    "prodmatch.embedding.shards",
+    "prodmatch.distributed.shards",
 )
 HEAVY = ("torch", "torchvision", "transformers", "sentence_transformers")
 

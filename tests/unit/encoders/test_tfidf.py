@@ -19,7 +19,7 @@ def fitted(texts: list[str], **kwargs) -> TfidfEncoder:
 
 def test_tfidf_similarities(catalog: Catalog):
     texts = catalog.texts("title")
-    vectors = fitted(texts, dim=None).encode(texts)
+    vectors = fitted(texts, dim=None).encode(texts).vectors
     assert_unit_rows(vectors, len(catalog), vectors.shape[1])
     sims = vectors @ vectors.T
     np.testing.assert_allclose(np.diag(sims), 1.0, atol=1e-5)
@@ -30,23 +30,23 @@ def test_tfidf_similarities(catalog: Catalog):
 def test_tfidf_identical_titles_cosine_one(tmp_path: Path):
     cat = load_catalog(write_catalog(tmp_path, cards=[CARDS[0], CARDS[0], CARDS[3]]), tmp_path)
     texts = cat.texts("title")
-    vectors = fitted(texts, dim=2).encode(texts)
+    vectors = fitted(texts, dim=2).encode(texts).vectors
     assert float(vectors[0] @ vectors[1]) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_tfidf_dimension_reduction(catalog: Catalog):
     texts = catalog.texts("text_all")
     encoder = fitted(texts, dim=5, seed=0)
-    vectors = encoder.encode(texts)
+    vectors = encoder.encode(texts).vectors
     assert_unit_rows(vectors, len(catalog), 5)
     assert encoder.dim == 5
-    np.testing.assert_allclose(vectors, fitted(texts, dim=5, seed=0).encode(texts), atol=1e-5)
+    np.testing.assert_allclose(vectors, fitted(texts, dim=5, seed=0).encode(texts).vectors, atol=1e-5)
 
 
 def test_tfidf_fits_on_the_whole_corpus(catalog: Catalog):
     texts = catalog.texts("title")
     encoder = TfidfEncoder(dim=None).fit(texts[:3] + texts)
-    assert encoder.encode(texts[:3]).shape[1] == encoder.encode(texts).shape[1] == encoder.dim
+    assert encoder.encode(texts[:3]).vectors.shape[1] == encoder.encode(texts).vectors.shape[1] == encoder.dim
 
 
 def test_tfidf_cache_key_follows_corpus_and_params(catalog: Catalog):
@@ -83,7 +83,7 @@ def test_join_codes_makes_one_token_of_a_model_code_written_three_ways():
     titles = ["Velomax VE-110", "Velomax VE 110", "Velomax VE110", "Velomax VE-120"]
     for joined, same_code in ((False, False), (True, True)):
         enc = TfidfEncoder(analyzer="word", ngram_range=(1, 1), dim=None, join_codes=joined).fit(titles)
-        v = enc.encode(titles)
+        v = enc.encode(titles).vectors
         assert np.allclose(v[0] @ v[2], 1.0) is same_code and np.allclose(v[1] @ v[2], 1.0) is same_code
         assert v[0] @ v[3] < 0.99  # another model stays another model
     on = TfidfEncoder(join_codes=True).fit(titles).cache_key()

@@ -111,7 +111,7 @@ def test_a_classifier_checkpoint_offers_its_posterior_under_its_own_cache_key(tm
     assert modality == "image" and set(encoders) == {"model", "model_posterior"}
     posterior = encoders["model_posterior"]
     assert posterior.dim == 3 and posterior.cache_key() != encoders["model"].cache_key()
-    rows = posterior.encode(tiny_images)
+    rows = posterior.encode(tiny_images).vectors
     assert rows.shape == (len(tiny_images), 3)
     np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, rtol=1e-5)
     assert (rows >= 0).all()
@@ -127,4 +127,4 @@ def test_a_classifier_checkpoint_offers_its_posterior_under_its_own_cache_key(tm
 
 def test_only_a_classifier_offers_a_posterior():
     module = instantiate_model(OmegaConf.create(MODEL))
-    assert set(module.retrieval_encoders) == {"model"}
+    assert set(module.retrieval_encoders()) == {"model"}

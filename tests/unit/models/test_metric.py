@@ -12,10 +12,12 @@ from pytorch_metric_learning.losses import ArcFaceLoss, NTXentLoss
 from pytorch_metric_learning.miners import MultiSimilarityMiner
 
 from prodmatch.backbones.resnet import ResNet18 as ImageEmbeddingNet
+from prodmatch.data.splits import ProductSplit
 from prodmatch.data.training.datamodule import PairDataModule
 from prodmatch.data.training.samplers import MPerClass, Views
 from prodmatch.errors import ConfigError
 from prodmatch.models.metric import MetricLearningModule
+from prodmatch.tasks.instantiators import build
 
 
 @pytest.fixture(autouse=True)
@@ -77,6 +79,7 @@ def test_arcface_is_built_at_setup_and_trains_with_the_net(database):
         batch_size=8,
         image_size=32,
         num_workers=0,
+        split=ProductSplit.draw(database.skus),
     )
     module = _module(functools.partial(ArcFaceLoss), miner=MultiSimilarityMiner())
     assert module.loss is None  # num_classes comes from the datamodule
@@ -91,7 +94,8 @@ def test_arcface_is_built_at_setup_and_trains_with_the_net(database):
     # the recorded num_classes rebuilds the same loss, so a checkpoint's state dict loads
     again = _module(functools.partial(ArcFaceLoss), num_classes=module.hparams.num_classes)
     again.load_state_dict(module.state_dict())
-    vectors = module.encoder.encode(database.subset(np.arange(10)).image_paths())
+    module.eval()
+    vectors = module.encoder.encode(database.subset(np.arange(10)).image_paths()).vectors
     assert vectors.shape == (10, 16)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
@@ -105,6 +109,7 @@ def test_arcface_objective_separates_products_on_one_batch(database):
         batch_size=8,
         image_size=32,
         num_workers=0,
+        split=ProductSplit.draw(database.skus),
     )
     module = _module(functools.partial(ArcFaceLoss, margin=10, scale=16), num_classes=dm.num_classes)
     batch = next(iter(dm.train_dataloader()))
@@ -146,7 +151,7 @@ def test_model_configs_instantiate(compose_cfg, database, model, experiment):
 
     overrides = [f"experiment={experiment}", "datamodule.batch_size=8", "datamodule.num_workers=0"]
     cfg = compose_cfg("train", [*overrides, "datamodule.modality=image"])
-    dm = instantiate(cfg.datamodule, database=database)
+    dm = build(cfg.datamodule, database=database, split=ProductSplit.draw(database.skus))
     module = instantiate(cfg.model)
     assert isinstance(module, MetricLearningModule) and isinstance(module.net, ImageEmbeddingNet)
     assert dm.sampler.layout in ("cards", "views")
@@ -212,8 +217,9 @@ def test_supcon_config_trains_the_small_cnn_on_distinct_cards(compose_cfg, datab
     module = instantiate(cfg.model)
     assert isinstance(module.net, SmallCNN) and module.loss.temperature == 0.2
     dm = PairDataModule(
-        database, sampler=DistinctCards(k=2), label="sku", batch_size=8, image_size=32, num_workers=0
-    )
+        database, sampler=DistinctCards(k=2), label="sku", batch_size=8, image_size=32, num_workers=0,
+        split=ProductSplit.draw(database.skus),
+    )  # fmt: skip
     batch = next(iter(dm.train_dataloader()))
     assert (batch["label"][0::2] == batch["label"][1::2]).all()  # each product's two cards side by side
     optimizer = torch.optim.Adam(module.parameters(), lr=3e-3)

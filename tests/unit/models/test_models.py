@@ -118,8 +118,13 @@ def test_siamese_fit_logs_and_encodes(database, queries) -> None:
     encoder = module.encoder
     assert encoder.cache_key() is None
     module.train()
-    _check_unit_vectors(encoder.encode(queries.image_paths()), len(queries), 512)
-    assert module.training  # encoding leaves the training mode as it found it
+    with pytest.raises(
+        RuntimeError, match="eval mode"
+    ):  # the caller owns the mode; encoding never switches it
+        encoder.encode(queries.image_paths())
+    module.eval()
+    _check_unit_vectors(encoder.encode(queries.image_paths()).vectors, len(queries), 512)
+    assert not module.training
 
 
 def test_seeded_random_init_is_deterministic() -> None:
@@ -167,7 +172,8 @@ def test_classifier_fit_with_one_cycle_logs_accuracy(database, queries) -> None:
     assert (
         config.interval == "step" and config.scheduler.total_steps == trainer.estimated_stepping_batches == 4
     )
-    _check_unit_vectors(module.encoder.encode(queries.image_paths()), len(queries), 512)
+    module.eval()
+    _check_unit_vectors(module.encoder.encode(queries.image_paths()).vectors, len(queries), 512)
 
 
 def test_modules_refuse_the_other_modality(database) -> None:
@@ -248,8 +254,8 @@ def test_sbert_fit_logs_encodes_and_reloads(database, queries, tmp_path) -> None
     assert module.modality == "text" and module.train_view == "title_cat"
     encoder = module.encoder
     assert encoder.cache_key() is None
-    _check_unit_vectors(encoder.encode(queries.texts("title")), len(queries), LOCAL["hidden_size"])
-    assert module.training
+    _check_unit_vectors(encoder.encode(queries.texts("title")).vectors, len(queries), LOCAL["hidden_size"])
+    assert module.training  # sentence-transformers' encode switches to eval; the encoder hands the mode back
     # the locally built model is recorded, so a checkpoint rebuilds the same tokenizer and architecture
     reloaded = SbertModule(
         ADAM, pretrained=False, local=LOCAL, local_model_dir=module.hparams.local_model_dir
@@ -257,11 +263,11 @@ def test_sbert_fit_logs_encodes_and_reloads(database, queries, tmp_path) -> None
     # and a saved model dir loads as a pretrained model (the local-dir path of model_name_or_path)
     from_dir = SbertModule(ADAM, model_name_or_path=module.hparams.local_model_dir, pretrained=True)
     module.eval()
-    expected = encoder.encode(queries.texts("title"))
+    expected = encoder.encode(queries.texts("title")).vectors
     for other in (reloaded, from_dir):
         other.load_state_dict(module.state_dict())
         other.eval()
-        np.testing.assert_allclose(other.encoder.encode(queries.texts("title")), expected, atol=1e-5)
+        np.testing.assert_allclose(other.encoder.encode(queries.texts("title")).vectors, expected, atol=1e-5)
 
 
 def test_sbert_without_model_says_what_to_do(tmp_path) -> None:

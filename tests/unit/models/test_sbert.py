@@ -10,10 +10,12 @@ import pytorch_lightning as pl
 import torch
 from sentence_transformers.sentence_transformer import losses as st_losses
 
+from prodmatch.data.splits import ProductSplit
 from prodmatch.data.training.datamodule import PairDataModule
 from prodmatch.data.training.samplers import Positives
 from prodmatch.errors import ConfigError
 from prodmatch.models.sbert import SbertModule
+from prodmatch.tasks.instantiators import build
 
 LOCAL = {"vocab_size": 400, "hidden_size": 32, "heads": 2, "num_layers": 1, "intermediate_size": 64}
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
@@ -35,6 +37,7 @@ def database(tiny_catalogs):
 
 def _positives(database, **kwargs) -> PairDataModule:
     args = dict(modality="text", label="sku", sampler=Positives(), batch_size=16, num_workers=0, seed=0)
+    args["split"] = ProductSplit.draw(database.skus)
     return PairDataModule(database, **(args | kwargs))
 
 
@@ -111,5 +114,5 @@ def test_sbert_mnrl_config_instantiates(compose_cfg, database) -> None:
         "train", ["experiment=product_sbert_mnrl", "datamodule.num_workers=0", "datamodule.modality=text"]
     )
     module = instantiate(cfg.model)
-    dm = instantiate(cfg.datamodule, database=database)
+    dm = build(cfg.datamodule, database=database, split=ProductSplit.draw(database.skus))
     assert module.hparams.loss == "mnrl" and dm.sampler.name == "positives" and dm.label == "sku"

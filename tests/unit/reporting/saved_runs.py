@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from prodmatch.layout import BEFORE_FIT
 from prodmatch.retrieval.artifacts import write_matches, write_metrics
 from prodmatch.retrieval.evaluation import score
 from prodmatch.retrieval.result import RetrievalResult
@@ -39,7 +40,7 @@ def save_run(
     result = dataclasses.replace(result, config=config)
     metrics = score(result)
     if before_fit:  # a training run: the before-fit figures come from an evaluation before training
-        metrics |= {k: v / 2 for k, v in score(result, prefix="before_fit/retrieval/").items()}
+        metrics |= {k: v / 2 for k, v in score(result, stage=BEFORE_FIT).items()}
     result.save(run_dir)
     write_matches(result, run_dir)
     write_metrics(metrics, run_dir)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from prodmatch.errors import ProdmatchError
-from prodmatch.reporting import results, study
+from prodmatch.reporting import render, results, study
 from prodmatch.reporting.__main__ import main
 
 N_STUDY_FIGURES = 19
@@ -104,7 +104,7 @@ def test_any_k_is_reported_at_that_k(k: int, tmp_path: Path, make_run) -> None:
     run = make_run(tmp_path / "runs" / "img", "img", k=k)
     make_run(tmp_path / "runs" / "ft", "ft_img_class", k=k, task="train", before_fit=True)
     metrics = _metrics(run)
-    table = results.write_results(
+    table = render.write_results(
         results.collect_runs([tmp_path / "runs"]), tmp_path / "out" / "results.md",
         tmp_path / "out" / "results.png", "Results", "synthetic",
     )  # fmt: skip
@@ -134,7 +134,7 @@ def test_mixed_ks_show_each_runs_k(tmp_path: Path, make_run) -> None:
     make_run(tmp_path / "runs" / "title", "title", k=20)
     ten = make_run(tmp_path / "runs" / "title_cat", "title_cat", k=10)
     md = tmp_path / "out" / "results.md"
-    results.write_results(results.collect_runs([tmp_path / "runs"]), md, md.with_suffix(".png"), "R", "n")
+    render.write_results(results.collect_runs([tmp_path / "runs"]), md, md.with_suffix(".png"), "R", "n")
     text = md.read_text(encoding="utf-8")
     assert "| experiment | study row | description | k | Acc@k | study Acc@10 | Δ |" in text
     assert "| `img` | img (ResNet18) | ResNet18 image embedding | 5 |" in text
@@ -142,7 +142,7 @@ def test_mixed_ks_show_each_runs_k(tmp_path: Path, make_run) -> None:
     delta = 100 * _metrics(ten)["retrieval/acc@10"] - 85.11
     assert f"| {delta:+.2f} |" in _row(text, "title_cat")  # the k = 10 run alone is compared
     assert "## Acc@k per target" in text and "| experiment | k | " in text
-    assert "| not run |" in _row(text, "text_all") and "| — | not run |" in _row(text, "text_all")
+    assert "| `text_all` |" not in text and "`text_all`" in text.split("Not run in this report: ")[1]
 
 
 def test_product_level_columns_appear_when_present(tmp_path: Path, make_run) -> None:
@@ -151,7 +151,7 @@ def test_product_level_columns_appear_when_present(tmp_path: Path, make_run) -> 
     extra = {"retrieval/sku_full_recall@5": 0.4, "retrieval/sku_map@5": 0.321, "match/f1": 0.75}
     (run / "metrics.json").write_text(json.dumps({**_metrics(run), **extra}))
     md = tmp_path / "out" / "results.md"
-    table = results.write_results(
+    table = render.write_results(
         results.collect_runs([tmp_path / "runs"]), md, md.with_suffix(".png"), "R", "n"
     )
     row = table.set_index("experiment")
@@ -169,7 +169,7 @@ def test_wall_time_comes_from_the_job_status_and_a_section_without_runs_is_one_l
     (run / "job_status.json").write_text(json.dumps({"status": "ok", "experiment": "img", "wall_s": 150.0}))
     make_run(tmp_path / "runs" / "title", "title")  # no job_status.json: no wall time, no error
     md = tmp_path / "out" / "results.md"
-    table = results.write_results(
+    table = render.write_results(
         results.collect_runs([tmp_path / "runs"]), md, md.with_suffix(".png"), "R", "n"
     ).set_index("experiment")
     assert table.loc["img", "wall_min"] == pytest.approx(2.5) and np.isnan(table.loc["title", "wall_min"])
@@ -183,13 +183,17 @@ def test_wall_time_comes_from_the_job_status_and_a_section_without_runs_is_one_l
 def test_markdown_and_chart_layout(runs_root: Path, tmp_path: Path) -> None:
     runs = results.collect_runs([runs_root / "multirun", runs_root / "logs"])
     md, png = tmp_path / "out" / "results.md", tmp_path / "out" / "results.png"
-    results.write_results(runs, md, png, "Test results", "synthetic catalog, pretrained=false")
+    render.write_results(runs, md, png, "Test results", "synthetic catalog, pretrained=false")
     text = md.read_text(encoding="utf-8")
-    figures = [e.study_acc10 for e in study.experiments() if e.study_acc10 is not None]
-    assert all(f"| {figure:.2f} |" in text for figure in figures)
+    ran = {"img", "ft_img_class"}  # the study rows run under runs_root: only runs are rows of the tables
+    figures = [e.study_acc10 for e in study.experiments() if e.study_acc10 is not None and e.name in ran]
+    assert len(figures) == 2 and all(f"| {figure:.2f} |" in text for figure in figures)
     assert text.index("synthetic catalog, pretrained=false") < text.index("## Off-the-shelf models")
     assert text.index("## Off-the-shelf models") < text.index("## Fine-tuned models")
-    assert text.count("| not run |") == N_STUDY_FIGURES - 2
+    assert "| not run |" not in text and text.count("Not run in this report: ") == 2
+    assert sum(part.split(".")[0].count("`") // 2 for part in text.split("Not run in this report: ")[1:]) == (
+        N_STUDY_FIGURES - 2
+    )
     assert "![Acc@10, ours vs study](results.png)" in text
     assert "- `img`: `../multirun/2024-05-02/10-00-00/img`" in text  # relative to the report's folder
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -224,7 +228,7 @@ def test_product_level_section_has_seen_beside_unseen_and_no_study_columns(tmp_p
     extra |= {"before_fit/retrieval/sku_recall@5": 0.125, "before_fit/retrieval/sku_mrr": 0.0625}
     (run / "metrics.json").write_text(json.dumps({**_metrics(run), **extra}))
     md = tmp_path / "out" / "results.md"
-    results.write_results(results.collect_runs([tmp_path / "runs"]), md, md.with_suffix(".png"), "R", "n")
+    render.write_results(results.collect_runs([tmp_path / "runs"]), md, md.with_suffix(".png"), "R", "n")
     text = md.read_text(encoding="utf-8")
     section = text[text.index("## Product level") :]
     header = section.splitlines()[2]

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from prodmatch.data.catalog import Catalog, load_catalog
-from prodmatch.data.splits import split_catalogs
+from prodmatch.data.splits import ProductSplit, split_catalogs
 from prodmatch.encoders.tfidf import TfidfEncoder
 from prodmatch.errors import ConfigError
+from prodmatch.layout import BEFORE_FIT
 from prodmatch.retrieval.artifacts import MATCH_COLUMNS, MATCHES_FILE, matches_frame
 from prodmatch.retrieval.evaluation import record, score
 from prodmatch.retrieval.index import AnnoyIndex, ExactIndex
@@ -104,7 +105,7 @@ def test_threshold_is_chosen_on_the_val_queries_only(hand_result):
 
 
 def test_before_fit_prefix_composes(hand_result):
-    plain, before = score(hand_result), score(hand_result, prefix="before_fit/retrieval/")
+    plain, before = score(hand_result), score(hand_result, stage=BEFORE_FIT)
     assert before == {f"before_fit/{key}": value for key, value in plain.items()}
     assert {"before_fit/seen/retrieval/sku_mrr", "before_fit/match/f1", "before_fit/seen/match/f1"} <= set(
         before
@@ -135,7 +136,8 @@ def test_category_protocol_keys_are_unchanged(tiny_catalogs, encoders, tmp_path)
     expected |= {"retrieval/ann_recall@10": 1.0, "retrieval/ann_recall_sample": float(len(queries))}
     assert m == pytest.approx(expected)
     assert not any(key.startswith(("seen/", "match/", "split/", "fusion/")) for key in m)
-    assert tuple(matches_frame(result).columns) == MATCH_COLUMNS
+    assert tuple(matches_frame(result).columns)[: len(MATCH_COLUMNS)] == MATCH_COLUMNS
+    assert "query_split" not in matches_frame(result).columns
 
 
 def test_product_pipeline_splits_queries_and_keeps_match_depth(tiny_catalogs, encoders):
@@ -233,26 +235,42 @@ def test_product_protocol_needs_skus(tmp_path, encoders):
         RetrievalPipeline(TITLE, protocol="product").run(no_sku, _catalog(tmp_path, "db", *DB), encoders)
 
 
-def test_training_and_scoring_share_one_split(compose_cfg, tiny_catalogs):
-    from hydra.utils import instantiate
-
-    from prodmatch.train import _product_split, _settle_modality
+def test_training_and_scoring_share_one_split(compose_cfg, tiny_catalogs, encoders):
+    from prodmatch.tasks import instantiators as inst
+    from prodmatch.tasks.train import product_split, settle_modality
 
     queries, database = tiny_catalogs
     cfg = compose_cfg(
         "train", ["experiment=product_arcface", "seed=5", "retrieval.split_fractions=[0.5,0.3,0.2]"]
     )
     assert cfg.retrieval.protocol == "product"
-    assert list(cfg.datamodule.split_fractions) == [0.5, 0.3, 0.2]
-    _settle_modality(cfg)
-    split = _product_split(cfg, database)
-    np.testing.assert_array_equal(split, split_catalogs(queries.skus, database.skus, (0.5, 0.3, 0.2), 5)[1])
-    given = instantiate(cfg.datamodule, database=database, split=split, _convert_="all")
-    own = instantiate(cfg.datamodule, database=database, _convert_="all")
-    assert (split[given.train_indices] == "train").all() and (split[given.val_indices] == "val").all()
-    np.testing.assert_array_equal(given.train_indices, own.train_indices)
-    np.testing.assert_array_equal(given.val_indices, own.val_indices)
-    pipeline = instantiate(
-        cfg.retrieval
-    )  # the callback's pipeline: it draws the queries' groups the same way
-    assert (pipeline.protocol, pipeline.split_fractions, pipeline.seed) == ("product", [0.5, 0.3, 0.2], 5)
+    settle_modality(cfg)
+    pipeline = inst.build(cfg.retrieval)
+    split = product_split(cfg, pipeline, database, mined=False)
+    assert split == ProductSplit.draw(database.skus, (0.5, 0.3, 0.2), 5)
+    q_split, db_split = split_catalogs(queries.skus, database.skus, (0.5, 0.3, 0.2), 5)
+    datamodule = inst.build(cfg.datamodule, database=database, split=split)
+    assert (db_split[datamodule.train_indices] == "train").all()
+    assert (db_split[datamodule.val_indices] == "val").all()
+    assert set(datamodule.train_indices) == set(np.flatnonzero(db_split == "train"))
+    # scoring groups the query cards by the object it is given, whatever its own fractions and seed
+    result = RetrievalPipeline(TITLE, index=ExactIndex, protocol="product").run(
+        queries, database, encoders, split=split
+    )
+    np.testing.assert_array_equal(result.queries.frame[SPLIT_COLUMN].to_numpy(), q_split)
+
+
+def test_a_category_run_that_trains_on_products_draws_the_split_too(compose_cfg, tiny_catalogs):
+    from prodmatch.tasks import instantiators as inst
+    from prodmatch.tasks.train import product_split
+
+    _, database = tiny_catalogs
+    cfg = compose_cfg(
+        "train", ["model=resnet_arcface", "datamodule.label=sku", "datamodule.sampler=m_per_class"]
+    )
+    pipeline = inst.build(cfg.retrieval)
+    assert pipeline.protocol == "category"
+    assert product_split(cfg, pipeline, database, mined=False) == pipeline.product_split(database)
+    assert (
+        product_split(cfg, pipeline, database, mined=True) is None
+    )  # mined labels train every labelled card

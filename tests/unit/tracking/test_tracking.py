@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 from PIL import Image
@@ -47,7 +49,7 @@ def test_image_table_carries_thumbnails(tiny_catalogs):
 
 
 def test_wandb_is_offline_unless_asked_for_online(monkeypatch, compose_cfg):
-    from prodmatch.utils.resolvers import wandb_offline
+    from prodmatch.tasks.resolvers import wandb_offline
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     assert wandb_offline()
@@ -89,3 +91,41 @@ def test_wandb_run_id_is_stored_once_per_run_dir(tmp_path):
     first = wandb_run_id(tmp_path)
     assert wandb_run_id(tmp_path) == first and len(first) == 8
     assert wandb_run_id(tmp_path / "other") != first
+
+
+def test_acc_per_target_becomes_one_table_per_stage_and_group():
+    from prodmatch.tracking.wandb_tables import per_target_rows
+
+    metrics = {
+        "retrieval/acc@10": 0.5,
+        "retrieval/acc@10/shoes": 0.25,
+        "retrieval/acc@10/bikes": 0.75,
+        "before_fit/retrieval/acc@10/bikes": 0.1,
+        "seen/retrieval/acc@10/bikes": 0.9,
+        "retrieval/acc@5/bikes": 0.3,  # another k: not this table
+        "data/dropped/missing_image": 2.0,
+    }
+    assert per_target_rows(metrics, 10) == {
+        "acc@10_per_target": [["bikes", 0.75], ["shoes", 0.25]],
+        "before_fit/acc@10_per_target": [["bikes", 0.1]],
+        "seen/acc@10_per_target": [["bikes", 0.9]],
+    }
+
+
+def test_the_wandb_run_stages_in_the_run_dir_and_asks_for_no_deprecated_setting(
+    monkeypatch, compose_cfg, tmp_path
+):
+    from pytorch_lightning.loggers import WandbLogger
+
+    from prodmatch.tracking import build_loggers
+
+    for name in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.delenv(name, raising=False)  # build_loggers sets them; monkeypatch restores them after
+    (wandb_logger,) = [
+        lg for lg in build_loggers(compose_cfg("evaluate").logger, tmp_path) if isinstance(lg, WandbLogger)
+    ]
+    assert "anonymous" not in wandb_logger._wandb_init  # W&B warns on every run it is given
+    staging = tmp_path / "wandb" / "staging"
+    assert os.environ["WANDB_DATA_DIR"] == str(staging) and os.environ["WANDB_CACHE_DIR"].startswith(
+        str(staging)
+    )

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from prodmatch.tasks.run_lock import RunDirLock
 from prodmatch.utils import locks
-from prodmatch.utils.hydra_callbacks import RunDirLock
 from prodmatch.utils.locks import RunDirInUseError, hold_run_dir, release_run_dir
 
 _HOLD = (

@@ -2,8 +2,8 @@
 
 Decoding a full-size JPEG costs milliseconds; a training run at 32-64 px would decode every card every epoch. The
 crops are the eval crops (:class:`~prodmatch.data.images.ResizeCenterCrop` at ``size``) that the image encoder
-embeds, so a crop size equal to the eval image size shares one pixel store (:mod:`prodmatch.data.pixels`) with the
-retrieval callback: whichever comes first decodes, the other reads. The store is keyed by the image paths and
+embeds, so a crop size equal to the eval image size shares one pixel store (:mod:`prodmatch.encoders.pixels`) with
+the retrieval callback: whichever comes first decodes, the other reads. The store is keyed by the image paths and
 the crop size and is not used when an image changed size or mtime since (it is decoded and written again).
 Without a store folder the crops are decoded into memory, once per run.
 """
@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from prodmatch.data.images import IMAGE_UNREADABLE, STATUS_REASONS, ImageDataset, build_transform
-from prodmatch.data.pixels import open_store, store_writer
+from prodmatch.encoders.pixels import open_store, store_writer
 
 log = logging.getLogger("prodmatch.data")
 

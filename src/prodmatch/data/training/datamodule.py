@@ -10,10 +10,9 @@ that says what a batch holds (:mod:`~prodmatch.data.training.samplers`, ``conf/d
 study's pairs, m cards per class, k distinct cards per product, two views of each card, or same-class positives.
 
 With ``label=sku`` only cards of the "train" products are trained on and the "val" products validate: the
-split is ``split`` (per-card "train" / "val" / "test" / "none", e.g. from
-:func:`prodmatch.data.splits.split_catalogs`) or else ``product_split(database.skus, split_fractions, seed)``,
-which is the same split. With per-card ``labels`` and no ``split`` every labelled card trains (label-free
-training sees no SKU) and there is no validation split. With ``label=target`` and a ``split`` (the product
+split is ``split``, the run's :class:`~prodmatch.data.splits.ProductSplit` (the train task draws it once and
+scores with the same object) or per-card "train" / "val" / "test" / "none" labels. With per-card ``labels`` and no
+``split`` every labelled card trains (label-free training sees no SKU) and there is no validation split. With ``label=target`` and a ``split`` (the product
 protocol), the "train" products' cards train and the "val" products' cards validate, so a category model is
 scored on products it never saw too.
 
@@ -43,7 +42,7 @@ from torch.utils.data import DataLoader
 
 from prodmatch.data.catalog import TEXT_VIEWS, Catalog
 from prodmatch.data.images import IMAGE_UNREADABLE, ImageDataset
-from prodmatch.data.splits import product_split
+from prodmatch.data.splits import ProductSplit, stratified_split
 from prodmatch.data.training.augment import Augment, EvalTransform
 from prodmatch.data.training.crops import Crops, decode_crops, report_statuses
 from prodmatch.data.training.datasets import DrawDataset
@@ -56,29 +55,6 @@ log = logging.getLogger("prodmatch.data")
 Modality = Literal["image", "text"]
 LABELS = ("target", "sku")
 LIGHT = Augment()  # the light preset's settings (augment=light)
-_SPLIT_STREAM = (0, 1)  # appended to the seed: the split's random stream never equals an epoch's draw stream
-
-
-def stratified_split(
-    target_codes: np.ndarray, val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) sorted positions: ``round(val_fraction * size)`` cards of each target go to validation.
-
-    A target always keeps at least one training card, so a target with a single card is train-only.
-    """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ConfigError(
-            f"datamodule.val_fraction={val_fraction} is outside [0, 1); set e.g. datamodule.val_fraction=0.1"
-        )
-    codes = np.asarray(target_codes, dtype=np.int64)
-    rng = np.random.default_rng((int(seed), *_SPLIT_STREAM))
-    order = np.lexsort((rng.random(len(codes)), codes))  # by target, shuffled inside each target
-    counts = np.bincount(codes)
-    offsets = np.cumsum(counts) - counts
-    n_val = np.clip(np.floor(counts * val_fraction + 0.5).astype(np.int64), 0, np.maximum(counts - 1, 0))
-    rank = np.arange(len(codes)) - offsets[codes[order]]
-    to_val = rank < n_val[codes[order]]
-    return np.sort(order[~to_val]), np.sort(order[to_val])
 
 
 class PairDataModule(pl.LightningDataModule):
@@ -105,8 +81,7 @@ class PairDataModule(pl.LightningDataModule):
         seed: int = 0,
         augment: Augment | None = LIGHT,
         label: str = "target",
-        split_fractions: Sequence[float] = (0.6, 0.2, 0.2),
-        split: Sequence[str] | np.ndarray | None = None,
+        split: ProductSplit | Sequence[str] | np.ndarray | None = None,
         labels: Sequence[Any] | np.ndarray | None = None,
         decoded_size: int | None = None,
         pixel_cache: str | None = None,
@@ -121,6 +96,8 @@ class PairDataModule(pl.LightningDataModule):
             )
         # plain values only: Lightning stores them in checkpoints, which load weights-only
         self.save_hyperparameters(ignore=["database", "split", "labels", "sampler", "augment"])
+        if isinstance(split, ProductSplit):
+            split = split.of(database.skus)
         self.database = database
         self.sampler = sampler
         self.modality = modality
@@ -142,7 +119,7 @@ class PairDataModule(pl.LightningDataModule):
             self.train_indices, self.val_indices = self._target_indices(split, val_fraction, seed)
         else:
             self.label_codes, self.label_names = self._product_labels(labels)
-            self.train_indices, self.val_indices = self._product_indices(split, split_fractions, labels)
+            self.train_indices, self.val_indices = self._product_indices(split, labels)
             self._train_classes_first()
         self._items: dict[bool, Sequence[Any]] = {}
         self._crops: Crops | None = None
@@ -150,7 +127,7 @@ class PairDataModule(pl.LightningDataModule):
         if len(self.train_indices) == 0:
             raise ConfigError(
                 f"datamodule.label={self.label}: no training cards (no labelled card of a train product); "
-                "check the SKUs / labels and datamodule.split_fractions"
+                "check the SKUs / labels and retrieval.split_fractions"
             )
         self.sampler.check(self.label_codes, self.train_indices, self.batch_size)
         self._has_val = self._validation_draw() is not None
@@ -178,7 +155,7 @@ class PairDataModule(pl.LightningDataModule):
         if len(split) != len(self.database):
             raise ConfigError(
                 f"split has {len(split)} values for {len(self.database)} database cards; pass the "
-                "database split of prodmatch.data.splits.split_catalogs"
+                "run's prodmatch.data.splits.ProductSplit"
             )
         return split
 
@@ -203,7 +180,6 @@ class PairDataModule(pl.LightningDataModule):
     def _product_indices(
         self,
         split: Sequence[str] | np.ndarray | None,
-        fractions: Sequence[float],
         labels: Sequence[Any] | np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(train, val) positions: labelled cards of the "train" / "val" products."""
@@ -211,7 +187,10 @@ class PairDataModule(pl.LightningDataModule):
         if split is None and labels is not None:
             return np.flatnonzero(labelled), np.empty(0, dtype=np.int64)
         if split is None:
-            split = product_split(self.database.skus, fractions, self.seed)
+            raise ConfigError(
+                "datamodule.label=sku trains on the train products' cards: pass split=, the run's "
+                "prodmatch.data.splits.ProductSplit (the train task passes the one it scores with)"
+            )
         split = self._checked_split(split)
         return np.flatnonzero(labelled & (split == "train")), np.flatnonzero(labelled & (split == "val"))
 

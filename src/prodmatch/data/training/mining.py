@@ -163,7 +163,8 @@ class CrossModalMiner:
         inputs = database.image_paths() if self.view == "image" else database.texts(self.view)
         if encoder.needs_fit:
             encoder.fit(inputs)
-        vectors = cache.get_or_compute(encoder, inputs) if cache is not None else encoder.encode(inputs)
+        met = cache.get_or_compute(encoder, inputs) if cache is not None else encoder.encode(inputs)
+        vectors = met.vectors
         # An image that did not decode is a NaN row: it pairs with nothing (cosine 0 everywhere).
         return np.nan_to_num(np.asarray(vectors, dtype=np.float32), nan=0.0)
 

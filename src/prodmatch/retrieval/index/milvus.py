@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from prodmatch.errors import ConfigError, SearchServerError, one_line
+from prodmatch.layout import MILVUS_LITE_FILE
 from prodmatch.retrieval.index.base import PAD_ID, PAD_SCORE, as_matrix, check_k, positive_int
 from prodmatch.retrieval.index.faiss import ivfflat_lists
 from prodmatch.utils.atomic import write_json
@@ -135,7 +136,7 @@ class MilvusIndex:
 
     def __init__(
         self,
-        uri: str = "milvus.db",
+        uri: str = MILVUS_LITE_FILE,
         collection: str | None = None,
         run: str | None = None,
         index_type: str = "HNSW",

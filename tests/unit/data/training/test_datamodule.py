@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from prodmatch.data.splits import product_split
+from prodmatch.data.splits import ProductSplit, product_split, stratified_split
 from prodmatch.data.training.augment import Augment
-from prodmatch.data.training.datamodule import PairDataModule, stratified_split
+from prodmatch.data.training.datamodule import PairDataModule
 from prodmatch.data.training.samplers import MPerClass, PairBatches, Positives, Views
 from prodmatch.errors import ConfigError
 
@@ -136,7 +136,7 @@ def test_bad_batch_size_through_the_config_is_one_error_line(compose_cfg, databa
     from hydra.utils import instantiate
 
     from prodmatch.errors import one_line
-    from prodmatch.utils.task import user_error
+    from prodmatch.tasks.wrapper import user_error
 
     cfg = compose_cfg("train", ["datamodule.batch_size=0", "datamodule.modality=image"])
     with pytest.raises(Exception) as info:
@@ -154,6 +154,7 @@ def test_sku_label_trains_only_on_train_products(database) -> None:
         batch_size=8,
         image_size=32,
         num_workers=0,
+        split=ProductSplit.draw(database.skus, (0.6, 0.2, 0.2), seed=0),
     )
     split = product_split(database.skus, (0.6, 0.2, 0.2), seed=0)
     np.testing.assert_array_equal(dm.train_indices, np.flatnonzero(split == "train"))
@@ -173,7 +174,7 @@ def test_sku_label_trains_only_on_train_products(database) -> None:
             break
     val = next(iter(dm.val_dataloader()))
     assert set(val["label"].tolist()) <= set(dm.label_codes[dm.val_indices].tolist())
-    # the same split passed in explicitly (e.g. from split_catalogs) gives the same module
+    # the same split as per-card labels (e.g. from split_catalogs) gives the same module
     again = PairDataModule(database, label="sku", sampler=MPerClass(m=2), split=split)
     np.testing.assert_array_equal(again.train_indices, dm.train_indices)
 
@@ -189,8 +190,16 @@ def test_target_label_with_a_product_split_trains_on_train_products_only(databas
         PairDataModule(database, image_size=32, batch_size=8, num_workers=0, split=["train"] * 3)
 
 
+def test_sku_label_needs_the_run_s_product_split(database) -> None:
+    with pytest.raises(ConfigError, match="split="):
+        PairDataModule(database, label="sku", sampler=MPerClass(m=2), batch_size=8)
+
+
 def test_sku_label_pairs_are_same_product_pairs(database) -> None:
-    dm = PairDataModule(database, label="sku", batch_size=8, image_size=32, num_workers=0, seed=1)
+    split = ProductSplit.draw(database.skus)
+    dm = PairDataModule(
+        database, label="sku", batch_size=8, image_size=32, num_workers=0, seed=1, split=split
+    )
     pairs = dm.draw(0)
     assert np.isin(np.concatenate([pairs.first, pairs.second]), dm.train_indices).all()
     skus = database.skus
@@ -199,7 +208,10 @@ def test_sku_label_pairs_are_same_product_pairs(database) -> None:
 
 
 def test_views_sampler_gives_two_views_of_each_card(database) -> None:
-    dm = PairDataModule(database, sampler=Views(), label="sku", batch_size=8, image_size=32, num_workers=0)
+    dm = PairDataModule(
+        database, sampler=Views(), label="sku", batch_size=8, image_size=32, num_workers=0,
+        split=ProductSplit.draw(database.skus),
+    )  # fmt: skip
     batch = next(iter(dm.train_dataloader()))
     assert batch["a"].shape == batch["b"].shape == (8, 3, 32, 32)
     assert np.isin(batch["label"].numpy(), dm.train_indices).all()  # label = the card's position
@@ -210,8 +222,9 @@ def test_views_sampler_gives_two_views_of_each_card(database) -> None:
 
 def test_positives_sampler_gives_same_product_texts(database) -> None:
     dm = PairDataModule(
-        database, modality="text", label="sku", sampler=Positives(), batch_size=4, num_workers=0
-    )
+        database, modality="text", label="sku", sampler=Positives(), batch_size=4, num_workers=0,
+        split=ProductSplit.draw(database.skus),
+    )  # fmt: skip
     loader = dm.train_dataloader()
     titles = np.array(database.texts("title"), dtype=object)
     sku_of = dict(zip(titles, database.skus, strict=True))

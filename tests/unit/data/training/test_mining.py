@@ -61,7 +61,7 @@ def test_title_tfidf_mining_on_the_tiny_catalog_finds_products(tiny_catalogs):
 
     database = tiny_catalogs[1]
     encoder = TfidfEncoder(dim=None)
-    vectors = encoder.fit(database.texts("title")).encode(database.texts("title"))
+    vectors = encoder.fit(database.texts("title")).encode(database.texts("title")).vectors
     pairs = mine_pairs(vectors, database.dealers, threshold=0.3)
     assert len(pairs) >= len(database) // 10
     dealers = database.dealers

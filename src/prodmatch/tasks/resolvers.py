@@ -1,0 +1,157 @@
+"""Every OmegaConf resolver and import-time filter of the project, registered in one place."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import socket
+import warnings
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from prodmatch.layout import CHECKPOINTS_DIR, HYDRA_CONFIG_FILE, HYDRA_DIR, STATUS_FILE
+
+_REGISTERED = False
+
+
+def if_pretrained(when_pretrained: Any, when_local: Any, *, _root_: DictConfig) -> Any:
+    """`${if_pretrained:a,b}`: a with pretrained weights, b for locally built random-init models."""
+    return when_pretrained if _root_.pretrained else when_local
+
+
+def wandb_offline() -> bool:
+    """`${wandb_offline:}`: offline (files in the run dir, `wandb sync` later) unless WANDB_MODE asks for online."""
+    return os.environ.get("WANDB_MODE", "offline").lower() not in ("online", "run")
+
+
+def train_view(modality: str, text_view: str) -> str:
+    """`${train_view:<modality>,<text_view>}`: the catalog view a training module embeds (image, or its text view)."""
+    return "image" if modality == "image" else text_view
+
+
+# Keys a resumed fit may change and still be the same run (besides the naming keys of prodmatch.tasks.resume):
+# how long and where it trains, how it is evaluated along the way, where it starts from.
+_RESUMABLE_KEYS = ("ckpt_path", "trainer", "callbacks", "num_workers", "device", "cache")
+
+
+def _run_view(config: DictConfig | dict) -> dict[str, Any]:
+    """What makes two training runs the same run: the config as composed (unresolved), without the keys a
+    resumed fit may change."""
+    from prodmatch.tasks.resume import NAMING_KEYS  # imported on use: reuse fingerprints load pandas
+
+    data = OmegaConf.to_container(config, resolve=False) if isinstance(config, DictConfig) else dict(config)
+    return {k: v for k, v in data.items() if k not in (*NAMING_KEYS, *_RESUMABLE_KEYS)}
+
+
+def same_run(run: Path, root: DictConfig | None) -> bool:
+    """Whether the run in ``run`` was composed with this config (``root``), up to what a resumed fit may change."""
+    if root is None:
+        return True  # called outside a config: nothing to compare
+    try:
+        stored = OmegaConf.load(run / HYDRA_DIR / HYDRA_CONFIG_FILE)
+    except (OSError, ValueError, yaml.YAMLError):  # missing or torn: not provably the same run
+        return False
+    return _run_view(stored) == _run_view(root)
+
+
+def resume_dir(task: str, ckpt_path: str | None, default: str, *, _root_: DictConfig | None = None) -> str:
+    """`${resume_dir:<task>,<ckpt_path>,<default>}`: a training run resumed from its own checkpoint continues in
+    its own run dir (same CSV log, W&B run and artifacts); every other run gets ``default``, a new dir. A fit
+    started from another run's checkpoint with a different config (another model, data, seed, ...; the trainer
+    settings, callbacks and naming keys may differ) is a new run: it gets ``default`` and records there where it
+    was initialised from (``initialised_from.json``)."""
+    if task == "train" and ckpt_path:
+        ckpt = Path(str(ckpt_path)).expanduser().resolve()
+        run = ckpt.parent.parent
+        if ckpt.parent.name == CHECKPOINTS_DIR and (run / HYDRA_DIR).is_dir() and same_run(run, _root_):
+            return str(run)
+    return default
+
+
+def data_name(queries_csv: str | None, database_csv: str | None) -> str:
+    """`${data_name:<queries_csv>,<database_csv>}`: what labels a run on the user's CSVs: their folder's name, or
+    the queries file's name when the two sit in different folders ("csv" until they are set)."""
+    if not queries_csv:
+        return "csv"
+    queries = Path(str(queries_csv)).expanduser().absolute()
+    together = database_csv and Path(str(database_csv)).expanduser().absolute().parent == queries.parent
+    return (queries.parent.name if together else "") or queries.stem
+
+
+def job_dirname(num: int, overrides: Any, limit: int = 80) -> str:
+    """`${job_dirname:${hydra.job.num},${hydra.overrides.task}}`: a sweep job's dir, ``<num>_<overrides>``.
+
+    Overrides whose value is a path (holds a ``/``) or that set ``paths.`` / ``hydra.`` keys are left out, so
+    the name says what the job is without nesting folders; characters a file name cannot hold become ``_``.
+    """
+    kept = []
+    for override in map(str, overrides or ()):
+        key, _, value = override.partition("=")
+        if "/" in value or key.lstrip("+~").startswith(("paths.", "hydra.")):
+            continue
+        kept.append(override)
+    name = re.sub(r"[^\w.,=@+\-\[\]]", "_", ",".join(kept))[:limit]
+    return f"{num}_{name}" if name else str(num)
+
+
+def checkpoint_run(ckpt_path: str) -> tuple[str, str | None]:
+    """(the train run's dir name, its experiment name if its config says) of a checkpoint written by train.py
+    (``<run>/checkpoints/<file>.ckpt``); the file's name and None for a checkpoint from elsewhere."""
+    ckpt = Path(str(ckpt_path)).expanduser()
+    run = ckpt.parent.parent
+    if ckpt.parent.name != CHECKPOINTS_DIR or not (run / HYDRA_DIR).is_dir():
+        return ckpt.stem, None
+    try:  # the job's status records its experiment resolved (the saved config may hold an interpolation)
+        experiment = json.loads((run / STATUS_FILE).read_text()).get("experiment")
+    except (OSError, ValueError, AttributeError):
+        experiment = None
+    return run.name, str(experiment) if experiment else None
+
+
+def best_checkpoints(monitor: str | None) -> int:
+    """`${best_checkpoints:<monitor>}`: how many best checkpoints a training keeps: one with a monitor, none
+    without (then checkpoints/last.ckpt is the only one)."""
+    return 1 if monitor else 0
+
+
+def wandb_name(experiment_name: str, ckpt_path: str | None, task: str) -> str:
+    """`${wandb_name:...}`: a run's W&B name, its experiment; an evaluation of a trained checkpoint is named
+    after the train run it comes from (``<train experiment>@<train run dir>``) with its own experiment."""
+    if not ckpt_path or task == "train":
+        return str(experiment_name)
+    run, trained = checkpoint_run(str(ckpt_path))
+    return f"{trained or 'checkpoint'}@{run} {experiment_name}"
+
+
+def run_token() -> str:
+    """`${run_token:}`: unique among runs started at the same moment (pid is unique per host, plus randomness).
+
+    Cached per process (``use_cache``), so every interpolation of one run sees the same token, and Hydra
+    copies the cache into sweep jobs, so launchers that pickle the config keep it too.
+    """
+    host = socket.gethostname().encode()
+    return f"{os.getpid():x}{secrets.token_hex(2)}{sum(host) % 256:02x}"
+
+
+def register_resolvers() -> None:
+    """Register the resolvers (idempotent); the entry points and the tests call it before composing."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    OmegaConf.register_new_resolver("if_pretrained", if_pretrained, replace=True)
+    OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
+    OmegaConf.register_new_resolver("train_view", train_view, replace=True)
+    OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
+    OmegaConf.register_new_resolver("data_name", data_name, replace=True)
+    OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
+    OmegaConf.register_new_resolver("best_checkpoints", best_checkpoints, replace=True)
+    OmegaConf.register_new_resolver("wandb_name", wandb_name, replace=True)
+    OmegaConf.register_new_resolver("run_token", run_token, replace=True, use_cache=True)
+    # Lightning's own internals trip this torch deprecation on every fit; it says nothing about the user's run.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    _REGISTERED = True
