@@ -27,7 +27,7 @@ PRODUCT_KEYS = ("retrieval/sku_recall@10", "retrieval/sku_mrr", "retrieval/sku_m
 def test_image_product_experiment_writes_the_product_keys(compose_cfg, tmp_path, experiment: str) -> None:
     cfg = compose_cfg("train", [f"experiment={experiment}", *TINY_RUN])
     assert cfg.retrieval.channels == [{"encoder": "model", "view": "image"}]  # image-only: one channel
-    returned = train(cfg)
+    returned = train(cfg).metrics
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert returned == pytest.approx(metrics)
     for prefix in ("", "before_fit/"):  # before_fit: the untrained net on the same queries

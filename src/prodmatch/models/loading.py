@@ -38,7 +38,11 @@ def instantiate_model(model_cfg: DictConfig | dict[str, Any], **runtime: Any) ->
 
 
 # Targets that moved since a checkpoint stored its config: the stored config still rebuilds its module.
-MOVED_TARGETS = {"prodmatch.encoders.image.build_resnet18": "prodmatch.backbones.resnet.build_resnet18"}
+MOVED_TARGETS = {
+    "prodmatch.encoders.image.build_resnet18": "prodmatch.backbones.resnet.build_resnet18",
+    # the same parameters (backbone.*, projection.*) and arguments
+    "prodmatch.models.nets.ImageEmbeddingNet": "prodmatch.backbones.resnet.ResNet18",
+}
 
 
 def _offline(config: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from prodmatch.errors import ConfigError
+from prodmatch.models.base import MODEL_CONFIG_KEY
 from prodmatch.models.loading import instantiate_model, load_trained_encoders, load_trained_module
 
 
@@ -51,6 +52,41 @@ def test_a_saved_module_reloads_from_its_checkpoint_alone(tmp_path):
     loaded = load_trained_module(tmp_path / "m.ckpt")
     assert type(loaded) is type(module) and not loaded.training
     torch.testing.assert_close(loaded.backbone.conv1.weight, module.backbone.conv1.weight)
+
+
+METRIC_MODEL = {
+    "_target_": "prodmatch.models.metric.MetricLearningModule",
+    "net": {"_target_": "prodmatch.backbones.resnet.ResNet18", "pretrained": False, "embedding_size": 8},
+    "loss": {"_target_": "pytorch_metric_learning.losses.SupConLoss"},
+    "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3},
+    "image_size": 32,
+}
+
+
+@pytest.mark.parametrize(
+    ("model", "stored"),
+    [
+        (MODEL, "prodmatch.encoders.image.build_resnet18"),
+        (METRIC_MODEL, "prodmatch.models.nets.ImageEmbeddingNet"),
+    ],
+)
+def test_a_checkpoint_that_names_a_moved_net_reloads(tmp_path, model, stored: str):
+    """A checkpoint whose stored config names its net at a former place rebuilds it at the current one, and
+    every weight loads (the parameter names are the same)."""
+    import pytorch_lightning as pl
+
+    pl.seed_everything(0)
+    module = instantiate_model(OmegaConf.create(model))
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)
+    config = checkpoint[MODEL_CONFIG_KEY]
+    checkpoint[MODEL_CONFIG_KEY] = {**config, "net": {**config["net"], "_target_": stored}}
+    torch.save(checkpoint, tmp_path / "m.ckpt")
+    pl.seed_everything(1)  # a different random init: every weight must come from the checkpoint
+    loaded = load_trained_module(tmp_path / "m.ckpt")
+    state = loaded.state_dict()
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(state[key], value)
 
 
 def test_a_checkpoints_encoder_is_cached_under_a_digest_of_its_weights(tmp_path):
