@@ -33,7 +33,7 @@ TRAIN = [
     "logger=none",
     "+trainer.limit_train_batches=3",
     "+trainer.limit_val_batches=1",
-    "datamodule.pairs_per_epoch=48",
+    "datamodule.sampler.pairs_per_epoch=48",
     "datamodule.batch_size=16",
     "log_examples=0",
 ]

@@ -266,7 +266,7 @@ def test_a_category_run_that_trains_on_products_draws_the_split_too(compose_cfg,
 
     _, database = tiny_catalogs
     cfg = compose_cfg(
-        "train", ["model=resnet_arcface", "datamodule.label=sku", "datamodule.sampler=m_per_class"]
+        "train", ["model=resnet_arcface", "datamodule.label=sku", "datamodule/sampler=m_per_class"]
     )
     pipeline = inst.build(cfg.retrieval)
     assert pipeline.protocol == "category"
