@@ -60,7 +60,8 @@ def _overrides(words: list[str]) -> list[str] | None:
     """The command's overrides for composing one job; None when it only runs as a sweep of its sweeper."""
     out = []
     for word in words:
-        if word == "-m" or word.startswith("-") or word == "...":  # "...": an abridged command
+        # "...": an abridged command; "key=...": any value of the key (the doc's default stands in)
+        if word == "-m" or word.startswith("-") or word == "..." or word.endswith("=..."):
             continue
         if any(s in word for s in SWEEP_SYNTAX):
             return None
