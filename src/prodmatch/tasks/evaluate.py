@@ -3,6 +3,8 @@ it and record it in the run dir."""
 
 from __future__ import annotations
 
+import time
+
 from omegaconf import DictConfig
 
 from prodmatch.retrieval.evaluation import record, score
@@ -30,7 +32,9 @@ def retrieve(cfg: DictConfig, k: int | None = None) -> tuple[RetrievalResult, li
 def evaluate(cfg: DictConfig) -> Run:
     """Run, score and record the configured retrieval; prints the summary."""
     result, loggers = retrieve(cfg)
+    t0 = time.perf_counter()
     metrics = score(result)
+    result.timings["score_s"] = time.perf_counter() - t0  # saved with the result: the run's stage timings
     if inst.records_results(cfg):
         record(result, metrics, cfg.paths.output_dir, loggers, cfg.log_examples)
         title = f"{cfg.experiment_name} on {cfg.data.name}: {cfg.task_name} run in {cfg.paths.output_dir}"

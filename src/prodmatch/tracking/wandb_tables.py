@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,11 +57,10 @@ def example_rows(result: RetrievalResult, n: int) -> tuple[list[str], list[list[
 
 def log_examples(loggers: Sequence[Any], result: RetrievalResult, n: int, key: str = "examples") -> None:
     """Log a W&B table of ``n`` example queries with their top-k to every W&B logger."""
-    if not loggers or n <= 0:
-        return
-    from pytorch_lightning.loggers import WandbLogger
-
-    wandb_loggers = [lg for lg in loggers if isinstance(lg, WandbLogger)]
+    lightning = sys.modules.get("pytorch_lightning.loggers")
+    if not loggers or n <= 0 or lightning is None:
+        return  # without Lightning loaded there is no WandbLogger: never import it just to find that out
+    wandb_loggers = [lg for lg in loggers if isinstance(lg, lightning.WandbLogger)]
     if not wandb_loggers:
         return
     import wandb
