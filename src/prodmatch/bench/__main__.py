@@ -1,4 +1,4 @@
-"""Dispatch ``python -m prodmatch.bench [--scale | --throughput | --startup] ...`` to one benchmark's ``main``."""
+"""Dispatch ``python -m prodmatch.bench [--scale | --throughput | --startup | --incremental] ...`` to one benchmark's ``main``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ MODES = {
     "--scale": "prodmatch.bench.scale",
     "--throughput": "prodmatch.bench.throughput",
     "--startup": "prodmatch.bench.startup",
+    "--incremental": "prodmatch.bench.incremental",
 }
 DEFAULT = "prodmatch.bench.search"
 

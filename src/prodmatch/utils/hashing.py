@@ -74,7 +74,9 @@ def state_digest(state: Mapping[str, Any]) -> str:
     digest = hashlib.sha256()
     for name in sorted(state):
         raw = _raw_bytes(state[name])
-        digest.update(f"{name}\x00{getattr(state[name], 'dtype', '')}\x00{tuple(state[name].shape)}\x00".encode())
+        digest.update(
+            f"{name}\x00{getattr(state[name], 'dtype', '')}\x00{tuple(state[name].shape)}\x00".encode()
+        )
         digest.update(raw)
     return digest.hexdigest()[:32]
 
