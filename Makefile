@@ -6,7 +6,7 @@ DATA ?= synthetic
 SCALE ?= demo
 SEED ?= 0
 
-.PHONY: help install test test-all lint format data data-full demo evaluate sweep bench bench-scale reproduce reproduce-product reproduce-quick gpu-check clean
+.PHONY: help install test test-all lint format data data-full data-hard demo evaluate sweep bench bench-scale bench-scale-catalog reproduce reproduce-product reproduce-quick gpu-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -14,7 +14,7 @@ help:  ## list the targets
 install:  ## create .venv and install prodmatch with its dev tools (editable)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,faiss]"
+	$(PY) -m pip install --quiet -e ".[dev,faiss,milvus]"
 
 test:  ## fast test suite
 	$(PY) -m pytest -q
@@ -35,6 +35,9 @@ data:  ## generate the synthetic demo catalog into data/synthetic/
 
 data-full:  ## generate the study-sized synthetic catalog into data/synthetic_full/
 	$(PY) -m prodmatch.data.synthetic --out data/synthetic_full --seed $(SEED) --scale full
+
+data-hard:  ## generate the hard synthetic catalog (marketplace effects, docs/CATALOGS.md) into data/synthetic_hard/
+	$(PY) -m prodmatch.data.synthetic --out data/synthetic_hard --seed $(SEED) --scale full --profile hard
 
 demo:  ## the offline demo: train on the synthetic catalog, ANNOY Acc@10 before vs after
 	$(PY) train.py
@@ -60,6 +63,10 @@ SCALE_QUERIES ?= 10000
 bench-scale:  ## index backends at scale (SCALE_DB=1000000 SCALE_QUERIES=10000; long) -> bench/scale_<db>.json/.png + bench/results.md
 	$(PY) -m prodmatch.bench --scale --db $(SCALE_DB) --dim $(SCALE_DIM) --queries $(SCALE_QUERIES) \
 		--backends exact,faiss_ivfflat,faiss_ivfpq,faiss_ivfpq_refine,annoy,faiss_hnsw --json bench/scale_$(SCALE_DB).json --markdown bench/results.md
+
+bench-scale-catalog:  ## the same on catalog vectors (title TF-IDF + SVD of synthetic catalogs; long) -> bench/scale_catalog_<db>.*
+	$(PY) -m prodmatch.bench --scale --data catalog --db $(SCALE_DB) --dim $(SCALE_DIM) --queries $(SCALE_QUERIES) \
+		--backends exact,faiss_ivfflat,annoy,faiss_hnsw --json bench/scale_catalog_$(SCALE_DB).json --markdown bench/results.md
 
 gpu-check:  ## on a GPU machine (<= ~8 min): demo training in bf16, full-catalog embedding, faiss-gpu -> images/s
 	PY=$(PY) scripts/gpu_check.sh $(OVERRIDES)

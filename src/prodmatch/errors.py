@@ -28,6 +28,10 @@ class ConfigError(ProdmatchError):
     """A config value is invalid."""
 
 
+class SearchServerError(ProdmatchError):
+    """A search engine server (Milvus) cannot be reached or refused a request."""
+
+
 def one_line(err: BaseException, limit: int = 300) -> str:
     """The error's own message as one line: the first non-empty line, shortened.
 

@@ -21,6 +21,7 @@ RESULT_DIR = "result"  # the saved RetrievalResult (contract)
 RESULT_META_FILE = "result.json"  # inside RESULT_DIR: everything but the arrays
 STATUS_FILE = "job_status.json"  # ok | failed | interrupted, the error line, the wall time
 DONE_FILE = "done.json"  # the fingerprints a `resume=true` rerun compares
+INIT_FILE = "initialised_from.json"  # a fit started from another run's checkpoint: which one, its weights
 CHECKPOINTS_DIR = "checkpoints"  # training runs' Lightning checkpoints
 LAST_CHECKPOINT_FILE = "last.ckpt"  # inside CHECKPOINTS_DIR
 HYDRA_DIR = ".hydra"  # Hydra's record of the config and overrides
@@ -33,6 +34,9 @@ WANDB_ID_FILE = "wandb_run_id"  # the run dir's W&B run id (a resumed job contin
 EMBEDDINGS_DIR = "embeddings"  # `embed_trainer=`: the merged matrices, embeddings/<encoder>/<call>/
 SHARDS_DIR = "embed_shards"  # the training callback's shards while a DDP evaluation runs (removed after)
 THROUGHPUT_FILE = "throughput.json"  # the throughput callback's summary
+MILVUS_LITE_FILE = (
+    "milvus.db"  # retrieval/index=milvus: Milvus Lite's database (rank r > 0: milvus.rank<r>.db)
+)
 
 # The names every run dir holds (README "Run artifacts"); training runs add CHECKPOINTS_DIR.
 CONTRACT_FILES = (METRICS_FILE, MATCHES_FILE, RESULT_DIR, HYDRA_DIR, STATUS_FILE, DONE_FILE)

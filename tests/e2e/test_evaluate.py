@@ -58,6 +58,17 @@ def test_evaluate_product_protocol_reports_unseen_and_seen_products(compose_cfg,
     assert matches.groupby("query_idx")["query_split"].first().eq("test").sum() == written["split/test"]
 
 
+@pytest.mark.parametrize("experiment", ["product_color_hist", "product_title_tfidf"])
+def test_product_baselines_write_the_product_keys(compose_cfg, tmp_path, experiment):
+    cfg = compose_cfg("evaluate", [f"experiment={experiment}", "logger=none"])
+    metrics = evaluate(cfg).metrics
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert PRODUCT_KEYS | {f"seen/{key}" for key in PRODUCT_KEYS} <= set(written)
+    assert written == pytest.approx(metrics) and 0 <= written["retrieval/sku_recall@10"] <= 1
+    matches = pd.read_csv(tmp_path / "matches.csv")
+    assert tuple(matches.columns)[: len(MATCH_COLUMNS) + 1] == (*MATCH_COLUMNS, "query_split")
+
+
 def test_evaluate_is_reproducible_and_uses_the_cache(compose_cfg, tmp_path):
     cfg = compose_cfg("evaluate", ["experiment=title", "logger=none"])
     first = evaluate(cfg).metrics
@@ -231,6 +242,7 @@ def test_corrupt_image_found_while_encoding_is_dropped_and_counted(tiny_data_dir
     [
         ("synthetic", "synthetic", "demo"),
         ("synthetic_full", "synthetic_full", "full"),
+        ("synthetic_hard", "synthetic_hard", "full"),
         ("sportdoma", "sportdoma", None),
     ],
 )
@@ -240,6 +252,8 @@ def test_data_configs_point_at_their_own_folder(compose_cfg, data, folder, scale
         assert Path(cfg.data[key]).parent.name == folder
     assert Path(cfg.data.image_root).name == folder
     assert (cfg.data.synthetic.scale if cfg.data.synthetic else None) == scale
+    if data == "synthetic_hard":
+        assert cfg.data.synthetic.profile == "hard" and cfg.data.synthetic.seed == 0
 
 
 def test_real_data_missing_is_one_line_naming_where_files_go(compose_cfg, tmp_path, capsys):

@@ -36,25 +36,28 @@ OFFLINE_ENV = {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
 
 
 def run_script(
-    script: str, args: Sequence[str], cwd: Path, timeout: int = 900
+    script: str, args: Sequence[str], cwd: Path, timeout: int = 900, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    """Run one of the root entry points (train.py, evaluate.py, ...) as a user would, offline."""
+    """Run one of the root entry points (train.py, evaluate.py, ...) as a user would, offline (``env``: more
+    environment variables)."""
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / script), *args],
         cwd=cwd,
-        env={**os.environ, **OFFLINE_ENV},
+        env={**os.environ, **OFFLINE_ENV, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
     )
 
 
-def start_script(script: str, args: Sequence[str], cwd: Path) -> subprocess.Popen:
+def start_script(
+    script: str, args: Sequence[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """Start an entry point in the background (for runs at once, or a signal mid-run); output is piped."""
     return subprocess.Popen(
         [sys.executable, str(REPO_ROOT / script), *args],
         cwd=cwd,
-        env={**os.environ, **OFFLINE_ENV},
+        env={**os.environ, **OFFLINE_ENV, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -134,6 +134,7 @@ def test_no_module_but_the_layout_spells_a_run_file_or_a_metric_prefix(path: Pat
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for line, value in _string_constants(tree):
         assert value not in files, f"{path.name}:{line} spells {value!r}; import it from prodmatch.layout"
-        assert not value.startswith(prefixes), (
+        # a message naming a config group (``retrieval/index=milvus needs ...``) is no metric key: keys hold no space
+        assert not value.startswith(prefixes) or " " in value, (
             f"{path.name}:{line} spells the metric prefix of {value!r}; build it with prodmatch.layout"
         )

@@ -20,7 +20,7 @@ from torchvision.models import ResNet18_Weights, resnet18
 
 from prodmatch.data.images import IMAGENET_MEAN, IMAGENET_STD
 from prodmatch.errors import ConfigError, WeightsUnavailableError, one_line
-from prodmatch.utils.hashing import tree_identity
+from prodmatch.utils.hashing import weights_digest
 from prodmatch.utils.network import host_reachable
 
 __all__ = [
@@ -151,9 +151,9 @@ def resnet18_normalisation(
     return IMAGENET_MEAN, IMAGENET_STD
 
 
-def resnet18_identity(pretrained: bool, weights: str = "IMAGENET1K_V1", seed: int = 0) -> str:
+def resnet18_identity(pretrained: bool, weights: str = "IMAGENET1K_V1", seed: int = 0) -> str | None:
     """What fixes a built ResNet18's weights, for cache keys: its random init's seed, the torchvision entry, or
-    the weights file's path, size and mtime."""
+    a digest of the weights file's bytes; None when that file cannot be read (nothing to key a cache entry by)."""
     weights = str(weights)
     if not pretrained:
         identity = f"random(seed={seed})"
@@ -161,5 +161,8 @@ def resnet18_identity(pretrained: bool, weights: str = "IMAGENET1K_V1", seed: in
         identity = ResNet18_Weights[weights].name
     else:
         path = Path(weights).expanduser()
-        identity = tree_identity(path) if path.exists() else weights
+        try:  # the file's bytes, not its path: weights replaced at the same path are other weights
+            identity = f"file:{weights_digest(path)}" if path.exists() else weights
+        except OSError:
+            return None  # unreadable: loading it will say so
     return f"resnet18|weights={identity}|pretrained={pretrained}"

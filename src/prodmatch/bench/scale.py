@@ -28,14 +28,18 @@ from prodmatch.bench.common import fmt_seconds, machine_info, write_section
 from prodmatch.bench.scale_worker import ScaleSpec
 from prodmatch.utils.atomic import atomic_path, write_json
 
-BACKENDS = ("exact", "annoy", "faiss_hnsw", "faiss_ivfflat", "faiss_ivfpq", "faiss_ivfpq_refine")
+BACKENDS = ("exact", "annoy", "faiss_hnsw", "faiss_ivfflat", "faiss_ivfpq", "faiss_ivfpq_refine", "milvus")
+BACKENDS += ("milvus_ivfflat",)
 KNOBS = {
     "annoy": "search_k",
     "faiss_hnsw": "ef_search",
     "faiss_ivfflat": "nprobe",
     "faiss_ivfpq": "nprobe",
     "faiss_ivfpq_refine": "nprobe",
+    "milvus": "ef",
+    "milvus_ivfflat": "nprobe",
 }
+DATA = ("clusters", "catalog")
 
 
 def run_worker(name: str, spec: ScaleSpec, tmp: Path, timeout: float | None = None) -> dict[str, Any]:
@@ -67,7 +71,7 @@ def run_scale(
     keeps the rows it finished).
     """
     result: dict[str, Any] = {
-        "spec": asdict(spec) | {"truth": None},
+        "spec": asdict(spec) | {"truth": None, "vectors": None},  # no temporary or cache paths in results
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine_info(),
         "backends": {},
@@ -96,11 +100,11 @@ def run_scale(
 def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """``new`` plus the rows of ``old`` (same sizes) for backends ``new`` did not run. Every row keeps the
     date, baseline and exact-search time of its own run, so its ratios never mix two runs' machine load."""
-    sizes = ("db", "dim", "queries", "k", "seed")
-    if any(old["spec"].get(key) != new["spec"].get(key) for key in sizes):
+    sizes = ("db", "dim", "queries", "k", "seed", "data")
+    if any(_spec(old, key) != _spec(new, key) for key in sizes):
         raise SystemExit(
-            "error: --add-to needs the same --db/--dim/--queries/--k/--seed as the results it adds to: "
-            + ", ".join(f"{key}={old['spec'].get(key)}" for key in sizes)
+            "error: --add-to needs the same --db/--dim/--queries/--k/--seed/--data as the results it adds to: "
+            + ", ".join(f"{key}={_spec(old, key)}" for key in sizes)
         )
     old_exact_s = old["backends"].get("exact", {}).get("query_s")
     kept = {}
@@ -119,6 +123,31 @@ def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return new | {"backends": dict(sorted(rows.items(), key=lambda item: order.get(item[0], len(order))))}
 
 
+def _spec(result: dict[str, Any], key: str) -> Any:
+    """A spec value; results written before ``--data`` existed used clustered vectors."""
+    return result["spec"].get(key, "clusters" if key == "data" else None)
+
+
+def data_note(result: dict[str, Any]) -> str:
+    """What the vectors are, for the table's header."""
+    if _spec(result, "data") != "catalog":
+        return "Seeded clustered unit vectors (product groups of about 40 cards)."
+    info = result.get("data_info", {})
+    return (
+        f"Catalog vectors: word + char_wb TF-IDF of synthetic card titles from {info.get('seeds', '?')} generator "
+        f"seeds ({info.get('scale', 'full')} scale, no images), one SVD to {result['spec']['dim']} dimensions, "
+        "L2-normalised; queries are held-out cards of the same seeds' products (another shop's listing), "
+        f"{info.get('mean_duplicates_per_query', float('nan')):.1f} same-product database cards per query on "
+        f"average ({info.get('share_of_queries_with_one', float('nan')):.0%} of queries have at least one)."
+    )
+
+
+def section_name(result: dict[str, Any]) -> str:
+    """The results-file section of this run's table: one per data kind and size."""
+    data = _spec(result, "data")
+    return f"scale-{result['spec']['db']}" if data == "clusters" else f"scale-{data}-{result['spec']['db']}"
+
+
 def best_point(row: dict[str, Any], k: int, target: float = 0.99) -> dict[str, Any] | None:
     """The fastest swept setting with recall@k >= target, if any."""
     good = [p for p in row.get("sweep", []) if p[f"recall@{k}"] >= target]
@@ -128,21 +157,24 @@ def best_point(row: dict[str, Any], k: int, target: float = 0.99) -> dict[str, A
 def to_markdown(result: dict[str, Any], plot: str | None = None) -> str:
     spec, base, k = result["spec"], result["torch"], result["spec"]["k"]
     size = f"{spec['db']:,} x {spec['dim']}"
+    catalog = _spec(result, "data") == "catalog"
     lines = [
-        f"## Index backends at {size}, {spec['queries']:,} queries",
+        f"## Index backends at {size}{', catalog vectors' if catalog else ''}, {spec['queries']:,} queries",
         "",
-        f"`python -m prodmatch.bench --scale --db {spec['db']} --dim {spec['dim']} --queries {spec['queries']} "
-        f"--backends {','.join(result['backends'])}`, {result['date']}{_earlier_runs(result)}, exact budget "
-        f"{spec['max_memory_mb']:g} MB. "
+        f"`python -m prodmatch.bench --scale{' --data catalog' if catalog else ''} --db {spec['db']} "
+        f"--dim {spec['dim']} --queries {spec['queries']} "
+        f"--backends {','.join(_in_order(result['backends']))}`, {result['date']}{_earlier_runs(result)}, exact budget "
+        f"{spec['max_memory_mb']:g} MB. {data_note(result) + ' ' if catalog else ''}"
         f"Bare torch (matmul + topk): {fmt_seconds(base['query_s'])}, peak RSS {base['peak_rss_mb']:,.0f} MB. "
-        "Peak RSS includes the generated vectors each process holds.",
+        "Peak RSS includes the generated vectors each process holds." + _ties_note(base, k),
         "",
         f"| backend | setting | build | query | queries/s | recall@{k} | peak RSS | query / torch "
         f"| fastest setting with recall@{k} >= 0.99 (share of exact's time per query) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     exact_row = result["backends"].get("exact", {})
-    for name, row in result["backends"].items():
+    for name in _in_order(result["backends"]):
+        row = result["backends"][name]
         date = row.get("run_date", result["date"])
         label = name if date == result["date"] else f"{name} ({date})"
         if "error" in row:
@@ -167,6 +199,22 @@ def to_markdown(result: dict[str, Any], plot: str | None = None) -> str:
     if plot:
         lines += ["", f"![recall@{k} vs queries/s at {size}]({Path(plot).name})"]
     return "\n".join(lines) + "\n"
+
+
+def _in_order(backends: dict[str, Any]) -> list[str]:
+    """Backend names in the order of BACKENDS (the JSON file keeps its keys sorted)."""
+    order = {name: i for i, name in enumerate(BACKENDS)}
+    return sorted(backends, key=lambda name: order.get(name, len(order)))
+
+
+def _ties_note(base: dict[str, Any], k: int) -> str:
+    """How recall treats ties at the cut (results from before the tie-aware truth have no such figure)."""
+    if "truth" not in base:
+        return ""
+    return (
+        f" Recall@{k} counts a card tied with the exact {k}th (to float32 error: duplicate titles) as found; "
+        f"{base['truth']['ties_at_cut']:.1%} of the queries have such ties."
+    )
 
 
 def _earlier_runs(result: dict[str, Any]) -> str:
@@ -209,7 +257,8 @@ def plot_sweeps(result: dict[str, Any], path: Path) -> None:
     base = result["torch"]
     ax.plot([1.0], [base["queries_per_s"]], "k*", markersize=10, label="bare torch")
     ax.set(xlabel=f"recall@{k} vs exact", ylabel="queries / s", yscale="log")
-    ax.set_title(f"{spec['db']:,} x {spec['dim']}, top-{k}")
+    data = ", catalog vectors" if _spec(result, "data") == "catalog" else ""
+    ax.set_title(f"{spec['db']:,} x {spec['dim']}{data}, top-{k}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -225,6 +274,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--queries", type=int, default=1_000)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--data",
+        choices=DATA,
+        default="clusters",
+        help="clusters: seeded vectors around product-group centres; catalog: title TF-IDF + SVD of synthetic "
+        "catalogs (prodmatch.bench.catalog_vectors)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("data/cache/bench"),
+        help="where --data catalog keeps its vectors",
+    )
     parser.add_argument(
         "--backends", default=",".join(BACKENDS), help="comma-separated: " + ",".join(BACKENDS)
     )
@@ -254,12 +316,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result = json.loads(args.json.read_text())
     else:
         spec = ScaleSpec(args.db, args.dim, args.queries, args.k, args.seed, args.max_memory_mb)
-        spec.sweep, spec.sweep_queries = args.sweep, args.sweep_queries
+        spec.sweep, spec.sweep_queries, spec.data = args.sweep, args.sweep_queries, args.data
         earlier = json.loads(args.json.read_text()) if args.add_to and args.json.is_file() else None
         if earlier:  # refuse a size mismatch before minutes of baseline, not after
             merge_results(earlier, {"spec": asdict(spec), "backends": {}})
 
+        info = _prepare_data(spec, args.cache_dir)
+
         def merged(partial: dict[str, Any]) -> dict[str, Any]:
+            partial = partial | ({"data_info": info} if info else {})
             return merge_results(earlier, partial) if earlier else partial
 
         result = merged(
@@ -274,9 +339,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         plot_sweeps(result, plot)
     text = to_markdown(result, str(plot) if plot else None)
     if args.markdown:
-        write_section(args.markdown, f"scale-{result['spec']['db']}", text)
+        write_section(args.markdown, section_name(result), text)
     print(text)
     return result
+
+
+def _prepare_data(spec: ScaleSpec, cache_dir: Path) -> dict[str, Any] | None:
+    """For ``--data catalog``: make (or find) the cached vectors, point the workers at them, describe them."""
+    if spec.data != "catalog":
+        return None
+    # imported on use: making catalog vectors loads the generator and scikit-learn
+    from prodmatch.bench.catalog_vectors import CatalogSpec, catalog_vectors
+
+    path, info = catalog_vectors(CatalogSpec(spec.db, spec.queries, spec.dim, spec.seed), cache_dir)
+    spec.vectors = str(path)
+    return info
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from prodmatch.data.validation import (
     read_csv,
 )
 from prodmatch.errors import CatalogError, ConfigError, ImageError
-from prodmatch.utils.hashing import file_hash, hasher, stats_hash
+from prodmatch.utils.hashing import file_hash, files_identity, hasher
 
 __all__ = [
     "CHECK_IMAGES",
@@ -207,7 +207,7 @@ class Catalog:
 
         ``csv`` is the :func:`csv_identity` of the bytes the rows were parsed from (hashed while loading, so a
         file edited since then cannot pass for the loaded one; None for a catalog not read from a file).
-        ``images`` is the :func:`~prodmatch.utils.hashing.stats_hash` (size and mtime) of the kept rows' image
+        ``images`` is the :func:`~prodmatch.utils.hashing.files_identity` (stat or content) of the kept rows' image
         files, computed on first use and cached; None when there is no image root or an image file is missing
         (a text-only catalog). Compare a file on disk with ``csv_identity(path)``.
         """
@@ -220,7 +220,7 @@ class Catalog:
         if self.image_root is None:
             return None
         try:
-            return stats_hash(self.image_paths())
+            return files_identity(self.image_paths())
         except (OSError, CatalogError):  # missing files or unusable refs: no image identity to offer
             return None
 

@@ -13,6 +13,7 @@ helpers here) stays light.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import threading
@@ -74,7 +75,11 @@ _DECODE_ERRORS = (
 
 
 def resolve_image_path(image_root: Path, img_ref: str) -> Path:
-    """Join ``img_ref`` to ``image_root``; refuse empty, absolute and ``..``-escaping refs with ImageError."""
+    """Join ``img_ref`` to ``image_root``; refuse empty, absolute and escaping refs with ImageError.
+
+    A ref escapes when it climbs out with ``..`` or when the file it names, symlinks resolved, lies outside the
+    resolved image root (a symlink inside the root pointing elsewhere). The joined path is returned unresolved.
+    """
     ref = str(img_ref).strip().replace("\\", "/")  # Windows-style refs occur in scraped data
     if not ref:
         raise ImageError("empty img_ref; give each row a path relative to the image root, or run text-only")
@@ -83,14 +88,32 @@ def resolve_image_path(image_root: Path, img_ref: str) -> Path:
             f"img_ref '{img_ref}' is an absolute path; img_ref must be relative to the image root "
             f"({image_root})"
         )
-    # Lexical check (no symlink resolution): a root may legitimately hold symlinks to image storage.
     norm = posixpath.normpath(ref)
     if norm == ".." or norm.startswith("../"):
         raise ImageError(
             f"img_ref '{img_ref}' escapes the image root ({image_root}) via '..'; "
             "keep images inside the image root"
         )
-    return Path(image_root) / norm
+    path = Path(image_root) / norm
+    real = _real_path(path)
+    if not real.is_relative_to(_real_dir(str(image_root))):
+        raise ImageError(
+            f"img_ref '{img_ref}' is a symlink to {real}, outside the image root ({image_root}); keep "
+            "images inside the image root, or set data.image_root to the folder the links lead to"
+        )
+    return path
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _real_dir(folder: str) -> Path:
+    """A folder with its symlinks resolved, cached: a catalog's images share few folders."""
+    return Path(folder).resolve()
+
+
+def _real_path(path: Path) -> Path:
+    """``path`` with its symlinks resolved at the cost of one ``lstat`` (``Path.resolve`` costs one per part)."""
+    real = _real_dir(str(path.parent)) / path.name
+    return real.resolve() if real.is_symlink() else real
 
 
 def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:

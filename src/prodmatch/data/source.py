@@ -11,6 +11,7 @@ from prodmatch.data import synthetic
 from prodmatch.data.catalog import Catalog, load_catalog
 from prodmatch.data.synthetic.generation import foreign_entries, read_marker
 from prodmatch.errors import CatalogError
+from prodmatch.utils.hashing import check_identity
 
 log = logging.getLogger("prodmatch.data")
 
@@ -26,7 +27,13 @@ class CatalogSource:
     image_size: int = 224  # working image size of models on this data (encoders and training read it)
     strict: bool = False
     check_images: str = "exists"
-    synthetic: dict[str, Any] | None = None  # {seed, scale}: generate the demo catalog when it is missing
+    # {seed, scale[, profile]}: generate the catalog when it is missing
+    synthetic: dict[str, Any] | None = None
+    # how caches and reuse recognise an image file: "stat" or "content" (prodmatch.utils.hashing.files_identity)
+    identity: str = "stat"
+
+    def __post_init__(self) -> None:
+        check_identity(self.identity)
 
     def load(self, require_images: bool = True) -> tuple[Catalog, Catalog]:
         """Validate and load (queries, database); generate the synthetic catalog first when configured."""
@@ -46,7 +53,7 @@ class CatalogSource:
                     f"set data.queries_csv and data.database_csv to files in the same folder"
                 )
             seed, scale = self.synthetic.get("seed", 0), self.synthetic.get("scale", "demo")
-            check_generation_target(out, seed, scale)
+            check_generation_target(out, seed, scale, self.synthetic.get("profile", "default"))
             synthetic.ensure_catalog(out, **self.synthetic)
             return
         for csv in (self.queries_csv, self.database_csv):
@@ -57,11 +64,11 @@ class CatalogSource:
                 )
 
 
-def check_generation_target(out: Path, seed: int, scale: str) -> None:
+def check_generation_target(out: Path, seed: int, scale: str, profile: str = "default") -> None:
     """Allow generating into ``out`` only when it is missing or empty, or holds the generator's own catalog
-    of this seed and scale (then an older generator version is regenerated, and the log says so).
+    of this seed, scale and profile (then an older generator version is regenerated, and the log says so).
 
-    Anything else (a catalog of another seed or scale, files without the generator's marker) is refused with
+    Anything else (a catalog of another seed, scale or profile, files without the generator's marker) is refused with
     one line: regenerating would silently replace files the user may be pointing the run at.
     """
     if not out.exists():
@@ -85,12 +92,13 @@ def check_generation_target(out: Path, seed: int, scale: str) -> None:
             f"data.queries_csv: {out} holds files the synthetic generator did not write ({shown}), and "
             f"data.synthetic would generate a catalog over them; {fixes}"
         )
-    held = (marker.get("seed"), marker.get("scale"))
-    if held != (seed, scale):
+    held = (marker.get("seed"), marker.get("scale"), marker.get("profile", "default"))
+    if held != (seed, scale, profile):
         raise CatalogError(
-            f"data.queries_csv: {out} holds the synthetic catalog of seed={held[0]}, scale={held[1]}, not "
-            f"data.synthetic seed={seed}, scale={scale}; set data.synthetic.seed={held[0]} "
-            f"data.synthetic.scale={held[1]} to use it, or {fixes}"
+            f"data.queries_csv: {out} holds the synthetic catalog of seed={held[0]}, scale={held[1]}, "
+            f"profile={held[2]}, not data.synthetic seed={seed}, scale={scale}, profile={profile}; set "
+            f"data.synthetic.seed={held[0]} data.synthetic.scale={held[1]} ++data.synthetic.profile={held[2]} "
+            f"to use it, or {fixes}"
         )
     if marker.get("version") != synthetic.GENERATOR_VERSION:
         log.warning(

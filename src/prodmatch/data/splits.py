@@ -28,11 +28,13 @@ def _clean(skus: Sequence[str | None] | np.ndarray) -> np.ndarray:
 
 
 def check_fractions(fractions: Sequence[float]) -> np.ndarray:
+    """The (train, val, test) shares as an array; a one-line ConfigError naming retrieval.split_fractions (which
+    datamodule.split_fractions follows) when they are not three non-negative shares summing to 1."""
     f = np.asarray(fractions, dtype=np.float64)
     if f.shape != (3,) or (f < 0).any() or not np.isclose(f.sum(), 1.0):
         raise ConfigError(
-            f"split fractions {list(fractions)} must be three non-negative shares (train, val, test) "
-            "summing to 1; set e.g. fractions=[0.6, 0.2, 0.2]"
+            f"retrieval.split_fractions={list(fractions)} must be three non-negative shares (train, val, test) "
+            "summing to 1; set e.g. retrieval.split_fractions=[0.6,0.2,0.2] (datamodule.split_fractions follows it)"
         )
     return f
 

@@ -15,6 +15,7 @@ input's vector, so the merge keeps one copy; a row that no shard holds is an err
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from prodmatch.errors import one_line
-from prodmatch.utils.atomic import atomic_path, save_npy
+from prodmatch.utils.atomic import allocated_memmap, atomic_path, is_disk_full, save_npy
 
 __all__ = [
     "STATUSES_FILE",
@@ -39,6 +40,7 @@ VECTORS_FILE = "embeddings.npy"
 STATUSES_FILE = "statuses.npy"
 _PARTS = ("vectors", "indices", "statuses")
 _CHUNK_ROWS = 1 << 16  # rows copied at a time by the merge: bounded memory at any catalog size
+_DISK_FULL = "no space left on the disk"
 
 
 class Collective(Protocol):
@@ -67,16 +69,13 @@ class Shard:
         self.rank = rank
         self.capacity = -(-n // world)
         self.written = 0
-        self.vectors = np.lib.format.open_memmap(
-            _shard_path(folder, rank, "vectors"), mode="w+", dtype=np.float32, shape=(self.capacity, dim)
+        # space allocated before anything is written through the maps: a full disk is an OSError, never a SIGBUS
+        self.vectors = allocated_memmap(
+            _shard_path(folder, rank, "vectors"), np.float32, (self.capacity, dim)
         )
-        self.indices = np.lib.format.open_memmap(
-            _shard_path(folder, rank, "indices"), mode="w+", dtype=np.int64, shape=(self.capacity,)
-        )
+        self.indices = allocated_memmap(_shard_path(folder, rank, "indices"), np.int64, (self.capacity,))
         self.indices[:] = -1
-        self.statuses = np.lib.format.open_memmap(
-            _shard_path(folder, rank, "statuses"), mode="w+", dtype=np.int8, shape=(self.capacity,)
-        )
+        self.statuses = allocated_memmap(_shard_path(folder, rank, "statuses"), np.int8, (self.capacity,))
 
     def write(self, indices: Sequence[int], vectors: np.ndarray, statuses: Sequence[int]) -> None:
         """Append a batch: its rows' input positions, their vectors and their statuses."""
@@ -122,7 +121,7 @@ def merge_shards(folder: str | Path, n: int, dim: int, world: int) -> None:
     seen = np.zeros(n, dtype=bool)
     statuses = np.zeros(n, dtype=np.int8)
     with atomic_path(folder / VECTORS_FILE) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, dim))
+        out = allocated_memmap(tmp, np.float32, (n, dim))
         for rank in range(world):
             _copy_shard(folder, rank, out, statuses, seen)
         missing = np.flatnonzero(~seen)
@@ -147,9 +146,14 @@ def merge_on_rank_zero(
             merge_shards(folder, n, dim, world)
         except (OSError, RuntimeError, ValueError) as err:
             error = one_line(err)  # sent to every rank, so none waits forever on a merge that failed
+            if is_disk_full(err):
+                error = f"{_DISK_FULL}: {error}"
     error = group.broadcast(error, src=0)
     if error:
-        raise RuntimeError(f"merging the embedding shards in {folder} failed: {error}")
+        message = f"merging the embedding shards in {folder} failed: {error}"
+        if error.startswith(_DISK_FULL):  # no room: the task's one error line, not a bug's traceback
+            raise OSError(errno.ENOSPC, message, str(folder))
+        raise RuntimeError(message)
 
 
 def load_merged(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:

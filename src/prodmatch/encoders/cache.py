@@ -118,6 +118,7 @@ class EmbeddingCache:
         if self.writable and _accepts_out(encoder) and rows * encoder.dim * 4 >= self.memmap_min_bytes:
             return self._encode_into_map(encoder, inputs, keys, store)
         result = encoder.encode(inputs)
+        result = EncodeResult(np.asarray(result.vectors, dtype=np.float32), *_met(result))
         self._store(store, result, keys)
         stored = store.exact(keys) if self.writable else None
         if stored is None:
@@ -138,19 +139,18 @@ class EmbeddingCache:
             coded = statuses_of(result, rows)
             if coded is None:  # met something without saying where: not stored (a hit could not report it)
                 store.discard(name)
-                return EncodeResult(out, result.counts, result.examples, result.positions)
+                return EncodeResult(out, *_met(result))
             store.publish(name, keys, *coded, encoder.dim)
         except OSError as err:
             if out is None:  # no room for the segment (or no folder): encode in memory instead
                 self._write_failed(store, name, err)
-                return encoder.encode(inputs)
+                result = encoder.encode(inputs)
+                return EncodeResult(np.asarray(result.vectors, dtype=np.float32), *_met(result))
             if result is None:
                 raise  # the encoder's own error
             self._write_failed(store, name, err)
-            return EncodeResult(
-                out, result.counts, result.examples, result.positions
-            )  # the map outlives its file
-        return EncodeResult(out, result.counts, result.examples, result.positions)
+            return EncodeResult(out, *_met(result))  # whole: the map outlives its removed file
+        return EncodeResult(out, *_met(result))
 
     # ------------------------------------------------------------------------------------- some rows stored
     def _complete(
@@ -238,3 +238,8 @@ class EmbeddingCache:
             store.folder,
             why,
         )
+
+
+def _met(result: EncodeResult) -> tuple:
+    """What an encode met: its counts, examples and their rows."""
+    return result.counts, result.examples, result.positions

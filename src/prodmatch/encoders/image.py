@@ -93,7 +93,7 @@ class ImageEncoder:
 
     def cache_key(self) -> str | None:
         identity = resnet18_identity(self.pretrained, self.weights, self.seed)
-        return f"{identity}|image_size={self.image_size}"
+        return None if identity is None else f"{identity}|image_size={self.image_size}"
 
     def encode(self, inputs: Sequence[str | Path], out: np.ndarray | None = None) -> EncodeResult:
         """float32 [N, 512] rows, L2-normalised, in input order; NaN rows for images that cannot be read.

@@ -7,16 +7,23 @@ need decode it only once. The first pass writes each batch's crops here as it em
 them back at memory speed (copied straight into pinned memory and sent to the GPU on a side stream) and
 normalise them on the device exactly as before, so the embeddings are the same to the bit.
 
-A store is named by the paths, the crop size and the store format, and remembers each file's size and mtime as
-they were when it was decoded. A read checks them while the forward pass runs (stat-ing every file costs about a
+A store is named by the paths, the crop size and the store format, and remembers each file's identity (size,
+mtime, inode and change time, or a hash of its bytes under ``data.identity=content``) as it was when it was
+decoded. A read checks them while the forward pass runs (stat-ing every file costs about a
 fifth of a ResNet18 pass on a GPU at 64 px, so it is overlapped rather than paid first); a replaced image makes
 the pass fail with :class:`StaleStoreError` and the caller decodes again, rewriting the store.
 
 Files: ``pixels-<size>-<digest>.json`` names the store's data files and holds the file identity; the data files
 (``...-<token>.npy`` crops and ``...-<token>.status.npy``) are written in full before that JSON is replaced
 atomically to point at them, and never change afterwards. So a concurrent run reads one whole store or none, never
-the crops of one write with the identity of another; a rewrite removes the files it replaced. When the disk lacks
-room for a store, the pass decodes as before and says so in one warning line.
+the crops of one write with the identity of another; a rewrite removes the files it replaced. Every file is flushed
+to the disk before the JSON names it. The crops file's space is allocated before the first crop is written through
+its memory map, so a disk that fills up meanwhile is an error at the start of the write, never a SIGBUS in its
+middle. When the disk lacks room for a store (or a write of it fails), the pass decodes as before, leaves no
+temporary file and says so in one warning line (later passes in the process decode without trying that folder
+again); a store file that is empty, short or unparsable is a miss (one
+warning) and is written again. A writer killed mid-write (SIGKILL) leaves a temporary file, which the next writer
+on the same host removes.
 """
 
 from __future__ import annotations
@@ -35,8 +42,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from prodmatch.errors import one_line
-from prodmatch.utils.atomic import atomic_path, save_npy, write_json
-from prodmatch.utils.hashing import stable_hash, stats_hash, texts_hash
+from prodmatch.utils.atomic import (
+    allocated_memmap,
+    commit,
+    is_disk_full,
+    new_temporary,
+    remove_orphans,
+    save_npy,
+    write_json,
+)
+from prodmatch.utils.hashing import files_identity, stable_hash, texts_hash
 
 if TYPE_CHECKING:
     import torch
@@ -58,10 +73,12 @@ _CROP = "resize_center_crop_bilinear"
 # Keep this share of the free disk for everything else: a store only goes where it takes less than half.
 _MAX_SHARE_OF_FREE = 0.5
 PREFETCH = 4  # batches read ahead of the forward pass
+# Folders this process found without room for a store (said once): later passes decode without trying again.
+_NO_ROOM: set[Path] = set()
 
 
 class StaleStoreError(RuntimeError):
-    """An image changed (size or mtime) since the store was decoded: decode again."""
+    """An image changed (its file identity) since the store was decoded: decode again."""
 
 
 def store_path(root: str | Path, paths: Sequence[str], image_size: int) -> Path:
@@ -86,9 +103,9 @@ def _published_token(path: Path) -> str | None:
 
 
 def _files_identity(paths: Sequence[str]) -> str | None:
-    """Each file's size and mtime, hashed; None when one cannot be stat-ed."""
+    """The files' identity (:func:`~prodmatch.utils.hashing.files_identity`); None when one cannot be read."""
     try:
-        return stats_hash(paths)
+        return files_identity(paths)
     except OSError:
         return None
 
@@ -106,7 +123,7 @@ class PixelStore:
         self.statuses = np.load(self.data_paths[1], allow_pickle=False)
 
     def matches(self, paths: Sequence[str]) -> bool:
-        """Whether every file still has the size and mtime it had when the store was decoded."""
+        """Whether every file still has the identity it had when the store was decoded."""
         return _files_identity(paths) == self.files
 
     def __len__(self) -> int:
@@ -200,7 +217,7 @@ def open_store(root: str | Path, paths: Sequence[str], image_size: int) -> Pixel
         return None
     try:
         store = PixelStore(path)
-    except (OSError, ValueError, KeyError, TypeError) as err:  # truncated, foreign or replaced meanwhile
+    except (OSError, ValueError, EOFError, KeyError, TypeError) as err:  # empty, short, foreign or replaced
         log.warning("pixel store %s unreadable (%s); decoding again", path.name, one_line(err))
         return None
     expected = (len(paths), 3, image_size, image_size)
@@ -232,10 +249,14 @@ class StoreWriter:
         """
         token = secrets.token_hex(6)
         pixels_path, statuses_path = _data_paths(self.path, token)
-        with atomic_path(pixels_path) as tmp:
-            pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=self.shape)
-            statuses = np.zeros(self.shape[0], dtype=np.int8)
-            start = 0
+        opened = self._open(pixels_path)
+        if opened is None:  # no room (said once): the pass goes on decoding
+            yield from batches
+            return
+        tmp, pixels = opened
+        statuses = np.zeros(self.shape[0], dtype=np.int8)
+        start = 0
+        try:
             for crops, status in batches:
                 stop = start + len(crops)
                 pixels[start:stop] = crops.cpu().numpy()
@@ -245,10 +266,47 @@ class StoreWriter:
             if start != self.shape[0]:
                 raise RuntimeError(f"pixel store {self.path.name}: {start} of {self.shape[0]} rows written")
             pixels.flush()
+        except BaseException:  # the pass stopped early: no store, no temporary file
             del pixels
+            tmp.unlink(missing_ok=True)
+            raise
+        del pixels
+        try:
+            commit(tmp, pixels_path)
             save_npy(statuses_path, statuses)
-        self._publish(token)
+            self._publish(token)
+        except OSError as err:  # e.g. the disk filled up meanwhile: this write's files go, the pass is done
+            for mine in (tmp, *_data_paths(self.path, token)):
+                mine.unlink(missing_ok=True)
+            self._not_written(err)
+            return
         log.info("pixel store written: %d crops of %d px -> %s", self.shape[0], self.shape[2], self.path.name)
+
+    def _open(self, pixels_path: Path) -> tuple[Path, np.memmap] | None:
+        """A temporary crops file with its space allocated, mapped for writing; None (warned) when it cannot be."""
+        try:
+            tmp = new_temporary(pixels_path)
+        except OSError as err:
+            self._not_written(err)
+            return None
+        try:
+            return tmp, allocated_memmap(tmp, np.uint8, self.shape)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            self._not_written(err)
+            return None
+
+    def _not_written(self, err: OSError) -> None:
+        if is_disk_full(err):
+            _NO_ROOM.add(self.path.parent)
+        why = "no space left on the disk (or quota)" if is_disk_full(err) else one_line(err)
+        log.warning(
+            "pixel store %s not written (%s) in %s; images are decoded every pass (free disk space there, or set "
+            "encoders.image.pixel_cache=null to stop trying)",
+            self.path.name,
+            why,
+            self.path.parent,
+        )
 
     def _publish(self, token: str) -> None:
         """Point the store's JSON at this write's files (one atomic replace), then remove the ones it replaced.
@@ -257,7 +315,7 @@ class StoreWriter:
         """
         try:
             previous: PixelStore | None = PixelStore(self.path)
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, EOFError, KeyError, TypeError):
             previous = None
         if previous is not None and previous.files == self.files and previous.pixels.shape == self.shape:
             for mine in _data_paths(self.path, token):
@@ -266,22 +324,53 @@ class StoreWriter:
         earlier = (
             previous.token if previous is not None else _published_token(self.path)
         )  # e.g. a corrupt one
+        stale = [*_data_paths(self.path, earlier)] if earlier and earlier != token else []
+        if previous is None and earlier is None:
+            stale = self._unnamed_writes(token)  # a torn JSON names no write: the ones before it go
         write_json(self.path, {"files": self.files, "rows": self.shape[0], "token": token})
-        if earlier and earlier != token:
-            for stale in _data_paths(self.path, earlier):  # a reader that mapped them keeps its map
-                stale.unlink(missing_ok=True)
+        for path in stale:  # a reader that mapped them keeps its map
+            path.unlink(missing_ok=True)
+
+    def _unnamed_writes(self, token: str) -> list[Path]:
+        """The data files of this store that an unreadable (torn) JSON no longer names: those older than it. A
+        concurrent write's files are newer, and stay."""
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except OSError:  # no JSON at all: the first write
+            return []
+        found = []
+        for path in self.path.parent.glob(f"{self.path.with_suffix('').name}-*.npy"):
+            try:
+                if token not in path.name and path.stat().st_mtime_ns <= stamp:
+                    found.append(path)
+            except OSError:  # removed meanwhile
+                continue
+        return found
 
 
 def store_writer(root: str | Path, paths: Sequence[str], image_size: int) -> StoreWriter | None:
-    """A writer for the store of ``paths``, or None (a file that cannot be stat-ed, or no room on the disk)."""
+    """A writer for the store of ``paths``, or None (a file that cannot be read, an unusable folder, or no room)."""
     files = _files_identity(paths)
     if files is None:
         return None  # a missing file: decode every pass (its row comes back NaN and counted)
     path = store_path(root, paths, image_size)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.parent in _NO_ROOM:
+        return None  # no room there, said once already
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_orphans(path.parent)  # what writers killed mid-write on this host left
+        free = shutil.disk_usage(path.parent).free
+    except OSError as err:
+        log.warning(
+            "pixel store skipped: %s (%s); images are decoded every pass (set encoders.image.pixel_cache to a "
+            "writable folder, or null)",
+            path.parent,
+            one_line(err),
+        )
+        return None
     needed = len(paths) * 3 * image_size * image_size
-    free = shutil.disk_usage(path.parent).free
     if needed > _MAX_SHARE_OF_FREE * free:
+        _NO_ROOM.add(path.parent)
         log.warning(
             "pixel store skipped: %d crops of %d px need %.1f GB, over half the %.1f GB free in %s; images are "
             "decoded every pass (free disk space, or set encoders.image.pixel_cache=null to stop trying)",

@@ -17,7 +17,7 @@ from prodmatch.encoders.base import TEXT_MODALITY, EncodeResult
 from prodmatch.encoders.local_text import check_local, local_model_key, local_sentence_model
 from prodmatch.encoders.sentence import DEFAULT_MODEL, check_pooling, is_local_path, load_sentence_model
 from prodmatch.errors import ConfigError
-from prodmatch.utils.hashing import tree_identity
+from prodmatch.utils.hashing import weights_digest
 from prodmatch.utils.vectors import l2_normalize
 
 if TYPE_CHECKING:
@@ -120,8 +120,12 @@ class TextEncoder:
         if self.needs_fit:
             return None if self._corpus is None else f"st-local|{self._corpus[0]}|{suffix}"
         name = self.model_name_or_path
-        identity = tree_identity(name) if is_local_path(name) and Path(name).expanduser().exists() else name
-        return f"st|{identity}|{suffix}"
+        if is_local_path(name) and Path(name).expanduser().exists():
+            try:  # the folder's files, not its path: a model retrained into the same folder is another model
+                name = f"folder:{weights_digest(name)}"
+            except OSError:
+                return None  # unreadable: loading it will say so; nothing to key a cache entry by
+        return f"st|{name}|{suffix}"
 
     @property
     def network(self) -> SentenceTransformer:

@@ -18,7 +18,13 @@ import numpy as np
 from prodmatch import layout
 from prodmatch.retrieval import artifacts
 from prodmatch.retrieval.metrics import SKU_KEYS, choose_threshold, match_metrics, metric_dict
-from prodmatch.retrieval.protocol import THRESHOLD_GROUP, group_counts, query_split, scored_groups
+from prodmatch.retrieval.protocol import (
+    THRESHOLD_GROUP,
+    check_scored,
+    group_counts,
+    query_split,
+    scored_groups,
+)
 from prodmatch.retrieval.result import RetrievalResult
 from prodmatch.tracking import log_examples, log_metrics
 
@@ -85,6 +91,7 @@ def match_threshold(result: RetrievalResult, rows: np.ndarray) -> float:
 
 def _product(result: RetrievalResult, split: np.ndarray, stage: str) -> dict[str, float]:
     """The product protocol's keys: headline (test products) and seen/ (train and val products)."""
+    check_scored(split)
     threshold = match_threshold(result, split == THRESHOLD_GROUP)
     metrics: dict[str, float] = {}
     for group, rows in scored_groups(split).items():

@@ -90,7 +90,7 @@ class RetrievalPipeline:
         if isinstance(index, str):  # `retrieval.index=exact` sets a value; the backend is a config group
             raise ConfigError(
                 f"retrieval.index={index} is not a backend choice; choose one with retrieval/index={index} "
-                "(annoy, exact, faiss_hnsw, faiss_ivfflat or faiss_ivfpq)"
+                "(annoy, exact, faiss_hnsw, faiss_ivfflat, faiss_ivfpq or milvus)"
             )
         self.index_factory = index or AnnoyIndex
         self.recall_sample = recall_sample
@@ -189,6 +189,7 @@ class RetrievalPipeline:
         warn_unmatched_targets(queries, database)
         if self.protocol == "product":
             queries = assign_split(queries, split or self.product_split(database))
+        self._check_scorable(queries, database)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         embedded = [embed_channel(ch, queries, database, encoders, cache) for ch in self.channels]
@@ -198,6 +199,9 @@ class RetrievalPipeline:
             raise err
         vectors = [(q.vectors, db.vectors) for q, db in embedded]
         queries, database, vectors = drop_unembedded(queries, database, vectors)
+        self._check_scorable(
+            queries, database, " left once the cards whose image could not be decoded were dropped"
+        )
         data = data_counts(stats)
 
         t0 = time.perf_counter()
@@ -246,6 +250,24 @@ class RetrievalPipeline:
                 else {}
             ),
         )
+
+    def _check_scorable(self, queries: Catalog, database: Catalog, after: str = "") -> None:
+        """Cards to score, and a k the database can fill: a one-line error otherwise, never a capped or NaN figure.
+
+        Acc@k divides by k, so with fewer than k database cards the padding would count as misses and cap it at
+        cards / k.
+        """
+        if len(queries) == 0 or len(database) == 0:
+            empty = "query" if len(queries) == 0 else "database"
+            raise ConfigError(
+                f"nothing to score: no {empty} card{after}; fix the {empty} catalog's images "
+                "(data.check_images=decode drops the unreadable ones at load, with a report)"
+            )
+        if self.k > len(database):
+            raise ConfigError(
+                f"retrieval.k={self.k} is more than the {len(database)} database cards{after}: no query can fill "
+                f"its top-{self.k}, and the padding would count as misses; set retrieval.k <= {len(database)}"
+            )
 
     def _weights(
         self, queries: Catalog, database: Catalog, vectors: list[tuple[np.ndarray, np.ndarray]]

@@ -10,7 +10,8 @@ Scoring then gives the headline keys over the query cards of the test products, 
 training, and the same keys prefixed ``seen/`` over those of the train and val products; cards of no group
 count in neither. The match threshold (and, with ``concat_weights=auto``, the concat weights) is chosen on the
 val products' query cards, which the ``seen/`` figures therefore include; the headline figures never do. ``matches.csv`` carries the
-group as ``query_split``, so the headline figures can be recomputed from it.
+group as ``query_split``, so the headline figures can be recomputed from it. A run with no query card of a test
+product has nothing to score: it is an error naming the cause, never NaN figures.
 """
 
 from __future__ import annotations
@@ -46,8 +47,40 @@ def draw_split(database: Catalog, fractions: Sequence[float], seed: int) -> Prod
 
 
 def assign_split(queries: Catalog, split: ProductSplit) -> Catalog:
-    """The query cards with their product's group in the ``split`` column."""
-    return queries.with_column(SPLIT_COLUMN, split.of(_require_skus(queries, "query")))
+    """The query cards with their product's group in the ``split`` column.
+
+    Nothing to score (no query card of a test product) is a one-line ConfigError naming the cause: no shared
+    SKUs, or split fractions that leave the test group empty.
+    """
+    q_split = split.of(_require_skus(queries, "query"))
+    if not (q_split == UNSEEN).any():
+        raise ConfigError(_nothing_to_score(q_split, split))
+    return queries.with_column(SPLIT_COLUMN, q_split)
+
+
+def _nothing_to_score(q_split: np.ndarray, split: ProductSplit) -> str:
+    """Why no query card belongs to a test product, and the fix."""
+    if (q_split == NO_SKU).all():
+        return (
+            "retrieval.protocol=product has nothing to score: no query card has a SKU that a database card has "
+            f"({len(q_split)} query cards); fill the sku column of both catalogs, or use retrieval.protocol=category"
+        )
+    groups = split.groups
+    tested = sum(group == UNSEEN for group in groups.values())
+    return (
+        f"retrieval.protocol=product has nothing to score: retrieval.split_fractions={list(split.fractions)} puts "
+        f"{tested} of {len(groups)} database products in the test group, and no query card is of one; give the "
+        "test share more room, e.g. retrieval.split_fractions=[0.6,0.2,0.2]"
+    )
+
+
+def check_scored(split: np.ndarray) -> None:
+    """A one-line ConfigError when no query card of a test product is left (all dropped while embedding)."""
+    if not (np.asarray(split, dtype=object) == UNSEEN).any():
+        raise ConfigError(
+            "retrieval.protocol=product has nothing to score: no query card of a test product is left after the "
+            "cards whose image could not be decoded were dropped (data/dropped/... in the log); fix those images"
+        )
 
 
 def query_split(queries: Catalog) -> np.ndarray | None:

@@ -1,8 +1,8 @@
-"""Hydra callbacks for sweeps: the best trial of a study, written to the sweep dir and printed.
+"""The Hydra callback that reports the best trial of a study, written to the sweep dir and printed.
 
-Registered by the `hparams_search` configs (`hydra.callbacks.best_trial`). It reads what the jobs left in their
-dirs (`metrics.json`, `job_status.json`, `.hydra/`), so it works the same whether the jobs ran in this process
-(basic launcher) or in submitit workers, where this process never sees a job's return value.
+:class:`BestTrialReport` is registered by the `hparams_search` configs (`hydra.callbacks.best_trial`). It reads what
+the jobs left in their dirs (`metrics.json`, `job_status.json`, `.hydra/`), so it works the same whether the jobs
+ran in this process (basic launcher) or in submitit workers, where this process never sees a job's return value.
 """
 
 from __future__ import annotations
@@ -56,18 +56,27 @@ def _job_num(job_dir: Path) -> int:
     return int(num) if isinstance(num, int) else -1
 
 
-def _failed(job_dir: Path) -> bool:
+def _read_json(path: Path) -> dict[str, Any]:
+    """A job's JSON record; {} when it is missing, empty or torn (a job killed while writing it)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _finished(job_dir: Path) -> bool:
+    """Whether the job recorded its end as ok (a failed, interrupted or still running job has no value)."""
     status = job_dir / STATUS_FILE
-    return status.is_file() and json.loads(status.read_text()).get("status") == "failed"
+    return not status.is_file() or _read_json(status).get("status") == "ok"
 
 
 def read_trial(job_dir: Path, metric: str) -> Trial:
     """The trial a job dir records: its overrides, its metrics and the value of `metric` (finite, or None)."""
     overrides = [str(o) for o in OmegaConf.load(job_dir / HYDRA_DIR / HYDRA_OVERRIDES_FILE)]
-    metrics_path = job_dir / METRICS_FILE
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics = _read_json(job_dir / METRICS_FILE)
     value = metrics.get(metric)
-    finite = isinstance(value, (int, float)) and math.isfinite(value) and not _failed(job_dir)
+    finite = isinstance(value, (int, float)) and math.isfinite(value) and _finished(job_dir)
     return Trial(job_dir, _job_num(job_dir), overrides, metrics, float(value) if finite else None)
 
 

@@ -18,9 +18,11 @@ def job_statuses(sweep_dir: Path) -> dict[Path, dict[str, Any]]:
     out: dict[Path, dict[str, Any]] = {}
     for path in sorted(Path(sweep_dir).rglob(STATUS_FILE)):
         try:
-            out[path.parent] = json.loads(path.read_text())
-        except ValueError:
-            out[path.parent] = {"status": "failed", "error": f"{path} is unreadable"}
+            status = json.loads(path.read_text())
+        except (OSError, ValueError):
+            status = None
+        ok = isinstance(status, dict)
+        out[path.parent] = status if ok else {"status": "failed", "error": f"{path} is unreadable"}
     return out
 
 

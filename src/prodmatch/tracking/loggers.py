@@ -21,8 +21,9 @@ log = logging.getLogger("prodmatch")
 def wandb_run_id(run_dir: str | Path) -> str:
     """This run dir's W&B run id: the stored one (a resumed job continues its run) or a new one, stored."""
     path = Path(run_dir) / WANDB_ID_FILE
-    if path.is_file():
-        return path.read_text().strip()
+    stored = path.read_text().strip() if path.is_file() else ""
+    if stored:  # an empty file (a write cut short) gets a new id
+        return stored
     run_id = "".join(
         secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8)
     )  # W&B's id form

@@ -1,9 +1,13 @@
 """SIGTERM / SIGINT: stop training at the next batch boundary (last.ckpt saved), elsewhere stop at once.
 
 Lightning only turns SIGTERM into a stop when no other handler is installed, and then exits with status 0;
-a Ctrl+C may land inside an optimizer step. Here both signals set Lightning's own stop flag while a trainer
-fits (the loop raises at the next batch boundary, where the checkpoint is consistent), and raise
-:class:`Interrupted` anywhere else, so every interrupted job exits non-zero and is recorded as such.
+a Ctrl+C may land inside an optimizer step. Here both signals set Lightning's own stop flag while a trainer's fit
+loop runs (it raises at the next batch boundary, where the checkpoint is consistent), and raise
+:class:`Interrupted` anywhere else, so every interrupted job exits non-zero and is recorded as such. "Anywhere
+else" includes the parts of ``fit`` outside its loop (the before-fit and fit-end evaluations, a checkpoint
+restore): Lightning clears its flag as the loop starts and checks it nowhere after the loop, so a signal there
+would be lost. The loop's start and end are marked by :func:`loop_started` / :func:`loop_ended` (the
+``InterruptCheckpoint`` callback calls them).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 _fitting: list[Any] = []  # the trainer currently inside fit(), if any
+_looping: list[Any] = []  # the trainers whose fit loop runs (between on_train_start and on_train_end)
 
 
 class Interrupted(SystemExit):
@@ -32,9 +37,9 @@ class Interrupted(SystemExit):
 def _handler(signum: int, frame: FrameType | None) -> None:
     trainer = _fitting[-1] if _fitting else None
     connector = getattr(trainer, "_signal_connector", None)
-    # While fitting, the first signal asks Lightning to stop at the next batch boundary (its own SIGTERM handler
-    # may already have set the flag before calling this one); the same signal again stops at once.
-    if connector is not None and signum not in stopping_signal:
+    # While the fit loop runs, the first signal asks Lightning to stop at the next batch boundary (its own SIGTERM
+    # handler may already have set the flag before calling this one); the same signal again stops at once.
+    if connector is not None and trainer in _looping and signum not in stopping_signal:
         connector.received_sigterm = True  # Lightning raises SIGTERMException at the next batch boundary
         stopping_signal.append(signum)
         return
@@ -69,3 +74,15 @@ def fitting(trainer: Any) -> Iterator[None]:
         yield
     finally:
         _fitting.remove(trainer)
+        loop_ended(trainer)
+
+
+def loop_started(trainer: Any) -> None:
+    """``trainer``'s fit loop runs: a signal now stops it at the next batch boundary."""
+    _looping.append(trainer)
+
+
+def loop_ended(trainer: Any) -> None:
+    """``trainer``'s fit loop is over: a signal now stops the job at once."""
+    while trainer in _looping:
+        _looping.remove(trainer)

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from prodmatch.bench import scale
-from prodmatch.bench.scale_worker import ScaleSpec, bare_torch_topk, measure, scale_data
+from prodmatch.bench.scale_worker import (
+    ScaleSpec,
+    bare_torch_topk,
+    measure,
+    scale_data,
+    tie_recall,
+    truth_with_ties,
+)
 
 
 def tiny(tmp_path, **kw) -> ScaleSpec:
@@ -33,6 +40,22 @@ def test_bare_torch_matches_exact_ids(tmp_path):
     q, db = scale_data(tiny(tmp_path))
     ids = bare_torch_topk(q, db, 10, max_memory_mb=0.01)  # several query chunks
     np.testing.assert_array_equal(ids, ExactIndex().build(db).search(q, 10)[0])
+
+
+def test_recall_counts_any_of_the_cards_tied_at_the_cut(tmp_path):
+    """Duplicate cards (identical titles) tie: whichever of them a backend returns is a right answer."""
+    q, db = scale_data(tiny(tmp_path))
+    db = np.vstack([db, np.repeat(db[:1], 5, axis=0)])  # five more copies of card 0
+    query = db[:1] + 1e-3 * np.ones((1, db.shape[1]), dtype=np.float32)
+    truth, facts = truth_with_ties(query, db, 3, max_memory_mb=1024)
+    assert set(truth[0][truth[0] >= 0].tolist()) == {0, 600, 601, 602, 603, 604}
+    assert facts == {"ties_at_cut": 1.0, "ties_cut_short": 0.0}
+    assert tie_recall(np.array([[604, 0, 601]]), truth, 3) == 1.0
+    assert tie_recall(np.array([[604, 0, 7]]), truth, 3) == pytest.approx(2 / 3)
+    assert tie_recall(np.array([[604, -1, -1]]), truth, 3) == pytest.approx(1 / 3)
+    truth, facts = truth_with_ties(q, db[:600], 10, max_memory_mb=1024)
+    assert facts["ties_at_cut"] == 0.0 and (truth[:, 10:] == -1).all()  # random vectors: no ties
+    np.testing.assert_array_equal(truth[:, :10], bare_torch_topk(q, db[:600], 10, 1024))
 
 
 @pytest.mark.slow
@@ -87,7 +110,7 @@ def test_scale_cli_end_to_end(tmp_path):
     assert "<!-- bench:scale-500 -->" in md.read_text() and (tmp_path / "scale.png").is_file()
     scale.main([*argv, "--backends", "exact", "--markdown", str(md), "--add-to", "--no-sweep"])
     merged = json.loads(out.read_text())
-    assert list(merged["backends"]) == ["exact", "annoy"], (
+    assert sorted(merged["backends"]) == ["annoy", "exact"], (
         "the earlier annoy row is kept, exact is the new one"
     )
     annoy = merged["backends"]["annoy"]

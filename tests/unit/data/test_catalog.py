@@ -282,6 +282,20 @@ def test_unsafe_and_empty_image_refs(tmp_path: Path, caplog) -> None:
     outside.unlink()
 
 
+def test_an_image_symlinked_out_of_the_root_is_dropped_and_counted(tmp_path: Path, caplog) -> None:
+    outside = tmp_path.parent / f"{tmp_path.name}_outside.jpg"
+    Image.new("RGB", (4, 4)).save(outside)
+    rows = [_row(0), _row(1), _row(2)]
+    _write(tmp_path, rows)
+    link = tmp_path / rows[1]["img_ref"]
+    link.unlink()
+    link.symlink_to(outside)  # the path text stays inside the root, the file it names does not
+    cat = _load_with_drops(tmp_path, rows, caplog)
+    assert cat.row_ids.tolist() == [0, 2]
+    assert cat.report.dropped == {"unsafe_image_path": 1}
+    outside.unlink()
+
+
 def test_strict_mode_raises_naming_reason_rows_and_fix(tmp_path: Path) -> None:
     rows = [_row(0), _row(1, title=""), _row(2), _row(3, img_ref="../x.jpg")]
     path = _write(tmp_path, rows)
@@ -418,7 +432,7 @@ def test_source_identity_is_what_was_loaded_and_images_are_hashed_lazily_once(
     rows = [_row(i) for i in range(3)]
     path = _write(tmp_path, rows)
     calls: list[int] = []
-    monkeypatch.setattr(catalog_module, "stats_hash", lambda paths: calls.append(len(paths)) or "s")
+    monkeypatch.setattr(catalog_module, "files_identity", lambda paths: calls.append(len(paths)) or "s")
     cat = load_catalog(path)
     loaded = file_hash(path)
     _write(tmp_path, [*rows, _row(9)])  # edited after loading: the identity stays the loaded bytes'

@@ -288,6 +288,32 @@ def test_resolve_image_path_refuses(tmp_path: Path, ref: str, message: str) -> N
         resolve_image_path(tmp_path, ref)
 
 
+def test_a_symlink_may_not_lead_out_of_the_image_root(tmp_path: Path) -> None:
+    """The path text stays inside, the file it names does not: refused like a '..' ref."""
+    root, outside = tmp_path / "root", tmp_path / "secret"
+    (root / "images").mkdir(parents=True)
+    outside.mkdir()
+    Image.new("RGB", (4, 4)).save(outside / "x.jpg")
+    (root / "images" / "file.jpg").symlink_to(outside / "x.jpg")
+    (root / "images" / "folder").symlink_to(outside, target_is_directory=True)
+    for ref in ("images/file.jpg", "images/folder/x.jpg"):
+        with pytest.raises(ImageError, match="outside the image root") as info:
+            resolve_image_path(root, ref)
+        assert "data.image_root" in str(info.value)
+
+
+def test_symlinks_that_stay_inside_the_image_root_are_kept(tmp_path: Path) -> None:
+    storage = tmp_path / "storage"
+    (storage / "a").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(storage / "a" / "x.jpg")
+    (storage / "same.jpg").symlink_to(storage / "a" / "x.jpg")
+    (storage / "b").symlink_to(storage / "a", target_is_directory=True)
+    root = tmp_path / "root"
+    root.symlink_to(storage, target_is_directory=True)  # the root itself may be a link to the storage
+    for ref in ("a/x.jpg", "same.jpg", "b/x.jpg"):
+        assert resolve_image_path(root, ref) == root / ref  # returned as joined, not resolved
+
+
 # --------------------------------------------------------------------------- transforms and dataset
 
 

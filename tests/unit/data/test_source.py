@@ -115,3 +115,14 @@ def test_with_synthetic_null_the_files_are_used_as_they_are(copy_of_tiny: Path) 
     source.synthetic = None
     queries, _ = source.load()
     assert len(queries) > 0
+
+
+def test_a_catalog_of_another_profile_is_refused_and_left_alone(copy_of_tiny: Path) -> None:
+    before = _digest(copy_of_tiny)
+    source = _source(copy_of_tiny)
+    source.synthetic = {"seed": 0, "scale": "tiny", "profile": "hard"}
+    with pytest.raises(CatalogError) as info:
+        source.load()  # the default catalog there must not be replaced by the hard one
+    message = str(info.value)
+    assert "\n" not in message and "profile=default" in message and "profile=hard" in message
+    assert _digest(copy_of_tiny) == before

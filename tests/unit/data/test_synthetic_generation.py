@@ -121,7 +121,7 @@ def test_a_failed_generation_leaves_the_old_catalog_and_no_temporary_folder(
     shutil.copytree(serial, out)
     before = _digest(out)
 
-    def crash(folder: Path, seed: int, scale: str) -> None:
+    def crash(folder: Path, *args: object) -> None:
         (folder / "company_data.csv").write_text("half", encoding="utf-8")
         raise KeyboardInterrupt
 

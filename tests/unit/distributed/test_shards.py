@@ -18,6 +18,7 @@ from prodmatch.distributed.shards import (
     merge_shards,
     rank_rows,
 )
+from tests.helpers.faults import filler, no_room, small_disk
 
 DIM = 4
 
@@ -108,3 +109,21 @@ def test_a_failed_merge_is_raised_on_every_rank(tmp_path: Path):
     # Rank 1 merges nothing; it learns of the failure from rank 0's broadcast instead of waiting forever.
     with pytest.raises(RuntimeError, match="failed: boom"):
         merge_on_rank_zero(tmp_path, 5, DIM, 1, 2, _Group(sent="boom"))
+
+
+def test_no_room_for_a_shard_or_its_merge_is_an_oserror_never_a_sigbus(tmp_path: Path):
+    """The shards are memory maps: their space is allocated before a row goes through them."""
+    from prodmatch.utils.atomic import is_disk_full
+
+    folder = tmp_path / "disk"
+    with no_room(folder):
+        with pytest.raises(OSError) as info:
+            Shard(folder, 0, 50_000, 1, DIM)
+        assert is_disk_full(info.value)
+    written = tmp_path / "written"
+    with small_disk(written, 512), filler(written) as fill_up:
+        _write(written, 0, 4, 1, [0, 1, 2, 3])
+        fill_up()  # the disk is full by the time rank 0 merges
+        with pytest.raises(OSError, match="merging the embedding shards") as info:
+            merge_on_rank_zero(written, 4, DIM, 0, 1, _Group())
+    assert is_disk_full(info.value)  # the task's one error line, not a bug's traceback

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +18,11 @@ from prodmatch.backbones.resnet import build_resnet18
 from prodmatch.data.catalog import Catalog, load_catalog
 from prodmatch.encoders.base import EncodeResult, WrappedEncoder
 from prodmatch.encoders.cache import EmbeddingCache
+from prodmatch.encoders.rows import KEYS_SUFFIX
 from prodmatch.encoders.image_embedder import ImageBatchEmbedder
 from prodmatch.encoders.tfidf import TfidfEncoder
 from prodmatch.utils.vectors import l2_normalize
+from tests.helpers.faults import no_room, replace_keeping_size_and_mtime, same_size_image, temporaries
 from tests.unit.encoders.cards import assert_unit_rows, image_encoder, write_catalog
 
 
@@ -71,7 +75,7 @@ def test_cache_hit_and_invalidation(catalog: Catalog, tmp_path: Path, caplog):
     np.testing.assert_array_equal(first, second)
     assert isinstance(second, np.memmap) and not second.flags.writeable  # read back memory-mapped
     assert "cache hit" in caplog.text and "cache miss" in caplog.text
-    assert not list((tmp_path / "emb").glob("*.tmp"))  # atomic writes left no temp file
+    assert not list((tmp_path / "emb").rglob("*.tmp"))  # atomic writes left no temp file
 
     part = cache.get_or_compute(encoder, texts[:4])  # rows stored by the first call: read back, not encoded
     assert encoder.calls == 1 and cache.hits == 2
@@ -153,7 +157,7 @@ def test_cache_streams_big_outputs_into_a_memory_map(catalog: Catalog, tmp_path:
     np.testing.assert_allclose(vectors, expected, atol=1e-6)
     assert_unit_rows(cache.get_or_compute(encoder, paths).vectors, len(paths), 512)
     assert encoder.calls == 1
-    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+    assert not list(tmp_path.rglob(".*"))  # no temporary file left behind
 
 
 def test_cache_with_image_encoder(catalog: Catalog, tmp_path: Path):
@@ -223,3 +227,86 @@ def test_missing_image_file_is_encoded_without_caching(private_catalog: Catalog,
     result = cache.get_or_compute(image_encoder(seed=0), paths)
     assert np.isnan(result.vectors[0]).all() and result.counts == {"unreadable_image": 1}
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("in_place", [True, False], ids=["cp -p", "rsync -a"])
+def test_an_image_replaced_with_the_same_size_and_mtime_misses(
+    private_catalog: Catalog, tmp_path: Path, in_place: bool
+):
+    cache = EmbeddingCache(tmp_path / "cache")
+    encoder = Counting(image_encoder(seed=0))
+    paths = private_catalog.image_paths()
+    cache.get_or_compute(encoder, paths)
+    replace_keeping_size_and_mtime(paths[0], same_size_image(paths[0], (250, 10, 10)), in_place=in_place)
+    np.testing.assert_array_equal(
+        cache.get_or_compute(encoder, paths).vectors, image_encoder(seed=0).encode(paths).vectors
+    )
+    assert encoder.calls == 2, "a replaced image must be re-encoded, not served from the cache"
+
+
+def _tear(entry: Path, how: str) -> None:
+    """What a power loss (or a foreign writer) can leave in an entry's place."""
+    meta = entry.with_suffix(".json")
+    if how == "empty vectors":
+        entry.write_bytes(b"")
+    elif how == "short vectors":
+        entry.write_bytes(entry.read_bytes()[:-7])
+    elif how == "empty meta":
+        meta.write_bytes(b"")
+    elif how == "wrong shape":
+        np.save(entry, np.zeros((3, 4), dtype=np.float32))
+
+
+@pytest.mark.parametrize("how", ["empty vectors", "short vectors", "empty meta", "wrong shape"])
+def test_a_torn_entry_is_one_warning_and_written_again(catalog: Catalog, tmp_path: Path, caplog, how: str):
+    texts = catalog.texts("title")
+    cache = EmbeddingCache(tmp_path)
+    encoder = Counting(TfidfEncoder(dim=4).fit(texts))
+    expected = np.array(cache.get_or_compute(encoder, texts).vectors)  # a copy: the entry is torn below
+    (keys,) = tmp_path.rglob("*" + KEYS_SUFFIX)  # the one segment's vectors file
+    entry = keys.with_name(keys.name[: -len(KEYS_SUFFIX)] + ".npy")
+    _tear(entry, how)
+    with caplog.at_level(logging.WARNING, logger="prodmatch.encoders"):
+        np.testing.assert_array_equal(cache.get_or_compute(encoder, texts).vectors, expected)
+    assert encoder.calls == 2 and len(caplog.records) == 1 and entry.stem in caplog.text
+    caplog.clear()
+    np.testing.assert_array_equal(EmbeddingCache(tmp_path).get_or_compute(encoder, texts).vectors, expected)
+    assert encoder.calls == 2 and not caplog.records  # whole again: a hit
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["in memory", "memory-mapped"])
+def test_no_room_for_the_cache_encodes_without_it_with_one_warning(
+    catalog: Catalog, tmp_path: Path, caplog, big: bool
+):
+    """The cache is an optimisation: a full disk (or quota) under it never ends the run."""
+    paths = catalog.image_paths()
+    expected = image_encoder(seed=0).encode(paths).vectors
+    folder = tmp_path / "cache"
+    with no_room(folder):
+        cache = EmbeddingCache(folder, memmap_min_bytes=0 if big else 1 << 40)
+        encoder = CountingOut(image_encoder(seed=0))
+        with caplog.at_level(logging.WARNING, logger="prodmatch.encoders"):
+            np.testing.assert_allclose(cache.get_or_compute(encoder, paths).vectors, expected, atol=1e-6)
+            np.testing.assert_allclose(
+                cache.get_or_compute(encoder, paths[:3]).vectors, expected[:3], atol=1e-6
+            )
+        warnings = [r.getMessage() for r in caplog.records]
+        assert len(warnings) == 1 and "no space left" in warnings[0] and "cache=false" in warnings[0]
+        assert encoder.calls == 2 and not cache.writable  # no second try at writing in this run
+        assert (
+            temporaries(folder) == [] and not list(folder.rglob("*.npy")) and not list(folder.rglob("*.json"))
+        )
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(catalog: Catalog, tmp_path: Path):
+    code = (
+        "import os, sys\n"
+        "from prodmatch.utils.atomic import new_temporary\n"
+        "new_temporary(sys.argv[1])  # a writer killed while its entry was half written\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "textencoder-text-abc.npy")], check=True)
+    assert len(temporaries(tmp_path)) == 1
+    texts = catalog.texts("title")
+    EmbeddingCache(tmp_path).get_or_compute(TfidfEncoder(dim=4).fit(texts), texts)
+    assert temporaries(tmp_path) == []

@@ -7,6 +7,7 @@ are forced (HF_HUB_OFFLINE, an empty torch hub dir, a failing download).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from urllib.error import URLError
@@ -112,7 +113,20 @@ def test_image_weights_from_local_state_dict(catalog: Catalog, tmp_path: Path):
     embedder = ImageBatchEmbedder(source.eval(), 512, 32, batch_size=4, num_workers=0, progress=False)
     expected = embedder.encode(catalog.image_paths()).vectors
     np.testing.assert_allclose(encoder.encode(catalog.image_paths()).vectors, expected, atol=1e-6)
-    assert str(path.resolve()) in encoder.cache_key()
+    # keyed by the weights' bytes, not their path: a copy elsewhere is the same model ...
+    key = encoder.cache_key()
+    assert str(tmp_path) not in key
+    copy = tmp_path / "elsewhere" / "resnet18.pth"
+    copy.parent.mkdir()
+    copy.write_bytes(path.read_bytes())
+    assert image_encoder(pretrained=True, weights=str(copy)).cache_key() == key
+    # ... and other weights saved at the same path, with the same size and mtime, are another
+    stat = path.stat()
+    state["backbone.conv1.weight"] = state["backbone.conv1.weight"] + 1
+    torch.save({"state_dict": state}, path)
+    assert path.stat().st_size == stat.st_size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert image_encoder(pretrained=True, weights=str(path)).cache_key() != key
 
 
 def test_image_weights_missing_file(tmp_path: Path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,8 @@ import prodmatch.data.images as images_module
 from prodmatch.data.images import IMAGE_OK, IMAGE_TRUNCATED, IMAGE_UNREADABLE
 from prodmatch.encoders import pixels
 from prodmatch.encoders.image import ImageEncoder
+from tests.helpers.faults import replace_keeping_size_and_mtime, same_size_image, small_disk, temporaries
+from tests.helpers.run import REPO_ROOT
 
 
 def _jpeg(path: Path, seed: int, size: tuple[int, int] = (48, 40)) -> Path:
@@ -201,3 +205,111 @@ def test_a_second_write_of_the_same_files_keeps_the_first(files, tmp_path):
     again = pixels.open_store(tmp_path / "px", files, 24)
     assert again.data_paths == first.data_paths
     assert len(list((tmp_path / "px").iterdir())) == 3  # the JSON and one write's two files
+
+
+@pytest.mark.parametrize("in_place", [True, False], ids=["cp -p", "rsync -a"])
+def test_an_image_replaced_with_the_same_size_and_mtime_is_decoded_again(files, tmp_path, in_place):
+    """The size and mtime can be kept by cp -p, rsync -a, touch -r or an archive; inode and change time cannot."""
+    _encoder(tmp_path / "px").encode(files)
+    for i, path in enumerate(files[:3]):
+        replace_keeping_size_and_mtime(Path(path), same_size_image(Path(path), (40 * i, 200, 90)), in_place)
+    assert not pixels.open_store(tmp_path / "px", files, 24).matches(files)
+    np.testing.assert_array_equal(
+        _encoder(tmp_path / "px").encode(files).vectors, _encoder().encode(files).vectors
+    )
+
+
+@pytest.mark.parametrize("part", ["crops", "statuses", "json"])
+def test_an_empty_store_file_is_a_miss_and_written_again(files, tmp_path, caplog, part):
+    """What a power loss can leave: a 0-byte file under the final name. One warning, decoded, rewritten."""
+    _encoder(tmp_path / "px").encode(files)
+    store = pixels.open_store(tmp_path / "px", files, 24)
+    {"crops": store.data_paths[0], "statuses": store.data_paths[1], "json": store.path}[part].write_bytes(b"")
+    with caplog.at_level(logging.WARNING, logger="prodmatch.data"):
+        vectors = _encoder(tmp_path / "px").encode(files).vectors
+    np.testing.assert_array_equal(vectors, _encoder().encode(files).vectors)
+    assert (
+        len(
+            [
+                r
+                for r in caplog.records
+                if r.getMessage().startswith("pixel store") and "unreadable" in r.getMessage()
+            ]
+        )
+        == 1
+    )
+    again = pixels.open_store(tmp_path / "px", files, 24)
+    assert again is not None and again.matches(files)
+    assert len(list((tmp_path / "px").iterdir())) == 3  # the torn write's files are gone
+
+
+_WRITE_AND_STOP = """
+import os, signal, sys
+from pathlib import Path
+import torch
+from prodmatch.encoders import pixels
+from prodmatch.encoders.image import ImageEncoder
+from tests.helpers.faults import fill, install_enospc
+
+fault, folder, files = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+encoder = ImageEncoder(pretrained=False, image_size=24, batch_size=2, num_workers=0, device="cpu", progress=False)
+writer = pixels.store_writer(folder, files, 24)
+assert writer is not None, "room for the store when the pass starts"
+
+def batches():
+    for i, batch in enumerate(encoder.embedder.loader(files, torch.device("cpu"))):
+        yield batch
+        if i == 0 and fault == "fill":
+            fill(folder)  # the disk fills up while the store is written
+        elif i == 0 and fault == "enospc":
+            install_enospc(folder)  # no tmpfs here: every write from now on fails as on a full disk
+        elif i == 0 and fault == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+rows = sum(len(crops) for crops, _ in writer.tee(batches()))
+print("rows", rows)
+"""
+
+
+def _write_and_stop(fault: str, folder: Path, files: list[str]) -> subprocess.CompletedProcess:
+    """A decoding pass that writes the store in another process, with ``fault`` after its first batch."""
+    return subprocess.run(
+        [sys.executable, "-c", _WRITE_AND_STOP, fault, str(folder), *files],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_disk_that_fills_up_while_the_store_is_written_is_one_warning_never_a_sigbus(files, tmp_path):
+    """The crops file's space is allocated before the first crop goes through its memory map."""
+    folder = tmp_path / "px"
+    with small_disk(folder, 256) as mounted:
+        proc = _write_and_stop("fill" if mounted else "enospc", folder, files)
+        assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
+        assert proc.stdout.split() == ["rows", str(len(files))]  # the pass went on decoding
+        warnings = [line for line in proc.stderr.splitlines() if "not written" in line]
+        assert len(warnings) == 1 and "no space left" in warnings[0]
+        assert temporaries(folder) == [] and pixels.open_store(folder, files, 24) is None
+        assert {p.name for p in folder.iterdir()} <= {".filler"}  # nothing of the write left
+
+
+def test_a_writer_killed_mid_write_leaves_a_temporary_the_next_writer_removes(files, tmp_path):
+    folder = tmp_path / "px"
+    proc = _write_and_stop("kill", folder, files)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert len(temporaries(folder)) == 1  # SIGKILL: nothing could clean up
+    np.testing.assert_array_equal(_encoder(folder).encode(files).vectors, _encoder().encode(files).vectors)
+    assert temporaries(folder) == []
+    assert pixels.open_store(folder, files, 24).matches(files)
+
+
+def test_a_folder_without_room_is_said_once_and_not_tried_again(files, tmp_path, monkeypatch, caplog):
+    """Training evaluates every few epochs: the warning is not repeated, and nothing is written meanwhile."""
+    monkeypatch.setattr(pixels.shutil, "disk_usage", lambda _: type("U", (), {"free": 10})())
+    with caplog.at_level(logging.WARNING, logger="prodmatch.data"):
+        for _ in range(3):
+            _encoder(tmp_path / "px").encode(files)
+            _encoder(tmp_path / "px", image_size=32).encode(files)
+    assert len([r for r in caplog.records if r.getMessage().startswith("pixel store")]) == 1

@@ -314,7 +314,7 @@ def test_ivfflat_trained_through_an_hnsw_graph_is_as_good_and_reproducible(data)
 
 
 def test_ivf_default_lists_and_too_small_a_database():
-    assert FaissIndex(kind="ivfflat")._n_lists(1_000_000) == 25_000
+    assert FaissIndex(kind="ivfflat")._n_lists(1_000_000) == 4000
     assert FaissIndex(kind="ivfpq")._n_lists(1_000_000) == 1000
     assert FaissIndex(kind="ivfflat")._n_lists(10_000) == 250  # at least 40 rows a list
     with pytest.raises(ConfigError, match="ivfflat with nlist=64 needs at least 64 database rows"):

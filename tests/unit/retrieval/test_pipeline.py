@@ -141,14 +141,18 @@ def test_artifacts_follow_the_contract(tiny_catalogs, encoders, tmp_path):
     ).all()
 
 
-def test_matches_skip_padding_when_database_is_smaller_than_k(tiny_catalogs, encoders):
+def test_a_k_larger_than_the_database_is_one_error_and_padding_never_becomes_a_match(tiny_catalogs, encoders):
     queries, database = tiny_catalogs
     small_db = database.subset(np.arange(6))
-    result = _pipeline([{"encoder": "tfidf_full", "view": "title"}], exact=True).run(
-        queries, small_db, encoders
-    )
+    channels = [{"encoder": "tfidf_full", "view": "title"}]
+    with pytest.raises(
+        ConfigError, match=r"retrieval.k=10 is more than the 6 database cards.*retrieval.k <= 6"
+    ):
+        _pipeline(channels, exact=True).run(queries, small_db, encoders)
+    result = _pipeline(channels, exact=True, k=6).run(queries, small_db, encoders)
+    result.ids[:, -1] = -1  # what an ANN index gives when it finds fewer than k
     frame = matches_frame(result)
-    assert len(frame) == len(queries) * 6
+    assert len(frame) == len(queries) * 5
     assert frame["db_idx"].isin(small_db.row_ids).all()
 
 

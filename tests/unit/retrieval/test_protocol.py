@@ -112,13 +112,16 @@ def test_before_fit_prefix_composes(hand_result):
     )
 
 
-def test_an_empty_group_has_its_keys_without_values(hand_result):
-    split = ["val", "val", "val", "train", "none"]
+def test_an_empty_seen_group_has_its_keys_without_values_and_an_empty_test_group_is_an_error(hand_result):
+    split = ["test", "test", "test", "test", "none"]
     queries = hand_result.queries.with_column(SPLIT_COLUMN, split)
-    m = score(RetrievalResult(queries, hand_result.database, IDS, SCORES, 2, "no test products"))
-    for key in ("retrieval/acc@2", "retrieval/sku_mrr", "retrieval/sku_map@2", "match/f1"):
+    m = score(RetrievalResult(queries, hand_result.database, IDS, SCORES, 2, "no seen products"))
+    for key in ("seen/retrieval/acc@2", "seen/retrieval/sku_mrr", "seen/retrieval/sku_map@2"):
         assert np.isnan(m[key])
-    assert np.isfinite(m["seen/retrieval/sku_mrr"]) and np.isfinite(m["match/threshold"])
+    assert np.isfinite(m["retrieval/acc@2"]) and np.isfinite(m["retrieval/sku_mrr"])
+    untested = hand_result.queries.with_column(SPLIT_COLUMN, ["val", "val", "val", "train", "none"])
+    with pytest.raises(ConfigError, match="nothing to score"):
+        score(RetrievalResult(untested, hand_result.database, IDS, SCORES, 2, "no test products"))
 
 
 def test_category_protocol_keys_are_unchanged(tiny_catalogs, encoders, tmp_path):
@@ -192,7 +195,7 @@ def test_matches_csv_query_split_recomputes_the_headline_figures(tiny_catalogs, 
     ("kwargs", "message"),
     [
         ({"protocol": "sku"}, "retrieval.protocol"),
-        ({"protocol": "product", "split_fractions": [0.5, 0.5, 0.5]}, "fractions"),
+        ({"protocol": "product", "split_fractions": [0.5, 0.5, 0.5]}, r"retrieval\.split_fractions=\[0\.5"),
         ({"protocol": "product", "match_depth": 0}, "retrieval.match_depth"),
         ({"concat_weights": "auto", "fusion": "concat"}, "retrieval.protocol=product"),
         ({"concat_weights": "best", "fusion": "concat", "protocol": "product"}, "auto or null"),
@@ -202,6 +205,28 @@ def test_bad_protocol_config_is_one_clear_error(kwargs, message):
     channels = [*TITLE, {"encoder": "tfidf_full", "view": "title_cat"}]
     with pytest.raises(ConfigError, match=message):
         RetrievalPipeline(channels=channels if kwargs.get("fusion") else TITLE, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("query_skus", "fractions", "message"),
+    [
+        (["", "", "", "", ""], (0.6, 0.2, 0.2), "no query card has a SKU that a database card has"),
+        (
+            QUERIES[0],
+            (1.0, 0.0, 0.0),
+            r"retrieval.split_fractions=\[1.0, 0.0, 0.0\] puts 0 of 3 database products",
+        ),
+    ],
+    ids=["every query SKU empty", "no test share"],
+)
+def test_nothing_to_score_is_one_error_naming_the_cause_never_nan(
+    tmp_path, encoders, query_skus, fractions, message
+):
+    queries = _catalog(tmp_path, "queries", query_skus, QUERIES[1])
+    pipeline = RetrievalPipeline(TITLE, protocol="product", split_fractions=fractions, k=2)
+    with pytest.raises(ConfigError, match=f"nothing to score: .*{message}") as info:
+        pipeline.run(queries, _catalog(tmp_path, "db", *DB), encoders)
+    assert "\n" not in str(info.value)
 
 
 def test_product_protocol_needs_skus(tmp_path, encoders):

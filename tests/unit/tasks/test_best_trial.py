@@ -77,3 +77,14 @@ def test_report_with_no_finished_trial_says_so_and_writes_nothing(tmp_path, caps
     BestTrialReport().on_multirun_end(_sweep_cfg(tmp_path))
     assert "no trial of 1 finished" in capsys.readouterr().out
     assert not (tmp_path / "best_trial.yaml").exists()
+
+
+def test_torn_records_of_a_job_killed_while_writing_never_crash_the_report(tmp_path):
+    _job(tmp_path, 0, {METRIC: 0.5})
+    torn = _job(tmp_path, 1, None)
+    (torn / "metrics.json").write_text('{"retrieval/ac')  # killed mid-write (or a power loss)
+    (torn / "job_status.json").write_text("")
+    running = _job(tmp_path, 2, {METRIC: 0.9}, status="running")  # killed outright: never finished
+    trials = collect_trials(tmp_path, METRIC)
+    assert [(t.num, t.value) for t in trials] == [(0, 0.5), (1, None), (2, None)]
+    assert best_of(trials).num == 0 and running.is_dir()

@@ -11,7 +11,9 @@ from prodmatch.errors import ConfigError
 from prodmatch.tasks import wrapper as task_module
 from prodmatch.tasks.run import Run
 from prodmatch.tasks.wrapper import STATUS_FILE, task_wrapper
+from prodmatch.utils import atomic
 from prodmatch.utils.signals import Interrupted
+from tests.helpers.faults import filler, small_disk, temporaries
 
 
 def _status(tmp_path) -> dict:
@@ -148,3 +150,69 @@ def test_reuse_compares_the_config_as_composed_and_the_catalog_the_run_made(
     task(compose_cfg("evaluate", overrides))
     task(compose_cfg("evaluate", overrides))
     assert calls == [1]
+
+
+def test_no_room_for_an_artifact_is_one_error_line_and_a_failed_status(compose_cfg, tmp_path, capsys):
+    """A full disk (or quota) under the run dir: never a traceback or a signal death, and the job is recorded."""
+    out = tmp_path / "run"
+    started: list = []
+    with small_disk(out, 512), filler(out) as fill_up:
+
+        @task_wrapper
+        def task(cfg):
+            started.append((out / STATUS_FILE).is_file() and _status(out)["status"])
+            fill_up()  # the disk fills up while the job runs
+            atomic.write_json(out / "metrics.json", {"retrieval/acc@10": 0.5})
+
+        with pytest.raises(SystemExit) as exc:
+            task(compose_cfg("evaluate", ["logger=none", f"paths.output_dir={out}"]))
+        assert exc.value.code == 1
+        errors = capsys.readouterr().err.strip().splitlines()
+        assert len(errors) == 1 and errors[0].startswith("error: custom: no space left on the disk")
+        assert str(out / "metrics.json") in errors[0] and "paths.cache_dir" in errors[0]
+        assert _status(out) == {
+            "status": "failed",
+            "experiment": "custom",
+            "error": errors[0][len("error: ") :],
+        }
+        assert temporaries(out) == [] and not (out / "metrics.json").exists()
+    assert started == ["running"]  # recorded as it started: a job killed outright is never taken for "ok"
+
+
+def test_a_bad_data_identity_is_one_error_line(compose_cfg, tmp_path, capsys):
+    calls: list = []
+    with pytest.raises(SystemExit) as exc:
+        _writes_metrics(calls)(compose_cfg("evaluate", ["logger=none", "data.identity=inode"]))
+    assert exc.value.code == 1 and calls == []
+    assert (
+        capsys.readouterr().err.strip().startswith("error: data.identity='inode' is not one of stat, content")
+    )
+
+
+def test_content_identity_holds_for_the_whole_job(compose_cfg, tmp_path):
+    from prodmatch.utils import hashing
+
+    seen: list[str] = []
+
+    @task_wrapper
+    def task(cfg):
+        seen.append(hashing._identity[-1])
+        return {}
+
+    task(compose_cfg("evaluate", ["logger=none", "data.identity=content"]))
+    assert seen == ["content"] and hashing._identity == ["stat"]
+
+
+def test_a_signal_during_a_sweep_job_ends_the_sweep_with_128_plus_signal(compose_cfg, tmp_path, monkeypatch):
+    """Not a failed trial the sweeper goes on from: an interrupted Optuna sweep exits non-zero (see
+    docs/RELIABILITY.md for its rerun)."""
+    monkeypatch.setattr(task_module, "in_multirun", lambda: True)
+
+    @task_wrapper
+    def task(cfg):
+        raise Interrupted(signal.SIGTERM)
+
+    with pytest.raises(SystemExit) as exc:
+        task(compose_cfg("evaluate", ["logger=none"]))
+    assert exc.value.code == 128 + signal.SIGTERM
+    assert _status(tmp_path)["status"] == "interrupted"

@@ -20,10 +20,16 @@ The ``sku`` column is the ground truth: one value per product model, equal acros
 Output is a pure function of ``(seed, scale)``: every random draw comes from numpy Generators seeded from
 the seed (per image: from ``(seed, file, row)``), so CSVs and images are byte-identical between runs.
 
+The ``hard`` profile (``profile="hard"``, ``data=synthetic_hard``) is the same catalog with marketplace effects
+on top (missing or mangled model codes, transliterated brands, generic titles, colour casts, turned views,
+stickers, family stock photos), each drawn from its own streams so the default catalogs do not change; the spec
+and its rates are in docs/CATALOGS.md.
+
 Modules: ``tables`` (the world as data), ``sampling`` (small seeded draws), ``skus`` (product models),
-``text`` (shop card text), ``silhouettes`` and ``drawing`` (images), ``generation`` (planning, files, the
-safe folder swap) and ``__main__`` (the CLI).
-CLI: ``python -m prodmatch.data.synthetic --out DIR [--seed N] [--scale tiny|demo|full]``.
+``text`` (shop card text), ``silhouettes`` and ``drawing`` (images), ``hard`` (the hard profile's rates and
+per-card plan), ``hard_text`` and ``hard_images`` (its effects), ``generation`` (planning, files, the safe
+folder swap) and ``__main__`` (the CLI).
+CLI: ``python -m prodmatch.data.synthetic --out DIR [--seed N] [--scale tiny|demo|full] [--profile default|hard]``.
 """
 
 from prodmatch.data.synthetic.generation import (

@@ -1,4 +1,4 @@
-"""CLI: ``python -m prodmatch.data.synthetic --out DIR [--seed N] [--scale tiny|demo|full]``."""
+"""CLI: ``python -m prodmatch.data.synthetic --out DIR [--seed N] [--scale tiny|demo|full] [--profile default|hard]``."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ from pathlib import Path
 import pandas as pd
 
 from prodmatch.data.synthetic.generation import generate
+from prodmatch.data.synthetic.hard import DEFAULT, PROFILES
 from prodmatch.data.synthetic.tables import SCALES
 from prodmatch.errors import ProdmatchError
 
 
-def summary(out: str | Path, seed: int, scale: str, seconds: float) -> str:
+def summary(out: str | Path, seed: int, scale: str, seconds: float, profile: str = DEFAULT) -> str:
     """One line describing a generated catalog."""
     out = Path(out)
     company = pd.read_csv(out / "company_data.csv", usecols=["target"])
     database = pd.read_csv(out / "comparable_data.csv", usecols=["target", "dealer", "sku"])
     return (
-        f"synthetic catalog (scale={scale}, seed={seed}): {len(company)} queries, {len(database)} database cards "
+        f"synthetic catalog (scale={scale}, seed={seed}, profile={profile}): {len(company)} queries, {len(database)} database cards "
         f"({database['sku'].nunique()} SKUs, {database['target'].nunique()} targets, "
         f"{database['dealer'].nunique()} shops), {len(company) + len(database)} images -> {out} ({seconds:.1f} s)"
     )
@@ -35,14 +36,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed -> identical files)")
     parser.add_argument("--scale", choices=sorted(SCALES), default="demo", help="catalog size")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default=DEFAULT,
+        help="default, or hard: the same catalog with marketplace effects on text and images (docs/CATALOGS.md)",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
-        generate(args.out, args.seed, args.scale)
+        generate(args.out, args.seed, args.scale, args.profile)
     except ProdmatchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(summary(args.out, args.seed, args.scale, time.perf_counter() - start))
+    print(summary(args.out, args.seed, args.scale, time.perf_counter() - start, args.profile))
     return 0
 
 

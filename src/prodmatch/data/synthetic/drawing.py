@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
+from prodmatch.data.synthetic import hard_images
 from prodmatch.data.synthetic.sampling import pick
-from prodmatch.data.synthetic.silhouettes import DRAWERS, VARIANT_ASPECT, Pen
+from prodmatch.data.synthetic.silhouettes import draw_object
 from prodmatch.data.synthetic.tables import ACCENTS, FRAMES
 
 
@@ -130,9 +131,17 @@ def _place(size: int, extent: int, shift: float) -> int:
 
 
 def render(spec: tuple[Any, ...]) -> None:
-    """Draw, photograph and save one card image; a pure function of `spec`."""
-    path, seed_key, target, traits, aspect, photo, fmt, mode, size_cap, large_share = spec
+    """Draw, photograph and save one card image; a pure function of `spec`.
+
+    An 11th item, the card's plan of the hard profile's image effects (:mod:`prodmatch.data.synthetic.hard`),
+    adds them; they draw from their own streams, so the default photo's draws stay the same.
+    """
+    path, seed_key, target, traits, aspect, photo, fmt, mode, size_cap, large_share, *extra = spec
+    hard = extra[0] if extra else None
     rng = np.random.default_rng(seed_key)
+    if hard is not None and hard["stock_photo"]:
+        _render_stock(rng, spec, hard)
+        return
     lo, hi = photo["size"]
     hi = min(hi, size_cap)
     lo = min(lo, hi - 40)
@@ -148,20 +157,14 @@ def render(spec: tuple[Any, ...]) -> None:
     canvas = _background(rng, "transparent" if mode == "RGBA" else bg, w, h)
 
     scale = float(rng.uniform(*photo["scale"]))
-    obj_aspect = VARIANT_ASPECT.get((target, traits["variant"]), aspect) * (0.92 + 0.16 * traits["p"][7])
-    bw = scale * w
-    bh = bw / obj_aspect
-    if bh > scale * h:
-        bh = scale * h
-        bw = bh * obj_aspect
-    bw, bh = max(24, int(bw)), max(24, int(bh))
-    obj = Image.new("RGBA", (bw, bh), (0, 0, 0, 0))
-    DRAWERS[target](Pen(obj, max(1.0, min(bw, 1.6 * bh) / 45.0) * traits["thick"]), traits)
+    obj = draw_object(target, traits, aspect, scale * w, scale * h)
     if rng.random() < photo["flip"]:
         obj = obj.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     angle = float(rng.uniform(-photo["rot"], photo["rot"]))
     if abs(angle) > 0.2:
         obj = obj.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True)
+    if hard is not None:
+        obj = hard_images.turn(obj, hard)
     shift = float(photo.get("shift", 0.08))
     ox = _place(w, obj.width, rng.uniform(-shift, shift))
     oy = _place(h, obj.height, rng.uniform(-shift, shift) * 0.75)
@@ -172,12 +175,24 @@ def render(spec: tuple[Any, ...]) -> None:
         )
     # a tight crop (object larger than the frame) cuts the object at the borders
     canvas.alpha_composite(obj, (max(0, ox), max(0, oy)), (max(0, -ox), max(0, -oy)))
+    if hard is not None:  # the shop's camera and light first, then what it pastes on the photo
+        canvas = hard_images.colour(hard_images.mirror(canvas, hard), hard)
+        hard_images.stickers(canvas, hard, _font)
     if rng.random() < photo["watermark"]:
         _watermark(rng, canvas, photo.get("mark", "shop"))
     quality = int(rng.integers(photo["quality"][0], photo["quality"][1] + 1))
     save_image(
         _finish_pixels(rng, canvas, mode, int(photo["noise"]) if fmt != "PNG" else 0), path, fmt, quality
     )
+
+
+def _render_stock(rng: np.random.Generator, spec: tuple[Any, ...], hard: dict[str, Any]) -> None:
+    """Save the card's family stock photo (hard profile, I7) in the card's format and mode, stickers pasted on."""
+    path, _, target, _, _, photo, fmt, mode, size_cap = spec[:9]
+    canvas = hard_images.stock_canvas(hard, target, size_cap, transparent=mode == "RGBA")
+    hard_images.stickers(canvas, hard, _font)
+    quality = int(rng.integers(photo["quality"][0], photo["quality"][1] + 1))
+    save_image(_finish_pixels(rng, canvas, mode, 0), path, fmt, quality)
 
 
 def _watermark(rng: np.random.Generator, canvas: Image.Image, text: str) -> None:

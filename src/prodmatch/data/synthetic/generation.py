@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from prodmatch.data.schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from prodmatch.data.synthetic import hard
 from prodmatch.data.synthetic.drawing import render
 from prodmatch.data.synthetic.sampling import normalized, spread
 from prodmatch.data.synthetic.skus import Sku, build_skus
@@ -165,20 +166,19 @@ def _image_specs(
     for row, c in enumerate(cards):
         sku, dealer = c["_sku"], c["_dealer"]
         photo = dict(dealer.photo, mark=f"{dealer.name}.ru")
-        specs.append(
-            (
-                str(out / c["img_ref"]),
-                [seed, file_id + 1, row],
-                sku.target,
-                sku.traits,
-                CATEGORY[sku.target].aspect,
-                photo,
-                c["_fmt"],
-                c["_mode"],
-                scale.size_cap,
-                scale.large_share,
-            )
+        spec = (
+            str(out / c["img_ref"]),
+            [seed, file_id + 1, row],
+            sku.target,
+            sku.traits,
+            CATEGORY[sku.target].aspect,
+            photo,
+            c["_fmt"],
+            c["_mode"],
+            scale.size_cap,
+            scale.large_share,
         )
+        specs.append((*spec, c["_hard"]) if "_hard" in c else spec)  # the hard profile's image effects
     return specs
 
 
@@ -195,7 +195,8 @@ def _render_all(specs: list[tuple], processes: int) -> None:
 
 
 def read_marker(out: str | Path) -> dict[str, Any] | None:
-    """The generator's marker in `out` ({seed, scale, version, complete}), or None when there is none."""
+    """The generator's marker in `out` ({seed, scale, version, complete}, and for the hard profile {profile,
+    profile_version}), or None when there is none."""
     try:
         marker = json.loads((Path(out) / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -203,24 +204,39 @@ def read_marker(out: str | Path) -> dict[str, Any] | None:
     return marker if isinstance(marker, dict) else None
 
 
-def _write_marker(out: Path, seed: int, scale: str, complete: bool) -> None:
+def marker_payload(seed: int, scale: str, profile: str, complete: bool) -> dict[str, Any]:
+    """What the marker of a catalog of these parameters holds (the default profile's has no profile key, as the
+    markers written before there were profiles)."""
     payload = {"seed": seed, "scale": scale, "version": GENERATOR_VERSION, "complete": complete}
+    if profile != hard.DEFAULT:
+        payload.update(profile=profile, profile_version=hard.HARD_VERSION)
+    return payload
+
+
+def _write_marker(out: Path, seed: int, scale: str, profile: str, complete: bool) -> None:
+    payload = marker_payload(seed, scale, profile, complete)
     (out / MARKER).write_text(json.dumps(payload, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _check_args(seed: int, scale: str) -> Scale:
+def _check_args(seed: int, scale: str, profile: str = hard.DEFAULT) -> Scale:
     if scale not in SCALES:
         raise ConfigError(f"unknown synthetic scale {scale!r}; use one of {', '.join(SCALES)}")
+    if profile not in hard.PROFILES:
+        raise ConfigError(f"unknown synthetic profile {profile!r}; use one of {', '.join(hard.PROFILES)}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"synthetic seed must be a non-negative integer, got {seed!r}; pass e.g. --seed 0")
     return SCALES[scale]
 
 
-def _write_files(out: Path, seed: int, scale: str) -> None:
-    """Plan the cards and write both CSVs, every image and the marker into the empty folder `out`."""
+def _write_files(out: Path, seed: int, scale: str, profile: str = hard.DEFAULT) -> None:
+    """Plan the cards and write both CSVs, every image and the marker into the empty folder `out` (the hard
+    profile: its effects applied, and effects.csv)."""
     spec = SCALES[scale]
-    _write_marker(out, seed, scale, complete=False)
-    company, database, _ = _plan(seed, spec)
+    _write_marker(out, seed, scale, profile, complete=False)
+    company, database, skus = _plan(seed, spec)
+    if profile == hard.HARD:
+        effects = hard.apply(seed, company, database, skus)
+        effects.to_csv(out / hard.EFFECTS_CSV, index=False, encoding="utf-8", lineterminator="\n")
     for target in sorted({c["target"] for c in company + database}):
         (out / "images" / target).mkdir(parents=True, exist_ok=True)
     _render_all(
@@ -229,7 +245,7 @@ def _write_files(out: Path, seed: int, scale: str) -> None:
     )
     _frame(company).to_csv(out / CSV_NAMES[0], index=False, encoding="utf-8", lineterminator="\n")
     _frame(database).to_csv(out / CSV_NAMES[1], index=False, encoding="utf-8", lineterminator="\n")
-    _write_marker(out, seed, scale, complete=True)
+    _write_marker(out, seed, scale, profile, complete=True)
 
 
 def foreign_entries(out: str | Path) -> list[str]:
@@ -252,7 +268,7 @@ def _carry_over(out: Path, tmp: Path) -> None:
     if not out.is_dir():
         return
     for entry in out.iterdir():
-        if entry.name in (*CSV_NAMES, "images", MARKER):
+        if entry.name in (*CSV_NAMES, "images", MARKER, hard.EFFECTS_CSV):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.copytree(entry, tmp / entry.name, symlinks=True)
@@ -284,7 +300,7 @@ def _refuse_unusable(out: Path) -> None:
         )
 
 
-def _generate_locked(out: Path, seed: int, scale: str) -> Path:
+def _generate_locked(out: Path, seed: int, scale: str, profile: str) -> Path:
     """Generate into a temporary folder beside `out` and rename it into place; the caller holds the lock."""
     _refuse_unusable(out)  # again: the folder may have changed while this process waited for the lock
     _remove_leftovers(out)
@@ -292,7 +308,7 @@ def _generate_locked(out: Path, seed: int, scale: str) -> Path:
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     tmp.mkdir()
     try:
-        _write_files(tmp, seed, scale)
+        _write_files(tmp, seed, scale, profile)
         _carry_over(out, tmp)
         _swap_into_place(tmp, out)
     except BaseException:
@@ -301,42 +317,45 @@ def _generate_locked(out: Path, seed: int, scale: str) -> Path:
     return out
 
 
-def generate(out: str | Path, seed: int = 0, scale: str = "demo") -> Path:
+def generate(out: str | Path, seed: int = 0, scale: str = "demo", profile: str = hard.DEFAULT) -> Path:
     """Write company_data.csv, comparable_data.csv (schema + 'sku') and images/<target>/ under `out`.
+
+    ``profile="hard"``: the same catalog with the hard profile's marketplace effects (docs/CATALOGS.md), and
+    ``effects.csv`` recording each card's.
 
     The catalog is written into a temporary folder beside `out` and renamed into place under a file lock
     (``<out>.lock``), so readers never see a half-written catalog and concurrent calls do not collide. Only a
     missing or empty folder, or one the generator wrote earlier, is written; what the generator does not write
     there (a README) is kept. A folder holding anything else is refused.
     """
-    _check_args(seed, scale)
+    _check_args(seed, scale, profile)
     out = Path(out)
     _refuse_unusable(out)  # before taking the lock, so a refused folder gets no lock file beside it
     with file_lock(out):
-        return _generate_locked(out, int(seed), scale)
+        return _generate_locked(out, int(seed), scale, profile)
 
 
-def is_current(out: str | Path, seed: int = 0, scale: str = "demo") -> bool:
+def is_current(out: str | Path, seed: int = 0, scale: str = "demo", profile: str = hard.DEFAULT) -> bool:
     """True when `out` holds a complete catalog generated with these parameters by this generator version."""
     out = Path(out)
     marker = read_marker(out)
-    expected = {"seed": int(seed), "scale": scale, "version": GENERATOR_VERSION, "complete": True}
+    expected = marker_payload(int(seed), scale, profile, complete=True)
     files = all((out / n).is_file() for n in CSV_NAMES) and (out / "images").is_dir()
     return files and marker == expected
 
 
-def ensure_catalog(out: str | Path, seed: int = 0, scale: str = "demo") -> Path:
+def ensure_catalog(out: str | Path, seed: int = 0, scale: str = "demo", profile: str = hard.DEFAULT) -> Path:
     """Generate the catalog into `out` only when it is missing or was made with other parameters.
 
     Safe when several processes call it at once: one generates under the lock, the others wait for it and
     then find the finished catalog.
     """
-    _check_args(seed, scale)
+    _check_args(seed, scale, profile)
     out = Path(out)
-    if is_current(out, seed, scale):
+    if is_current(out, seed, scale, profile):
         return out
     _refuse_unusable(out)  # before taking the lock, so a refused folder gets no lock file beside it
     with file_lock(out):
-        if is_current(out, seed, scale):  # another process finished it while this one waited
+        if is_current(out, seed, scale, profile):  # another process finished it while this one waited
             return out
-        return _generate_locked(out, int(seed), scale)
+        return _generate_locked(out, int(seed), scale, profile)

@@ -266,6 +266,23 @@ def _draw_trampoline(pen: Pen, t: dict[str, Any]) -> None:
 
 VARIANT_ASPECT = {("steppery", 1): 1.6, ("steppery", 2): 0.9, ("velotrenazhery", 2): 1.15}
 
+
+def draw_object(
+    target: str, traits: dict[str, Any], aspect: float, max_w: float, max_h: float
+) -> Image.Image:
+    """The product as large as fits a ``max_w`` x ``max_h`` box at its own proportions (RGBA, transparent)."""
+    obj_aspect = VARIANT_ASPECT.get((target, traits["variant"]), aspect) * (0.92 + 0.16 * traits["p"][7])
+    bw = max_w
+    bh = bw / obj_aspect
+    if bh > max_h:
+        bh = max_h
+        bw = bh * obj_aspect
+    bw, bh = max(24, int(bw)), max(24, int(bh))
+    obj = Image.new("RGBA", (bw, bh), (0, 0, 0, 0))
+    DRAWERS[target](Pen(obj, max(1.0, min(bw, 1.6 * bh) / 45.0) * traits["thick"]), traits)
+    return obj
+
+
 DRAWERS = {
     "begovye_dorozhki": _draw_treadmill,
     "ellipticheskie_trenazhery": _draw_elliptical,

@@ -42,6 +42,8 @@ class Sku:
     traits: dict[str, Any]
     generic: list[tuple[str, str]] = field(default_factory=list)  # specs every category has
     about: str = ""  # the brand's blurb, the same for all its categories
+    family: int = -1  # models of one family (same brand and series, neighbouring codes) share this number
+    family_traits: dict[str, Any] = field(default_factory=dict)  # drawing traits of the family's first model
 
 
 def _dims(rng: np.random.Generator, lo: tuple[int, int, int], hi: tuple[int, int, int]) -> str:
@@ -285,6 +287,7 @@ def build_skus(rng: np.random.Generator, counts: dict[str, int]) -> list[Sku]:
     about = {b[0]: _brand_about(rng, b[0], brand_series[b[0]]) for b in BRANDS}
     used: set[tuple[str, str]] = set()
     skus: list[Sku] = []
+    families = 0
     for cat in CATEGORIES:
         # a brand mostly makes its own categories but now and then a model of any other one
         share = normalized(
@@ -297,6 +300,7 @@ def build_skus(rng: np.random.Generator, counts: dict[str, int]) -> list[Sku]:
             prefix = brand_prefix[brand[0]] if rng.random() < 0.65 else pick(rng, cat.prefixes)
             variant = int(rng.integers(len(cat.subcats)))
             base_traits = _traits(rng, variant)
+            families += 1
             base_price = float(np.exp(rng.normal(np.log(cat.price[0]), cat.price[1])))
             if rng.random() < 0.7:
                 number = int(pick(rng, brand_numbers[brand[0]]))
@@ -329,6 +333,7 @@ def build_skus(rng: np.random.Generator, counts: dict[str, int]) -> list[Sku]:
                 sku.specs = _specs(rng, cat.target, variant)
                 sku.generic = _generic_specs(rng, sku)
                 sku.about = about[brand[0]]
+                sku.family, sku.family_traits = families - 1, base_traits
                 skus.append(sku)
                 made += 1
     return skus

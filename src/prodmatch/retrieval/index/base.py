@@ -1,6 +1,6 @@
 """The one index interface, its result conventions and the checks every backend shares.
 
-Every backend (exact, ANNOY, faiss) follows :class:`Index`::
+Every backend (exact, ANNOY, faiss, Milvus) follows :class:`Index`::
 
     index.build(vectors)                      # float [N, D]; rows are L2-normalised on the way in
     ids, scores = index.search(queries, k)    # int64 [Q, k], float32 [Q, k] cosine similarity, best first
@@ -9,7 +9,8 @@ Every backend (exact, ANNOY, faiss) follows :class:`Index`::
 Persisting an index is not part of the interface: a run embeds the database anyway (fusion, re-ranking and the
 recall check need its vectors), and an index reused from a file is right only for the very vectors it was built
 from. ANNOY, exact and faiss indexes offer ``save(path)`` / ``load(path)`` (with a ``<path>.json`` sidecar) for
-scripts that build once and search often.
+scripts that build once and search often; a Milvus index's ``save(path)`` records its collection (kept on the
+server with ``keep=true``).
 
 Scores are always cosine similarities, so exact and approximate results are comparable. When the database
 holds fewer than ``k`` items (or an approximate search finds fewer), rows are padded with id ``PAD_ID`` (-1)
