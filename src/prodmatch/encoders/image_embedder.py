@@ -209,7 +209,14 @@ class ImageBatchEmbedder:
         """Start a batch's forward pass: its float32 features, bound for host memory, and the event that says
         they have arrived (None on the CPU, where they are there already)."""
         device = self.device
-        feats = self.net(normalize_batch(images.to(device, non_blocking=True), self.mean, self.std)).float()
+        rows = images.shape[0]
+        if 0 < rows < self.batch_size:
+            # A row's vector must not depend on the rows beside it: oneDNN and cuDNN choose kernels by the batch's
+            # shape, so a short batch is padded to the full size. The rows the embedding cache encodes alone (a
+            # changed card) then equal a cold run's bit for bit.
+            images = torch.cat([images, images.new_zeros((self.batch_size - rows, *images.shape[1:]))])
+        batch = normalize_batch(images.to(device, non_blocking=True), self.mean, self.std)
+        feats = self.net(batch).float()[:rows]
         if device.type != "cuda":
             return feats, None
         host = torch.empty(feats.shape, dtype=torch.float32, pin_memory=True)
