@@ -79,7 +79,11 @@ class EncodeResult:
         for code, reason in reasons.items():
             rows = np.flatnonzero(statuses == code)
             if rows.size:
-                counts[reason], examples[reason], positions[reason] = int(rows.size), str(inputs[rows[0]]), rows
+                counts[reason], examples[reason], positions[reason] = (
+                    int(rows.size),
+                    str(inputs[rows[0]]),
+                    rows,
+                )
         return cls(vectors, counts, examples, positions)
 
 
