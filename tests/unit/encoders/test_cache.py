@@ -18,8 +18,8 @@ from prodmatch.backbones.resnet import build_resnet18
 from prodmatch.data.catalog import Catalog, load_catalog
 from prodmatch.encoders.base import EncodeResult, WrappedEncoder
 from prodmatch.encoders.cache import EmbeddingCache
-from prodmatch.encoders.rows import KEYS_SUFFIX
 from prodmatch.encoders.image_embedder import ImageBatchEmbedder
+from prodmatch.encoders.rows import KEYS_SUFFIX
 from prodmatch.encoders.tfidf import TfidfEncoder
 from prodmatch.utils.vectors import l2_normalize
 from tests.helpers.faults import no_room, replace_keeping_size_and_mtime, same_size_image, temporaries
