@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from prodmatch.encoders.rows import KEYS_SUFFIX
 from tests.helpers.faults import (
     fill,
     no_room_env,
@@ -161,12 +162,17 @@ def test_no_room_for_the_run_dir_is_one_error_line_and_a_failed_status(tiny_data
 
 
 # ------------------------------------------------------------------------------------------ torn, replaced files
+def _vector_files(folder: Path) -> list[Path]:
+    """The vectors files of the embedding cache's segments (not their keys files)."""
+    return sorted(p for p in folder.rglob("*.npy") if not p.name.endswith(KEYS_SUFFIX))
+
+
 def test_torn_and_empty_entries_are_misses_that_change_no_number(tiny_data_dir, tmp_path):
     """What a power loss can leave (an empty or short entry) is one warning and is written again."""
     px = tmp_path / "px"
     first = tmp_path / "first"
     _ok(_evaluate(tiny_data_dir, tmp_path, first, f"encoders.image.pixel_cache={px}"))
-    entries = sorted((tmp_path / "cache" / "embeddings").glob("*.npy"))
+    entries = _vector_files(tmp_path / "cache" / "embeddings")  # the segments of the row stores
     crops = sorted(p for p in px.glob("pixels-*.npy") if not p.name.endswith(".status.npy"))
     assert len(entries) == 2 and len(crops) == 2
     entries[0].write_bytes(b"")
@@ -177,7 +183,7 @@ def test_torn_and_empty_entries_are_misses_that_change_no_number(tiny_data_dir, 
     logged = proc.stdout + proc.stderr
     assert logged.count("unreadable") >= 3, logged[-3000:]
     assert _scores(again) == _scores(first)
-    assert all(p.stat().st_size > 1000 for p in (tmp_path / "cache" / "embeddings").glob("*.npy"))
+    assert all(p.stat().st_size > 1000 for p in _vector_files(tmp_path / "cache" / "embeddings"))
     assert temporaries(tmp_path) == []
 
 

@@ -1,11 +1,16 @@
-"""Dispatch ``python -m prodmatch.bench [--scale | --throughput] ...`` to one benchmark's ``main``."""
+"""Dispatch ``python -m prodmatch.bench [--scale | --throughput | --startup | --incremental] ...`` to one benchmark's ``main``."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-MODES = {"--scale": "prodmatch.bench.scale", "--throughput": "prodmatch.bench.throughput"}
+MODES = {
+    "--scale": "prodmatch.bench.scale",
+    "--throughput": "prodmatch.bench.throughput",
+    "--startup": "prodmatch.bench.startup",
+    "--incremental": "prodmatch.bench.incremental",
+}
 DEFAULT = "prodmatch.bench.search"
 
 

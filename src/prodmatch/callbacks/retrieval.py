@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -121,12 +122,14 @@ class RetrievalCallback(pl.Callback):
         if any(key.startswith(BEFORE_FIT) for key in self.metrics):
             log.info("before-fit figures restored from the checkpoint; not recomputed on its weights")
             return
+        start = time.perf_counter()
         _, metrics = self.evaluate(trainer, pl_module, stage=BEFORE_FIT)
         self.metrics.update(metrics)
         if trainer.is_global_zero:
             log_metrics(trainer.loggers, metrics, step=trainer.global_step)
             key = acc_key(self.pipeline.k, stage=BEFORE_FIT)
-            log.info("before fit: Acc@%d = %.4f", self.pipeline.k, metrics[key])
+            seconds = time.perf_counter() - start
+            log.info("before fit: Acc@%d = %.4f (%.1f s)", self.pipeline.k, metrics[key], seconds)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.every_n_epochs <= 0 or trainer.sanity_checking:

@@ -63,6 +63,8 @@ class EncodeResult:
     vectors: np.ndarray  # float32 [N, dim]
     counts: Mapping[str, int] = field(default_factory=dict)  # e.g. {"unreadable_image": 2}; {} = nothing met
     examples: Mapping[str, str] = field(default_factory=dict)  # one input per count
+    # the rows of each count, where the encoder knows them: the embedding cache stores what each row met
+    positions: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_statuses(
@@ -73,12 +75,16 @@ class EncodeResult:
         reasons: Mapping[int, str],
     ) -> EncodeResult:
         """The result of rows whose per-input status codes (``reasons``: code -> count name) say what was met."""
-        counts, examples = {}, {}
+        counts, examples, positions = {}, {}, {}
         for code, reason in reasons.items():
             rows = np.flatnonzero(statuses == code)
             if rows.size:
-                counts[reason], examples[reason] = int(rows.size), str(inputs[rows[0]])
-        return cls(vectors, counts, examples)
+                counts[reason], examples[reason], positions[reason] = (
+                    int(rows.size),
+                    str(inputs[rows[0]]),
+                    rows,
+                )
+        return cls(vectors, counts, examples, positions)
 
 
 def merge_results(results: Sequence[EncodeResult]) -> tuple[dict[str, int], dict[str, str]]:

@@ -38,6 +38,7 @@ from prodmatch.encoders.base import IMAGE_MODALITY, EncodeResult
 from prodmatch.encoders.pixels import PixelStoreDataset, StaleStoreError, open_store, store_writer
 from prodmatch.errors import ConfigError
 from prodmatch.utils import progress
+from prodmatch.utils.hashing import stable_hash, state_digest
 from prodmatch.utils.vectors import l2_normalize
 
 __all__ = ["ImageBatchEmbedder", "image_result"]
@@ -51,7 +52,7 @@ Launched = tuple[torch.Tensor, "torch.cuda.Event | None"]  # a batch's features 
 class ImageBatchEmbedder:
     """Batched embeddings of image files by ``net`` (images -> ``[B, dim]`` rows), L2-normalised (see the module doc).
 
-    It is an encoder in its own right (``encode``; never cached: its net's weights may change) and the batching
+    It is an encoder in its own right (``encode``; cached under a digest of the net's weights) and the batching
     that the distributed loops drive one batch at a time (``dataset``, ``loader``, ``embed_batch``, ``stream``).
     ``mean`` / ``std``: the normalisation the net was trained with. ``pixel_cache``: a folder for pixel stores.
     """
@@ -100,9 +101,12 @@ class ImageBatchEmbedder:
         return self
 
     def cache_key(self) -> str | None:
-        return (
-            None  # the net's weights may change (a module in training); an encoder that knows them keys them
-        )
+        """The net's live weights and what turns a file into a row: its architecture, a digest of its state dict
+        (read now: a net in training changes), width, crop size and normalisation. The seeded initial net of a
+        sweep's jobs therefore embeds a catalog once."""
+        arch = stable_hash(type(self.net).__qualname__, repr(self.net))[:16]
+        weights = state_digest(self.net.state_dict())
+        return f"net|{arch}|{weights}|dim={self.dim}|size={self.image_size}|mean={self.mean}|std={self.std}"
 
     # ------------------------------------------------------------------------------------ whole lists
     def encode(self, inputs: Sequence[str | Path], out: np.ndarray | None = None) -> EncodeResult:
@@ -210,7 +214,14 @@ class ImageBatchEmbedder:
         """Start a batch's forward pass: its float32 features, bound for host memory, and the event that says
         they have arrived (None on the CPU, where they are there already)."""
         device = self.device
-        feats = self.net(normalize_batch(images.to(device, non_blocking=True), self.mean, self.std)).float()
+        rows = images.shape[0]
+        if 0 < rows < self.batch_size:
+            # A row's vector must not depend on the rows beside it: oneDNN and cuDNN choose kernels by the batch's
+            # shape, so a short batch is padded to the full size. The rows the embedding cache encodes alone (a
+            # changed card) then equal a cold run's bit for bit.
+            images = torch.cat([images, images.new_zeros((self.batch_size - rows, *images.shape[1:]))])
+        batch = normalize_batch(images.to(device, non_blocking=True), self.mean, self.std)
+        feats = self.net(batch).float()[:rows]
         if device.type != "cuda":
             return feats, None
         host = torch.empty(feats.shape, dtype=torch.float32, pin_memory=True)

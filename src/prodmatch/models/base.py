@@ -12,7 +12,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from prodmatch.backbones.resnet import FEATURE_DIM
-from prodmatch.encoders.base import EncodeResult, WrappedEncoder
+from prodmatch.encoders.base import IMAGE_MODALITY, EncodeResult, WrappedEncoder
 from prodmatch.encoders.image_embedder import ImageBatchEmbedder
 from prodmatch.errors import ConfigError
 
@@ -171,9 +171,12 @@ class ProdmatchModule(pl.LightningModule):
 class ModuleEncoder(WrappedEncoder):
     """An encoder over a module's live weights, passing its inner encoder's results on as they are.
 
-    Never cached (``cache_key`` is None) and never fitted: the weights change while training. The module's mode
-    is the caller's: the retrieval callback puts it in eval mode for a whole evaluation, a loaded checkpoint is
-    in eval mode, Lightning's predict loop sets it.
+    Never fitted. Cached only before the module's first training step, keyed by a digest of the weights it
+    embeds with (the image batch embedder's key): the seeded initial weights that every job of a sweep starts
+    from embed a catalog once, while weights in training, which never recur, write nothing to the cache. A text
+    module's encoder keys its configuration, not its live weights, so it is never cached. The module's mode is
+    the caller's: the retrieval callback puts it in eval mode for a whole evaluation, a loaded checkpoint is in
+    eval mode, Lightning's predict loop sets it.
     """
 
     needs_fit = False
@@ -189,7 +192,9 @@ class ModuleEncoder(WrappedEncoder):
         return self.inner.encode(inputs)
 
     def cache_key(self) -> str | None:
-        return None
+        if self.modality != IMAGE_MODALITY or self.module.global_step > 0:
+            return None
+        return self.inner.cache_key()
 
 
 class ResNetModule(ProdmatchModule):

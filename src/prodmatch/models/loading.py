@@ -8,8 +8,6 @@ config without fetching pretrained weights again (every weight comes from the ch
 
 from __future__ import annotations
 
-import hashlib
-import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prodmatch.errors import ConfigError, one_line
 from prodmatch.models.base import MODEL_CONFIG_KEY, ModuleEncoder, ProdmatchModule
+from prodmatch.utils.hashing import stable_hash, state_digest
 
 
 def instantiate_model(model_cfg: DictConfig | dict[str, Any], **runtime: Any) -> ProdmatchModule:
@@ -112,14 +111,10 @@ class CheckpointEncoder(ModuleEncoder):
 
 
 def module_digest(module: torch.nn.Module) -> str:
-    """sha256 over the module's state dict (names and raw bytes) and its saved hyper-parameters."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    """Digest of the module's state dict (:func:`~prodmatch.utils.hashing.state_digest`) and its saved
+    hyper-parameters."""
     hparams = dict(getattr(module, "hparams", {}) or {})
-    digest.update(json.dumps(hparams, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:32]
+    return stable_hash(state_digest(module.state_dict()), hparams)[:32]
 
 
 def load_trained_encoders(ckpt_path: str | Path) -> tuple[dict[str, CheckpointEncoder], str]:

@@ -223,7 +223,9 @@ class RetrievalPipeline:
             first_q = self.expansion.expand(first_q, first_db, ids, scores)
             ids, scores = index.search(first_q, depth)
         timings["search_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         search = {"index": type(index).__name__, **self._recall(index, first_q, first_db, ids)}
+        timings["recall_s"] = time.perf_counter() - t0
         if self.fusion == "rerank":
             ids, scores = rerank(ids, vectors[1][0], vectors[1][1], self.depth)
         log.info(

@@ -3,6 +3,8 @@ it and record it in the run dir."""
 
 from __future__ import annotations
 
+import time
+
 from omegaconf import DictConfig
 
 from prodmatch.retrieval.evaluation import record, score
@@ -31,7 +33,9 @@ def retrieve(cfg: DictConfig, k: int | None = None) -> tuple[RetrievalResult, li
 def evaluate(cfg: DictConfig) -> Run:
     """Run, score and record the configured retrieval; prints the summary."""
     result, loggers = retrieve(cfg)
+    t0 = time.perf_counter()
     metrics = score(result)
+    result.timings["score_s"] = time.perf_counter() - t0  # saved with the result: the run's stage timings
     if inst.records_results(cfg):
         record(result, metrics, cfg.paths.output_dir, loggers, cfg.log_examples)
         print(format_summary(run_title(cfg, result.search.get("index")), metrics, result.k))

@@ -90,6 +90,7 @@ def train(cfg: DictConfig) -> Run:
     from pytorch_lightning import seed_everything  # torch and Lightning: imported when a training starts
 
     from prodmatch.models.loading import instantiate_model  # torch: as above
+    from prodmatch.tracking.lightning import for_trainer  # Lightning: as above
 
     seed_everything(cfg.seed, workers=True, verbose=False)
     modality = settle_modality(cfg)
@@ -116,7 +117,9 @@ def train(cfg: DictConfig) -> Run:
     }
     callbacks = inst.callbacks(cfg, evaluation)
     retrieval = _retrieval_callback(callbacks)
-    trainer = inst.build(cfg.trainer, callbacks=callbacks, logger=inst.loggers(cfg, config) or False)
+    trainer = inst.build(
+        cfg.trainer, callbacks=callbacks, logger=for_trainer(inst.loggers(cfg, config)) or False
+    )
     with fitting(trainer):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
 

@@ -4,6 +4,7 @@ and Acc@k per query target (with its bar chart), built from the metrics."""
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,11 +59,7 @@ def example_rows(result: RetrievalResult, n: int) -> tuple[list[str], list[list[
 
 def log_examples(loggers: Sequence[Any], result: RetrievalResult, n: int, key: str = "examples") -> None:
     """Log a W&B table of ``n`` example queries with their top-k to every W&B logger."""
-    if not loggers or n <= 0:
-        return
-    from pytorch_lightning.loggers import WandbLogger
-
-    wandb_loggers = [lg for lg in loggers if isinstance(lg, WandbLogger)]
+    wandb_loggers = _wandb_loggers(loggers) if n > 0 else []
     if not wandb_loggers:
         return
     import wandb
@@ -105,9 +102,8 @@ def log_per_target(loggers: Sequence[Any], metrics: Mapping[str, float], k: int)
 
 
 def _wandb_loggers(loggers: Sequence[Any]) -> list[Any]:
-    """The W&B loggers among ``loggers`` (Lightning imported only when there is a logger to look at)."""
-    if not loggers:
-        return []
-    from pytorch_lightning.loggers import WandbLogger  # Lightning: only when a run has loggers
-
-    return [lg for lg in loggers if isinstance(lg, WandbLogger)]
+    """The W&B loggers among ``loggers``."""
+    lightning = sys.modules.get("pytorch_lightning.loggers")
+    if not loggers or lightning is None:
+        return []  # without Lightning loaded there is no WandbLogger: never import it just to find that out
+    return [lg for lg in loggers if isinstance(lg, lightning.WandbLogger)]

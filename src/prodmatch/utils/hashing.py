@@ -15,9 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from prodmatch.errors import ConfigError
 
@@ -130,3 +133,41 @@ def weights_digest(path: str | Path) -> str:
             digest.update(f"{name}\x00{file_hash(file)}\x00".encode())
         _weights_digests[key] = digest.hexdigest()[:32]
     return _weights_digests[key]
+
+
+def state_digest(state: Mapping[str, Any]) -> str:
+    """Digest of a live model's weights: a state dict's names, dtypes, shapes and raw bytes (torch tensors or
+    numpy arrays), in name order. Cheap next to one forward pass over a catalog (sha256 over the bytes, no
+    copy on the CPU), so it can key the vectors of weights that change while training."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        raw = _raw_bytes(state[name])
+        digest.update(
+            f"{name}\x00{getattr(state[name], 'dtype', '')}\x00{tuple(state[name].shape)}\x00".encode()
+        )
+        digest.update(raw)
+    return digest.hexdigest()[:32]
+
+
+def _raw_bytes(value: Any) -> Any:
+    """A tensor's or array's bytes as a contiguous buffer (GPU tensors are copied to the host)."""
+    if hasattr(value, "detach"):  # a torch tensor: viewed as bytes, so every dtype (bfloat16 too) hashes
+        import torch  # only a caller holding tensors gets here: torch is loaded already
+
+        return value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+    return np.ascontiguousarray(value).reshape(-1).view(np.uint8)
+
+
+def file_identities(paths: Sequence[str | Path]) -> list[str]:
+    """Each file's identity in the current mode, one per path (:func:`files_identity` file by file): its stat
+    by default, a hash of its bytes under ``data.identity=content``. Raises OSError when a file is missing."""
+    if _identity[-1] == "content":
+        return ["content:" + file_hash(path) for path in paths]
+    return [_stat_key(os.stat(path)) for path in paths]
+
+
+def row_digests(items: Iterable[str]) -> np.ndarray:
+    """One 16-byte sha256 digest per item (numpy ``S16``): compact keys for rows stored by their input."""
+    return np.array(
+        [hashlib.sha256(item.encode("utf-8", "surrogatepass")).digest()[:16] for item in items], dtype="S16"
+    )

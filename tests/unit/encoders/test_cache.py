@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from prodmatch.backbones.resnet import build_resnet18
@@ -18,6 +19,7 @@ from prodmatch.data.catalog import Catalog, load_catalog
 from prodmatch.encoders.base import EncodeResult, WrappedEncoder
 from prodmatch.encoders.cache import EmbeddingCache
 from prodmatch.encoders.image_embedder import ImageBatchEmbedder
+from prodmatch.encoders.rows import KEYS_SUFFIX
 from prodmatch.encoders.tfidf import TfidfEncoder
 from prodmatch.utils.vectors import l2_normalize
 from tests.helpers.faults import no_room, replace_keeping_size_and_mtime, same_size_image, temporaries
@@ -73,17 +75,20 @@ def test_cache_hit_and_invalidation(catalog: Catalog, tmp_path: Path, caplog):
     np.testing.assert_array_equal(first, second)
     assert isinstance(second, np.memmap) and not second.flags.writeable  # read back memory-mapped
     assert "cache hit" in caplog.text and "cache miss" in caplog.text
-    assert not list((tmp_path / "emb").glob("*.tmp"))  # atomic writes left no temp file
+    assert not list((tmp_path / "emb").rglob("*.tmp"))  # atomic writes left no temp file
 
-    cache.get_or_compute(encoder, texts[:4])  # other inputs -> miss
-    assert encoder.calls == 2
+    part = cache.get_or_compute(encoder, texts[:4])  # rows stored by the first call: read back, not encoded
+    assert encoder.calls == 1 and cache.hits == 2
+    np.testing.assert_array_equal(part.vectors, first[:4])
+    cache.get_or_compute(encoder, [*texts[:4], "a card never seen"])  # one new row -> one row encoded
+    assert encoder.calls == 2 and cache.rows_embedded == len(texts) + 1
     changed = Counting(TfidfEncoder(dim=4, ngram_range=(1, 3)).fit(texts))  # other params -> miss
     cache.get_or_compute(changed, texts)
     assert changed.calls == 1
     refit = Counting(TfidfEncoder(dim=4).fit(catalog.texts("text_all")))  # other corpus -> miss
     cache.get_or_compute(refit, texts)
     assert refit.calls == 1
-    assert len(list((tmp_path / "emb").glob("*.npy"))) == 4
+    assert len([p for p in (tmp_path / "emb").iterdir() if p.is_dir()]) == 3  # one row store per encoder
 
 
 def test_cache_files_are_not_private(catalog: Catalog, tmp_path: Path):
@@ -93,14 +98,19 @@ def test_cache_files_are_not_private(catalog: Catalog, tmp_path: Path):
         EmbeddingCache(tmp_path).get_or_compute(TfidfEncoder(dim=3).fit(texts), texts)
     finally:
         os.umask(old)
-    files = list(tmp_path.iterdir())
+    files = [f for f in tmp_path.rglob("*") if f.is_file()]
     assert {f.suffix for f in files} == {".npy", ".json"}
     assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o644}
 
 
+class Uncacheable(Counting):
+    def cache_key(self):
+        return None
+
+
 def test_cache_skips_uncacheable_and_disabled(catalog: Catalog, tmp_path: Path):
     embedder = ImageBatchEmbedder(build_resnet18(pretrained=False).eval(), 512, 32, num_workers=0)
-    encoder = Counting(embedder, fake=True)
+    encoder = Uncacheable(embedder, fake=True)
     cache = EmbeddingCache(tmp_path / "emb")
     cache.get_or_compute(encoder, catalog.image_paths())
     cache.get_or_compute(encoder, catalog.image_paths())
@@ -114,6 +124,29 @@ def test_cache_skips_uncacheable_and_disabled(catalog: Catalog, tmp_path: Path):
     assert tfidf.calls == 2
 
 
+def _seeded_embedder(seed: int) -> ImageBatchEmbedder:
+    torch.manual_seed(seed)
+    return ImageBatchEmbedder(build_resnet18(pretrained=False).eval(), 512, 32, num_workers=0)
+
+
+def test_a_nets_vectors_are_cached_under_a_digest_of_its_live_weights(catalog: Catalog, tmp_path: Path):
+    """Two nets built from one seed (the jobs of a sweep) embed once; a changed weight embeds again."""
+    paths = catalog.image_paths()
+    cache = EmbeddingCache(tmp_path)
+    first = Counting(_seeded_embedder(0))
+    vectors = np.array(cache.get_or_compute(first, paths).vectors)
+    again = Counting(_seeded_embedder(0))
+    np.testing.assert_array_equal(cache.get_or_compute(again, paths).vectors, vectors)
+    assert (first.calls, again.calls) == (1, 0)
+    assert _seeded_embedder(1).cache_key() != again.cache_key()
+
+    with torch.no_grad():
+        next(again.inner.net.parameters()).add_(0.01)  # a training step changes the weights in place
+    changed = cache.get_or_compute(again, paths).vectors
+    assert again.calls == 1 and not np.allclose(changed, vectors)
+    np.testing.assert_allclose(changed, again.inner.encode(paths).vectors, atol=1e-6)
+
+
 def test_cache_streams_big_outputs_into_a_memory_map(catalog: Catalog, tmp_path: Path):
     paths = catalog.image_paths()
     expected = image_encoder(seed=0).encode(paths).vectors
@@ -124,7 +157,7 @@ def test_cache_streams_big_outputs_into_a_memory_map(catalog: Catalog, tmp_path:
     np.testing.assert_allclose(vectors, expected, atol=1e-6)
     assert_unit_rows(cache.get_or_compute(encoder, paths).vectors, len(paths), 512)
     assert encoder.calls == 1
-    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+    assert not list(tmp_path.rglob(".*"))  # no temporary file left behind
 
 
 def test_cache_with_image_encoder(catalog: Catalog, tmp_path: Path):
@@ -230,11 +263,12 @@ def test_a_torn_entry_is_one_warning_and_written_again(catalog: Catalog, tmp_pat
     cache = EmbeddingCache(tmp_path)
     encoder = Counting(TfidfEncoder(dim=4).fit(texts))
     expected = np.array(cache.get_or_compute(encoder, texts).vectors)  # a copy: the entry is torn below
-    (entry,) = tmp_path.glob("*.npy")
+    (keys,) = tmp_path.rglob("*" + KEYS_SUFFIX)  # the one segment's vectors file
+    entry = keys.with_name(keys.name[: -len(KEYS_SUFFIX)] + ".npy")
     _tear(entry, how)
     with caplog.at_level(logging.WARNING, logger="prodmatch.encoders"):
         np.testing.assert_array_equal(cache.get_or_compute(encoder, texts).vectors, expected)
-    assert encoder.calls == 2 and len(caplog.records) == 1 and entry.name in caplog.text
+    assert encoder.calls == 2 and len(caplog.records) == 1 and entry.stem in caplog.text
     caplog.clear()
     np.testing.assert_array_equal(EmbeddingCache(tmp_path).get_or_compute(encoder, texts).vectors, expected)
     assert encoder.calls == 2 and not caplog.records  # whole again: a hit
@@ -260,7 +294,7 @@ def test_no_room_for_the_cache_encodes_without_it_with_one_warning(
         assert len(warnings) == 1 and "no space left" in warnings[0] and "cache=false" in warnings[0]
         assert encoder.calls == 2 and not cache.writable  # no second try at writing in this run
         assert (
-            temporaries(folder) == [] and not list(folder.glob("*.npy")) and not list(folder.glob("*.json"))
+            temporaries(folder) == [] and not list(folder.rglob("*.npy")) and not list(folder.rglob("*.json"))
         )
 
 

@@ -88,7 +88,10 @@ def test_image_encoder_empty_input():
 def test_the_batch_embedder_embeds_any_net_and_refuses_one_in_training_mode(catalog: Catalog):
     backbone = build_resnet18(pretrained=False)
     embedder = ImageBatchEmbedder(backbone, 512, 32, num_workers=0, progress=False)
-    assert embedder.cache_key() is None  # a module being trained must never be cached
+    key = embedder.cache_key()  # keyed by the live weights: a changed weight is another key
+    with torch.no_grad():
+        next(backbone.parameters()).add_(0.01)
+    assert key is not None and embedder.cache_key() != key
     with pytest.raises(RuntimeError, match="eval mode"):
         embedder.encode(catalog.image_paths())  # the caller owns the mode; the embedder never switches it
     backbone.eval()

@@ -90,12 +90,13 @@ def test_a_checkpoint_that_names_a_moved_net_reloads(tmp_path, model, stored: st
 
 
 def test_a_checkpoints_encoder_is_cached_under_a_digest_of_its_weights(tmp_path):
-    """A module in training is never cached; a loaded checkpoint is, and another checkpoint's key differs."""
+    """A loaded checkpoint is cached (a module only before its first training step), and another checkpoint's
+    key differs."""
     import pytorch_lightning as pl
 
     pl.seed_everything(0)
     module = instantiate_model(OmegaConf.create(MODEL))
-    assert module.encoder.cache_key() is None
+    before_fit = module.encoder.cache_key()  # keyed by a digest of the initial weights
     checkpoint = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, tmp_path / "a.ckpt")
@@ -111,6 +112,7 @@ def test_a_checkpoints_encoder_is_cached_under_a_digest_of_its_weights(tmp_path)
     first, again = first["model"], again["model"]
     assert modality == "image" and first.cache_key() == again.cache_key() and first.cache_key() is not None
     assert load_trained_encoders(tmp_path / "b.ckpt")[0]["model"].cache_key() != first.cache_key()
+    assert before_fit is not None and module.encoder.cache_key() != before_fit
     assert first.dim == module.encoder.dim and not first.needs_fit
 
 

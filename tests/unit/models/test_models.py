@@ -127,6 +127,23 @@ def test_siamese_fit_logs_and_encodes(database, queries) -> None:
     assert not module.training
 
 
+def test_a_sweeps_seeded_initial_models_share_cached_vectors(queries, tmp_path) -> None:
+    """The jobs of `model=resnet_contrastive,resnet_cos` start from the same seeded backbone: one cache entry."""
+    from prodmatch.encoders.cache import EmbeddingCache
+
+    cache, paths = EmbeddingCache(tmp_path), queries.image_paths()
+    keys = []
+    for loss in (ContrastiveLoss(), CosineSimilarityLoss()):
+        pl.seed_everything(3)
+        module = SiameseModule(loss, ADAM, image_size=32, encode_num_workers=0).eval()
+        keys.append(module.encoder.cache_key())
+        cache.get_or_compute(module.encoder, paths)
+    assert keys[0] is not None and keys[0] == keys[1]
+    assert (cache.misses, cache.hits) == (1, 1)
+    pl.seed_everything(4)
+    assert SiameseModule(ContrastiveLoss(), ADAM, image_size=32).encoder.cache_key() != keys[0]
+
+
 def test_seeded_random_init_is_deterministic() -> None:
     weights = []
     for _ in range(2):

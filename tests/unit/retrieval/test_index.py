@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -414,6 +415,41 @@ def test_exact_near_ties_at_the_cut_are_exact(data):
         same = ExactIndex(max_memory_mb=1024).build(full).search(base, 10)
         np.testing.assert_array_equal(ids, same[0])
         np.testing.assert_array_equal(scores, same[1])
+
+
+def _torch_on_cpu(index: ExactIndex) -> ExactIndex:
+    """``index`` searching with torch on the CPU, as it does on a GPU."""
+    index.device = "cpu"
+    index.uses_torch = lambda: True
+    return index
+
+
+def test_exact_numpy_and_torch_give_identical_results(data):
+    """The CPU (numpy) and GPU (torch) paths find candidates by different products; the results are the same."""
+    _, db = data
+    rng = np.random.default_rng(6)
+    near = unit(db[:1].astype(np.float64)) + 1e-7 * rng.standard_normal((300, 32))
+    full = np.vstack([db, near, db[:20]]).astype(np.float32)  # near-ties and duplicate cards
+    queries = np.vstack([near[:3], db[:40]]).astype(np.float32)
+    for budget in BUDGETS_MB:
+        cpu = ExactIndex(max_memory_mb=budget, device="cpu").build(full)
+        cpu.uses_torch = lambda: False
+        by_numpy = cpu.search(queries, 10)
+        by_torch = _torch_on_cpu(ExactIndex(max_memory_mb=budget)).build(full).search(queries, 10)
+        np.testing.assert_array_equal(by_numpy[0], by_torch[0])
+        np.testing.assert_array_equal(by_numpy[1], by_torch[1])
+
+
+def test_exact_search_on_the_cpu_does_not_import_torch():
+    code = (
+        "import sys, numpy as np\n"
+        "from prodmatch.retrieval.index import ExactIndex\n"
+        "x = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)\n"
+        "ExactIndex(device='cpu').build(x).search(x[:5], 3)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 CONF = Path(__file__).resolve().parents[3] / "conf" / "retrieval" / "index"

@@ -63,13 +63,12 @@ def test_wandb_is_offline_unless_asked_for_online(monkeypatch, compose_cfg):
 
 
 def test_wandb_mode_disabled_drops_only_the_wandb_logger(monkeypatch, compose_cfg):
-    from pytorch_lightning.loggers import CSVLogger
-
     from prodmatch.tracking import build_loggers
+    from prodmatch.tracking.csv_logger import AppendingCSVLogger
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
     loggers = build_loggers(compose_cfg("evaluate").logger)
-    assert len(loggers) == 1 and isinstance(loggers[0], CSVLogger)
+    assert len(loggers) == 1 and isinstance(loggers[0], AppendingCSVLogger)
 
 
 def test_csv_log_of_a_resumed_run_is_continued_not_deleted(tmp_path):

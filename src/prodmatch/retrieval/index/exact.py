@@ -1,4 +1,4 @@
-"""Exact cosine search: torch ``matmul`` + ``topk`` in chunks bounded by a memory budget.
+"""Exact cosine search: ``matmul`` + top-k in chunks bounded by a memory budget (numpy on the CPU, torch on a GPU).
 
 The database is scanned in tiles of (queries x database rows) whose float32 score matrix fits
 ``max_memory_mb``: as many queries per tile as the budget allows against the whole database, or one query
@@ -11,10 +11,16 @@ therefore only used to *find* candidates: the returned scores are recomputed for
 pair at a time, and rounded to float32, and the top-k is taken by (descending score, ascending id). A
 row is redone exactly, over every item within the product's error bound of its k-th score, when its k-th
 score is not clear of the best excluded candidate by that bound (near-ties around the cut, duplicate cards).
+For the same reason the candidates may come from numpy (the CPU) or torch (a GPU) with identical results.
+
+On the CPU, search imports no torch: numpy finds the candidates unless the process has loaded torch anyway
+(an image encoder, training). Importing torch alone costs seconds and ~0.5 GB, more than searching a
+study-sized catalog, so a cached text evaluation would otherwise be mostly that import.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -25,7 +31,10 @@ from prodmatch.retrieval.index.base import as_matrix, check_k, pad_results, posi
 from prodmatch.utils.atomic import save_npy
 from prodmatch.utils.vectors import l2_normalize
 
-_SCORE_BYTES = 4  # one float32 score per (query, item) pair in a tile
+_SCORE_BYTES = 4  # one float32 score per (query, item) pair in a tile (torch: topk needs no more)
+_NUMPY_PAIR_BYTES = 12  # numpy: the float32 score plus argpartition's int64 position per pair
+# Device files of the GPUs torch can use (NVIDIA, AMD ROCm): without one, torch.cuda.is_available() is False.
+_GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/kfd")
 
 
 def resolve_device(device: str) -> str:
@@ -37,6 +46,17 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={device!r} but torch sees no GPU; use device=auto or device=cpu")
     return device
+
+
+def gpu_possible() -> bool:
+    """Whether torch could see a GPU here, asked without importing torch when it is not loaded yet."""
+    if "torch" in sys.modules:
+        return bool(sys.modules["torch"].cuda.is_available())
+    if not any(Path(f).exists() for f in _GPU_DEVICE_FILES):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def error_bound(dim: int) -> float:
@@ -60,12 +80,13 @@ def canonical_scores(
 
 
 class ExactIndex:
-    """Brute-force cosine search with torch, memory-bounded and deterministic.
+    """Brute-force cosine search, memory-bounded and deterministic.
 
-    ``max_memory_mb`` bounds the score tile (float32 [queries, database rows]); the database itself and the
-    torch runtime come on top. ``device="auto"`` uses the GPU when torch sees one (the database is copied to
-    it once). ``chunk_size`` optionally caps the queries per tile as well. Equal scores rank the lower
-    database id first, and results are identical at any budget (see the module docstring).
+    ``max_memory_mb`` bounds the score tile (float32 [queries, database rows], with numpy's top-k positions);
+    the database itself comes on top. ``device="auto"`` uses the GPU when torch sees one (the database is copied
+    to it once, searched with torch), else the CPU with numpy. ``chunk_size`` optionally caps the queries per
+    tile as well. Equal scores rank the lower database id first, and results are identical at any budget and on
+    either backend (see the module docstring).
     """
 
     def __init__(
@@ -84,6 +105,13 @@ class ExactIndex:
         self.chunk_size = None if chunk_size is None else positive_int(chunk_size, "chunk_size")
         self._db: np.ndarray | None = None
         self._db_t = None  # torch view (CPU) or copy (GPU) of self._db, made on first search
+
+    def uses_torch(self) -> bool:
+        """Whether search runs on torch: on a GPU (``cuda...``, or ``auto`` with one), and on the CPU when the
+        process has imported torch anyway (its top-k runs on every core); numpy otherwise."""
+        if self.device not in ("cpu", "auto"):
+            return True
+        return "torch" in sys.modules or (self.device == "auto" and gpu_possible())
 
     def __len__(self) -> int:
         return 0 if self._db is None else int(self._db.shape[0])
@@ -116,10 +144,11 @@ class ExactIndex:
                 self._db_t = torch.from_numpy(self._require_built()).to(resolve_device(self.device))
         return self._db_t
 
-    def tile(self, n_queries: int, n_candidates: int) -> tuple[int, int]:
-        """(queries per tile, database rows per tile) that keep the float32 score tile within the budget."""
+    def tile(self, n_queries: int, n_candidates: int, pair_bytes: int = _SCORE_BYTES) -> tuple[int, int]:
+        """(queries per tile, database rows per tile) that keep the score tile (``pair_bytes`` per pair) within
+        the budget."""
         n = len(self)
-        budget = int(self.max_memory_mb * 2**20) // _SCORE_BYTES
+        budget = int(self.max_memory_mb * 2**20) // pair_bytes
         if budget >= n:
             rows, block = max(1, budget // n), n
         else:
@@ -130,24 +159,39 @@ class ExactIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Return (ids int64 [Q, k], cosine scores float32 [Q, k]), best first, padded when k > len(self)."""
-        import torch
-
         db = self._require_built()
         k = check_k(k)
         q = l2_normalize(as_matrix(queries, "query vectors", dim=db.shape[1]))
         n, kk = db.shape[0], min(k, db.shape[0])
         n_cand = min(2 * kk, n)  # twice k: the cut at k is then almost always clear of near-ties
-        rows, block = self.tile(q.shape[0], n_cand)
         ids = np.empty((q.shape[0], kk), dtype=np.int64)
         scores = np.empty((q.shape[0], kk), dtype=np.float32)
+        if self.uses_torch():
+            self._search_torch(q, n_cand, kk, ids, scores)
+        else:
+            rows, block = self.tile(q.shape[0], n_cand, _NUMPY_PAIR_BYTES)
+            for start in range(0, q.shape[0], rows):
+                sl = slice(start, start + rows)
+                cand, excluded = _candidates_numpy(q[sl], db, n_cand, block)
+                ids[sl], scores[sl] = self._finish(
+                    q[sl], cand, excluded, kk, _matches_numpy(q[sl], db, block)
+                )
+        return pad_results(ids, scores, k)
+
+    def _search_torch(self, q: np.ndarray, n_cand: int, kk: int, ids: np.ndarray, scores: np.ndarray) -> None:
+        """Fill ``ids`` and ``scores`` tile by tile with torch on the index's device."""
+        import torch
+
+        rows, block = self.tile(q.shape[0], n_cand)
         db_t = self._torch_db()
         with torch.inference_mode():
             for start in range(0, q.shape[0], rows):
                 sl = slice(start, start + rows)
                 q_t = torch.from_numpy(q[sl]).to(db_t.device)
                 cand, excluded = self._candidates(q_t, db_t, n_cand, block)
-                ids[sl], scores[sl] = self._finish(q[sl], q_t, db_t, cand, excluded, kk, block)
-        return pad_results(ids, scores, k)
+                ids[sl], scores[sl] = self._finish(
+                    q[sl], cand, excluded, kk, _matches_torch(q_t, db_t, block)
+                )
 
     @staticmethod
     def _candidates(q_t, db_t, n_cand: int, block: int) -> tuple[np.ndarray, np.ndarray]:
@@ -170,31 +214,22 @@ class ExactIndex:
             best_v, best_i = v, i
         return best_i.cpu().numpy(), excluded.cpu().numpy()
 
-    def _finish(self, q, q_t, db_t, cand, excluded, kk: int, block: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-kk from the candidates; rows whose cut is not clear of the excluded score are redone."""
+    def _finish(self, q, cand, excluded, kk: int, matches) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-kk from the candidates; rows whose cut is not clear of the excluded score are redone over
+        ``matches(row, floor)``: the ids whose matmul score is at least ``floor``."""
         db = self._db
         step = self._pair_step()
         rows = np.repeat(np.arange(q.shape[0]), cand.shape[1])
         canon = canonical_scores(q, db, rows, cand.ravel(), step).reshape(cand.shape)
         ids, scores = _lex_top(cand, canon, kk)
-        unclear = np.flatnonzero(scores[:, -1] - excluded <= error_bound(q.shape[1]))
-        for r in unclear:
-            ids[r], scores[r] = self._redo_row(q, q_t, db_t, int(r), scores[r, -1], kk, block, step)
+        bound = error_bound(q.shape[1])
+        for r in np.flatnonzero(scores[:, -1] - excluded <= bound):
+            # exact top-kk of the row over every item whose matmul score is within the bound of its k-th
+            found = matches(int(r), scores[r, -1] - bound)
+            canon = canonical_scores(q, db, np.full(found.shape, r), found, step)
+            top = _lex_top(found[None], canon[None], kk)
+            ids[r], scores[r] = top[0][0], top[1][0]
         return ids, scores
-
-    def _redo_row(self, q, q_t, db_t, r: int, kth: float, kk: int, block: int, step: int):
-        """Exact top-kk of one query over every item whose matmul score is within the bound of ``kth``."""
-        import torch
-
-        floor = kth - error_bound(q.shape[1])
-        found = []
-        for b0 in range(0, db_t.shape[0], block):
-            s = db_t[b0 : b0 + block] @ q_t[r]
-            found.append(torch.nonzero(s >= floor).flatten().cpu().numpy() + b0)
-        cand = np.concatenate(found)
-        canon = canonical_scores(q, self._db, np.full(cand.shape, r), cand, step)
-        ids, scores = _lex_top(cand[None], canon[None], kk)
-        return ids[0], scores[0]
 
     def _pair_step(self) -> int:
         """Pairs per rescoring batch: two [pairs, D] float32 gathers within the budget."""
@@ -222,6 +257,56 @@ class ExactIndex:
         index = cls(max_memory_mb=max_memory_mb, device=device, chunk_size=chunk_size)
         index._db = np.load(path, mmap_mode="r" if mmap else None)
         return index
+
+
+def _candidates_numpy(
+    q: np.ndarray, db: np.ndarray, n_cand: int, block: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """numpy's twin of :meth:`ExactIndex._candidates`: top ``n_cand`` ids per query by matmul score (in no
+    order: the exact scores rank them) and the best score left out (-inf if none)."""
+    best_v = best_i = None
+    excluded = np.full(q.shape[0], -np.inf, dtype=np.float32)
+    for b0 in range(0, db.shape[0], block):
+        v = q @ db[b0 : b0 + block].T
+        i = np.broadcast_to(np.arange(b0, b0 + v.shape[1]), v.shape)
+        if best_v is not None:
+            v, i = np.concatenate([best_v, v], axis=1), np.concatenate([best_i, i], axis=1)
+        if v.shape[1] > n_cand:
+            # position n_cand holds the (n_cand + 1)-th best score: the best one left out
+            part = np.argpartition(v, v.shape[1] - n_cand - 1, axis=1)[:, ::-1][:, : n_cand + 1]
+            excluded = np.maximum(excluded, np.take_along_axis(v, part[:, n_cand:], axis=1)[:, 0])
+            v, i = (
+                np.take_along_axis(v, part[:, :n_cand], axis=1),
+                np.take_along_axis(i, part[:, :n_cand], axis=1),
+            )
+        best_v, best_i = v, np.array(i)
+    return best_i, excluded
+
+
+def _matches_numpy(q: np.ndarray, db: np.ndarray, block: int):
+    """``(row, floor) -> ids`` of the database rows whose matmul score with query ``row`` is at least ``floor``."""
+
+    def matches(r: int, floor: float) -> np.ndarray:
+        found = [
+            np.flatnonzero(db[b0 : b0 + block] @ q[r] >= floor) + b0 for b0 in range(0, db.shape[0], block)
+        ]
+        return np.concatenate(found)
+
+    return matches
+
+
+def _matches_torch(q_t, db_t, block: int):
+    """:func:`_matches_numpy` with torch, on the index's device."""
+    import torch
+
+    def matches(r: int, floor: float) -> np.ndarray:
+        found = []
+        for b0 in range(0, db_t.shape[0], block):
+            s = db_t[b0 : b0 + block] @ q_t[r]
+            found.append(torch.nonzero(s >= floor).flatten().cpu().numpy() + b0)
+        return np.concatenate(found)
+
+    return matches
 
 
 def _lex_top(cand: np.ndarray, scores: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
