@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import os
+import subprocess
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +20,38 @@ from prodmatch.utils import atomic
 log = logging.getLogger("prodmatch.reporting")
 
 MISSING = "—"
+
+
+def made_by() -> str:
+    """Which code made a report, and when: the package version, the git commit of its checkout (with ``+dirty``
+    when the tree has local changes) and the UTC time, so a committed report can be traced and regenerated."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        pkg = version("prodmatch")
+    except PackageNotFoundError:
+        pkg = "(not installed)"
+    root = Path(__file__).resolve().parents[3]
+    try:
+        git = ["git", "-C", str(root)]
+        commit = subprocess.run(
+            [*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        sha = (
+            commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+            if commit.returncode == 0
+            else ""
+        )
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"made by prodmatch {pkg}, commit {sha or '(not a git checkout)'}, {when}"
 
 
 def _fmt(values: pd.Series, spec: str = ".2f", signed: bool = False) -> np.ndarray:
@@ -80,7 +114,7 @@ def results_markdown(
     """The markdown report of a build_table() frame."""
     ran = table.loc[table["status"] == "ok"]
     k = results.k_label(ran["k"])
-    lines = [f"# {title}", "", f"> {note}", ""]
+    lines = [f"# {title}", "", f"> {note}", ">", f"> {made_by()}", ""]
     lines += [
         f"Acc@{k} and recalls in percent (2 decimals, as in the study); MRR, mAP and F1 as fractions; "
         "wall min = the job's wall time in minutes (training and evaluation). "

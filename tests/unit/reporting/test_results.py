@@ -237,3 +237,17 @@ def test_product_level_section_has_seen_beside_unseen_and_no_study_columns(tmp_p
     assert "| 0.500 | 12.50 | 0.062 | 0.875 |" in _row(section, "product_fused")
     study_header = text[text.index("## Off-the-shelf") :].splitlines()[2]
     assert "study Acc@10" in study_header and "seen" not in study_header  # no run there has seen/ figures
+
+
+def test_a_report_names_the_commit_and_date_that_made_it(tmp_path: Path, make_run) -> None:
+    import datetime as dt
+    import subprocess
+
+    make_run(tmp_path / "runs" / "img", "img")
+    md = tmp_path / "out" / "results.md"
+    render.write_results(results.collect_runs([tmp_path / "runs"]), md, md.with_suffix(".png"), "R", "n")
+    line = next(x for x in md.read_text(encoding="utf-8").splitlines() if x.startswith("> made by prodmatch"))
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:  # a git checkout (CI's fresh clone is one)
+        assert f"commit {head.stdout.strip()}" in line
+    assert dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d") in line
