@@ -22,21 +22,20 @@ counted as a warning, as for the ResNet encoder. The histograms of a batch are o
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from prodmatch.data.images import IMAGE_UNREADABLE, STATUS_REASONS, ImageDataset, to_uint8_tensor
+from prodmatch.data.images import IMAGE_UNREADABLE, ImageDataset, to_uint8_tensor
 from prodmatch.encoders.base import IMAGE_MODALITY, EncodeResult
+from prodmatch.encoders.image_embedder import image_result
 from prodmatch.errors import ConfigError
 from prodmatch.utils.vectors import l2_normalize
 
 __all__ = ["BACKGROUNDS", "ColorHistEncoder", "border_colours", "colour_histograms"]
 
-log = logging.getLogger("prodmatch.encoders")
 
 BACKGROUNDS = ("border", "none")
 _VERSION = 1  # bump when the vectors of the same config change
@@ -176,16 +175,4 @@ class ColorHistEncoder:
             out[start : start + len(rows)] = rows
             statuses[start : start + len(rows)] = status.numpy()
             start += len(rows)
-        result = EncodeResult.from_statuses(l2_normalize(out, inplace=True), paths, statuses, STATUS_REASONS)
-        if result.counts:
-            met = "; ".join(
-                f"{n} {reason.replace('_', ' ')}(s), e.g. {result.examples[reason]}"
-                for reason, n in result.counts.items()
-            )
-            log.warning(
-                "colour histograms of %d files met %s; unreadable rows are NaN (dropped and counted), truncated "
-                "images were decoded as far as the file goes",
-                len(paths),
-                met,
-            )
-        return result
+        return image_result(l2_normalize(out, inplace=True), paths, statuses, what="colour histograms")

@@ -17,8 +17,7 @@ from torch import nn
 from prodmatch.backbones.resnet import FEATURE_DIM, build_resnet18, resnet18_identity, resnet18_normalisation
 from prodmatch.encoders.base import IMAGE_MODALITY, EncodeResult
 from prodmatch.encoders.device import resolve_device
-from prodmatch.encoders.image_embedder import ImageBatchEmbedder
-from prodmatch.errors import ConfigError
+from prodmatch.encoders.image_embedder import ImageBatchEmbedder, check_batching
 
 __all__ = ["ImageEncoder"]
 
@@ -45,11 +44,7 @@ class ImageEncoder:
         progress: bool = True,
         pixel_cache: str | None = None,
     ) -> None:
-        if batch_size <= 0 or num_workers < 0:
-            raise ConfigError(
-                f"image encoder: batch_size={batch_size}, num_workers={num_workers}; "
-                "batch_size must be >= 1 and num_workers >= 0"
-            )
+        check_batching(batch_size, num_workers)
         self.pretrained = pretrained
         self.weights = str(weights)
         self.image_size = image_size

@@ -72,11 +72,7 @@ class ImageBatchEmbedder:
         pixel_cache: str | Path | None = None,
         progress: bool = True,
     ) -> None:
-        if batch_size <= 0 or num_workers < 0:
-            raise ConfigError(
-                f"image encoder: batch_size={batch_size}, num_workers={num_workers}; "
-                "batch_size must be >= 1 and num_workers >= 0"
-            )
+        check_batching(batch_size, num_workers)
         self.net = net
         self.dim = int(dim)
         self.image_size = image_size
@@ -238,9 +234,20 @@ class ImageBatchEmbedder:
             )
 
 
-def image_result(vectors: np.ndarray, paths: Sequence[str], statuses: np.ndarray) -> EncodeResult:
+def check_batching(batch_size: int, num_workers: int) -> None:
+    """One line for a batch size or worker count no DataLoader can take."""
+    if batch_size <= 0 or num_workers < 0:
+        raise ConfigError(
+            f"image encoder: batch_size={batch_size}, num_workers={num_workers}; "
+            "batch_size must be >= 1 and num_workers >= 0"
+        )
+
+
+def image_result(
+    vectors: np.ndarray, paths: Sequence[str], statuses: np.ndarray, what: str = "image encoding"
+) -> EncodeResult:
     """The result of embedding ``paths`` (an encode's, or a merged one's): what the statuses counted, with one
-    warning line for what they hold."""
+    warning line for what they hold (``what`` names the pass in it)."""
     result = EncodeResult.from_statuses(vectors, paths, statuses, STATUS_REASONS)
     if result.counts:
         met = "; ".join(
@@ -248,8 +255,9 @@ def image_result(vectors: np.ndarray, paths: Sequence[str], statuses: np.ndarray
             for reason, n in result.counts.items()
         )
         log.warning(
-            "image encoding of %d files met %s; unreadable rows are NaN (dropped and counted), truncated "
+            "%s of %d files met %s; unreadable rows are NaN (dropped and counted), truncated "
             "images were decoded as far as the file goes",
+            what,
             len(paths),
             met,
         )
